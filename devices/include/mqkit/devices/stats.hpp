@@ -1,0 +1,27 @@
+// Device statistics and the client side of the stats request that every
+// device answers on its optional stats endpoint.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace mqkit::devices {
+
+struct DeviceStats {
+  std::string device;  // "streamer", "forwarder", ...
+  std::vector<std::pair<std::string, std::uint64_t>> counters;  // in the device's own order
+
+  // The counter's value; 0 when the device has no such counter.
+  std::uint64_t get(std::string_view name) const noexcept;
+};
+
+// Asks the device whose stats endpoint is `endpoint`. Throws Error(timeout)
+// when nothing answers in time and Error(malformed) on a reply that is not a
+// stats reply.
+DeviceStats query_stats(const std::string& endpoint,
+                        std::chrono::milliseconds timeout = std::chrono::seconds(2));
+
+}  // namespace mqkit::devices

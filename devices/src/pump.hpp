@@ -1,0 +1,37 @@
+// Pump: what a particular device does with its sockets. Device owns the
+// thread, the stop events and the stats socket and asks the pump, in each
+// turn of one generic loop, what to poll and then to move what is ready.
+#pragma once
+
+#include <zmq.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "mqkit/devices/device.hpp"
+
+namespace mqkit::devices::detail {
+
+class Pump {
+ public:
+  static constexpr std::size_t kMaxItems = 4;
+  using Counters = std::vector<std::pair<std::string, std::uint64_t>>;
+
+  virtual ~Pump() = default;
+  virtual const char* kind() const noexcept = 0;
+  virtual std::string in_endpoint() const = 0;
+  virtual std::string out_endpoint() const = 0;
+  // Fills up to kMaxItems poll items for this turn; returns how many.
+  virtual std::size_t poll_items(zmq::pollitem_t* items) = 0;
+  // How long the loop may sleep when nothing is ready (-1: until something is).
+  virtual std::chrono::milliseconds poll_timeout() const { return std::chrono::milliseconds(-1); }
+  // Moves whatever the polled items say is ready, without blocking.
+  virtual void pump(const zmq::pollitem_t* items) = 0;
+  // Safe to call from any thread.
+  virtual Counters counters() const = 0;
+};
+
+}  // namespace mqkit::devices::detail

@@ -1,0 +1,139 @@
+// msgpack encoding of the stats request and reply, and the stats client.
+#include "stats_protocol.hpp"
+
+#include <msgpack.hpp>
+
+#include "mqkit/error.hpp"
+#include "mqkit/version.hpp"
+#include "wire/socket.hpp"
+#include "wire/stop_event.hpp"
+
+namespace mqkit::devices::detail {
+namespace {
+
+constexpr std::uint32_t kProtocolMajor = 1;
+constexpr std::uint32_t kProtocolMinor = 0;
+const msgpack::unpack_limit kLimit(16, 4096, 1 << 16, 1 << 16, 0, 4);
+
+template <typename Packer>
+void pack_head(Packer& pk, std::uint32_t size) {
+  pk.pack_array(size);
+  pk.pack(std::string_view("MQK"));
+  pk.pack(kProtocolMajor);
+  pk.pack(kProtocolMinor);
+}
+
+std::string as_string(const msgpack::sbuffer& b) { return {b.data(), b.size()}; }
+
+// Checks the magic and major version; returns the array or throws.
+const msgpack::object_array& checked_array(const msgpack::object& o, std::uint32_t min_size) {
+  if (o.type != msgpack::type::ARRAY || o.via.array.size < min_size)
+    throw Error(errc::malformed, "not an mqkit admin message");
+  const auto& a = o.via.array;
+  if (a.ptr[0].type != msgpack::type::STR || a.ptr[0].as<std::string_view>() != "MQK")
+    throw Error(errc::malformed, "not an mqkit admin message (no MQK magic)");
+  if (a.ptr[1].type != msgpack::type::POSITIVE_INTEGER || a.ptr[1].via.u64 != kProtocolMajor)
+    throw Error(errc::unsupported_version, "MQKIT-ENVELOPE-VERSION: admin protocol major is not 1");
+  return a;
+}
+
+}  // namespace
+
+std::string encode_stats_request() {
+  msgpack::sbuffer b;
+  msgpack::packer pk(b);
+  pack_head(pk, 4);
+  pk.pack(std::string_view("stats"));
+  return as_string(b);
+}
+
+std::string check_stats_request(std::string_view request) {
+  try {
+    auto handle = msgpack::unpack(request.data(), request.size(), nullptr, nullptr, kLimit);
+    const auto& a = checked_array(handle.get(), 4);
+    if (a.ptr[3].type != msgpack::type::STR || a.ptr[3].as<std::string_view>() != "stats")
+      return "unknown admin command: this device answers 'stats'";
+    return {};
+  } catch (const Error& e) {
+    return e.what();
+  } catch (const std::exception&) {
+    return "request is not msgpack";
+  }
+}
+
+std::string encode_stats_reply(const DeviceStats& stats) {
+  msgpack::sbuffer b;
+  msgpack::packer pk(b);
+  pack_head(pk, 6);
+  pk.pack(std::string_view("ok"));
+  pk.pack(stats.device);
+  pk.pack_map(static_cast<std::uint32_t>(stats.counters.size()));
+  for (const auto& [name, value] : stats.counters) {
+    pk.pack(name);
+    pk.pack(value);
+  }
+  return as_string(b);
+}
+
+std::string encode_error_reply(std::string_view error) {
+  msgpack::sbuffer b;
+  msgpack::packer pk(b);
+  pack_head(pk, 5);
+  pk.pack(std::string_view("error"));
+  pk.pack(error);
+  return as_string(b);
+}
+
+DeviceStats decode_stats_reply(std::string_view reply) {
+  msgpack::object_handle handle;
+  try {
+    handle = msgpack::unpack(reply.data(), reply.size(), nullptr, nullptr, kLimit);
+  } catch (const std::exception&) {
+    throw Error(errc::malformed, "the stats reply is not msgpack: is this a device's stats endpoint?");
+  }
+  const auto& a = checked_array(handle.get(), 5);
+  try {
+    const auto status = a.ptr[3].as<std::string>();
+    if (status == "error") throw Error(errc::bad_argument, "device says: " + a.ptr[4].as<std::string>());
+    if (status != "ok" || a.size < 6) throw Error(errc::malformed, "unexpected stats reply");
+    DeviceStats stats;
+    stats.device = a.ptr[4].as<std::string>();
+    const auto& m = a.ptr[5];
+    if (m.type != msgpack::type::MAP) throw Error(errc::malformed, "stats counters are not a map");
+    for (std::uint32_t i = 0; i < m.via.map.size; ++i)
+      stats.counters.emplace_back(m.via.map.ptr[i].key.as<std::string>(),
+                                  m.via.map.ptr[i].val.as<std::uint64_t>());
+    return stats;
+  } catch (const msgpack::type_error&) {
+    throw Error(errc::wrong_type, "a stats reply field has the wrong type");
+  }
+}
+
+}  // namespace mqkit::devices::detail
+
+namespace mqkit::devices {
+
+std::uint64_t DeviceStats::get(std::string_view name) const noexcept {
+  for (const auto& [counter, value] : counters)
+    if (counter == name) return value;
+  return 0;
+}
+
+DeviceStats query_stats(const std::string& endpoint, std::chrono::milliseconds timeout) {
+  SocketOptions options;
+  options.linger = std::chrono::milliseconds(0);
+  auto socket = mqkit::detail::open_socket(zmq::socket_type::req, options);
+  mqkit::detail::attach(socket, connect(endpoint));
+  const std::string request = detail::encode_stats_request();
+  socket.send(zmq::buffer(request), zmq::send_flags::none);
+  zmq::pollitem_t item{socket.handle(), 0, ZMQ_POLLIN, 0};
+  zmq::poll(&item, 1, timeout);
+  zmq::message_t reply;
+  if (!(item.revents & ZMQ_POLLIN) || !socket.recv(reply, zmq::recv_flags::dontwait))
+    throw Error(errc::timeout, "no stats reply from " + endpoint + " within " +
+                                   std::to_string(timeout.count()) +
+                                   "ms: is a device's --stats endpoint bound there?");
+  return detail::decode_stats_reply({static_cast<const char*>(reply.data()), reply.size()});
+}
+
+}  // namespace mqkit::devices

@@ -1,0 +1,75 @@
+// The message: a topic, an envelope (id, headers, attempt, created_at, key)
+// and a payload, and the codec that puts them in one ZeroMQ frame:
+//
+//   [topic bytes][0x00][0xA3 'M' 'Q' 'K'][major][minor][msgpack map of fields][payload]
+//
+// docs/protocol.md is the full specification. Raw frames from plain ZeroMQ
+// peers (`[payload]` or `[topic][payload]`) have no magic and are wrapped in
+// a fresh envelope on receipt.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <system_error>
+
+#include "mqkit/message_id.hpp"
+
+namespace mqkit {
+
+inline constexpr std::uint8_t kEnvelopeMajor = 1;
+inline constexpr std::uint8_t kEnvelopeMinor = 0;
+inline constexpr std::size_t kMaxTopicSize = 255;
+inline constexpr std::size_t kMaxKeySize = 255;
+inline constexpr std::size_t kMaxHeaderCount = 1024;
+inline constexpr std::size_t kDefaultMaxMessageSize = 16 * 1024 * 1024;
+
+// Bounds applied on receive. max_message_size counts payload plus header keys
+// and values; the frame as a whole may exceed it by kFrameOverhead at most.
+struct Limits {
+  std::size_t max_message_size = kDefaultMaxMessageSize;
+  static constexpr std::size_t kFrameOverhead = 64 * 1024;
+  std::size_t max_frame_size() const noexcept { return max_message_size + kFrameOverhead; }
+};
+
+struct Envelope {
+  MessageId id;
+  std::string topic;                           // at most kMaxTopicSize bytes, no NUL
+  std::map<std::string, std::string> headers;  // at most kMaxHeaderCount entries
+  std::uint32_t attempt = 1;                   // 1 on first delivery
+  std::uint64_t created_at = 0;                // ms since the Unix epoch, UTC
+  std::optional<std::string> key;              // ordering key, at most kMaxKeySize bytes
+
+  // A new envelope with a fresh id and created_at = now.
+  static Envelope make(std::string topic);
+};
+
+struct Message {
+  Envelope envelope;
+  std::string payload;
+  bool wrapped = false;  // arrived as raw frames and got its envelope on receipt
+
+  const MessageId& id() const noexcept { return envelope.id; }
+  const std::string& topic() const noexcept { return envelope.topic; }
+};
+
+// True when the frame carries an mqkit envelope (of any version).
+bool has_envelope(std::string_view frame) noexcept;
+
+// Encodes one frame. Throws Error(errc::bad_argument) when the topic or key is
+// too long or the topic contains a NUL byte.
+std::string encode(const Envelope& envelope, std::string_view payload);
+
+// Decodes one frame into `out`. A frame without the magic is wrapped as a raw
+// payload with an empty topic. Returns the error instead of throwing; never
+// allocates more than the frame's own size plus a bounded constant.
+[[nodiscard]] std::error_code decode(std::string_view frame, Message& out,
+                                     const Limits& limits = {}) noexcept;
+
+// Decodes one frame; throws Error with a message that says what is wrong.
+Message decode(std::string_view frame, const Limits& limits = {});
+
+}  // namespace mqkit

@@ -1,0 +1,14 @@
+// The whole public API of mqkit in one include.
+#pragma once
+
+#include "mqkit/duration.hpp"
+#include "mqkit/envelope.hpp"
+#include "mqkit/error.hpp"
+#include "mqkit/message_id.hpp"
+#include "mqkit/producer.hpp"
+#include "mqkit/publisher.hpp"
+#include "mqkit/socket_options.hpp"
+#include "mqkit/stop.hpp"
+#include "mqkit/subscriber.hpp"
+#include "mqkit/version.hpp"
+#include "mqkit/worker.hpp"

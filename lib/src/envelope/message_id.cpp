@@ -1,0 +1,106 @@
+// UUIDv7 generation: 48 bits of Unix milliseconds, 12 bits of a per-thread
+// sequence (rand_a) and 62 random bits chosen once per thread (rand_b). When a
+// thread makes more than 4096 ids in one millisecond the timestamp is advanced
+// logically, so ids from one thread are strictly increasing.
+#include "mqkit/message_id.hpp"
+
+#include <sys/random.h>
+
+#include <chrono>
+
+namespace mqkit {
+namespace {
+
+struct ThreadIdState {
+  std::uint64_t last_ms = 0;
+  std::uint32_t sequence = 0;
+  std::uint64_t random_bits = 0;
+
+  ThreadIdState() {
+    // getrandom never fails for 8 bytes once the pool is ready; fall back to
+    // the clock and the state's address, which still differ per thread.
+    if (getrandom(&random_bits, sizeof random_bits, 0) != sizeof random_bits) {
+      random_bits = static_cast<std::uint64_t>(
+                        std::chrono::steady_clock::now().time_since_epoch().count()) ^
+                    reinterpret_cast<std::uintptr_t>(this);
+    }
+  }
+};
+
+std::uint64_t now_unix_ms() noexcept {
+  using namespace std::chrono;
+  return static_cast<std::uint64_t>(
+      duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count());
+}
+
+int hex_value(char c) noexcept {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+constexpr bool is_dash_position(std::size_t i) { return i == 8 || i == 13 || i == 18 || i == 23; }
+
+}  // namespace
+
+MessageId MessageId::generate() noexcept {
+  thread_local ThreadIdState state;
+  std::uint64_t ms = now_unix_ms();
+  if (ms > state.last_ms) {
+    state.last_ms = ms;
+    state.sequence = 0;
+  } else if (++state.sequence > 0xfff) {
+    ++state.last_ms;  // sequence exhausted: borrow the next millisecond
+    state.sequence = 0;
+  }
+  ms = state.last_ms;
+
+  std::array<std::uint8_t, kSize> b{};
+  for (int i = 0; i < 6; ++i) b[i] = static_cast<std::uint8_t>(ms >> (40 - 8 * i));
+  b[6] = static_cast<std::uint8_t>(0x70 | ((state.sequence >> 8) & 0x0f));  // version 7
+  b[7] = static_cast<std::uint8_t>(state.sequence & 0xff);
+  const std::uint64_t r = state.random_bits;
+  b[8] = static_cast<std::uint8_t>(0x80 | ((r >> 56) & 0x3f));  // RFC 4122 variant
+  for (int i = 9; i < 16; ++i) b[i] = static_cast<std::uint8_t>(r >> (8 * (15 - i)));
+  return MessageId(b);
+}
+
+std::optional<MessageId> MessageId::parse(std::string_view text) noexcept {
+  if (text.size() != kTextSize) return std::nullopt;
+  std::array<std::uint8_t, kSize> b{};
+  std::size_t out = 0;
+  for (std::size_t i = 0; i < kTextSize;) {
+    if (is_dash_position(i)) {
+      if (text[i] != '-') return std::nullopt;
+      ++i;
+      continue;
+    }
+    const int hi = hex_value(text[i]);
+    const int lo = hex_value(text[i + 1]);
+    if (hi < 0 || lo < 0) return std::nullopt;
+    b[out++] = static_cast<std::uint8_t>(hi << 4 | lo);
+    i += 2;
+  }
+  return MessageId(b);
+}
+
+std::string MessageId::to_string() const {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string s;
+  s.reserve(kTextSize);
+  for (std::size_t i = 0; i < kSize; ++i) {
+    if (i == 4 || i == 6 || i == 8 || i == 10) s.push_back('-');
+    s.push_back(kHex[bytes_[i] >> 4]);
+    s.push_back(kHex[bytes_[i] & 0xf]);
+  }
+  return s;
+}
+
+std::uint64_t MessageId::unix_ms() const noexcept {
+  std::uint64_t ms = 0;
+  for (int i = 0; i < 6; ++i) ms = ms << 8 | bytes_[i];
+  return ms;
+}
+
+}  // namespace mqkit

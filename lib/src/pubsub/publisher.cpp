@@ -1,0 +1,97 @@
+// Publisher: an XPUB socket behind a Sender. XPUB rather than PUB so that the
+// publisher sees subscriptions (wait_for_subscriber) and can refuse to drop
+// at HWM (ZMQ_XPUB_NODROP).
+#include "mqkit/publisher.hpp"
+
+#include <set>
+
+#include "wire/sender.hpp"
+#include "wire/socket.hpp"
+
+namespace mqkit {
+
+struct Publisher::Impl {
+  detail::Sender sender;
+  bool drop_when_full;
+  std::set<std::string, std::less<>> subscriptions;  // prefixes subscribed upstream of us
+  detail::Counter dropped;
+
+  explicit Impl(const PublisherOptions& o)
+      : sender(detail::open_socket(zmq::socket_type::xpub, o.socket), o.socket),
+        drop_when_full(o.drop_when_full) {
+    sender.socket().set(zmq::sockopt::xpub_nodrop, true);
+  }
+
+  // Reads pending subscription messages: 0x01 prefix subscribes, 0x00 unsubscribes.
+  void read_subscriptions() {
+    zmq::message_t m;
+    while (sender.socket().recv(m, zmq::recv_flags::dontwait)) {
+      if (m.size() == 0) continue;
+      const auto* p = static_cast<const char*>(m.data());
+      std::string prefix(p + 1, m.size() - 1);
+      if (p[0] == 1) subscriptions.insert(std::move(prefix));
+      if (p[0] == 0) subscriptions.erase(prefix);
+    }
+  }
+
+  bool matched(std::string_view topic) const {
+    for (const auto& prefix : subscriptions)
+      if (topic.starts_with(prefix)) return true;
+    return false;
+  }
+
+  std::optional<MessageId> send(const Envelope& e, std::string_view payload) {
+    if (sender.send(e, payload, /*wait=*/!drop_when_full)) return e.id;
+    dropped.add();
+    return std::nullopt;
+  }
+};
+
+Publisher::Publisher(const Endpoint& endpoint, const PublisherOptions& options)
+    : impl_(std::make_unique<Impl>(options)) {
+  attach(endpoint);
+}
+Publisher::~Publisher() = default;
+Publisher::Publisher(Publisher&&) noexcept = default;
+Publisher& Publisher::operator=(Publisher&&) noexcept = default;
+
+std::string Publisher::attach(const Endpoint& endpoint) {
+  return detail::attach(impl_->sender.socket(), endpoint);
+}
+std::string Publisher::last_endpoint() const {
+  return detail::last_endpoint(impl_->sender.socket());
+}
+
+std::optional<MessageId> Publisher::send(std::string_view topic, std::string_view payload) {
+  return impl_->send(impl_->sender.fresh_envelope(topic), payload);
+}
+
+std::optional<MessageId> Publisher::send(const Envelope& envelope, std::string_view payload) {
+  return impl_->send(envelope, payload);
+}
+
+bool Publisher::wait_for_subscriber(std::string_view topic, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    impl_->read_subscriptions();
+    if (impl_->matched(topic)) return true;
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0 || detail::global_stop().is_set()) return false;
+    zmq::pollitem_t items[] = {
+        {impl_->sender.socket().handle(), 0, ZMQ_POLLIN, 0},
+        {nullptr, detail::global_stop().fd(), ZMQ_POLLIN, 0},
+    };
+    try {
+      zmq::poll(items, 2, std::min(left, std::chrono::milliseconds(100)));
+    } catch (const zmq::error_t& e) {
+      if (e.num() != EINTR) throw;
+    }
+  }
+}
+
+std::uint64_t Publisher::sent() const noexcept { return impl_->sender.sent(); }
+std::uint64_t Publisher::dropped() const noexcept { return impl_->dropped.get(); }
+void* Publisher::native_handle() noexcept { return impl_->sender.socket().handle(); }
+
+}  // namespace mqkit

@@ -1,0 +1,91 @@
+// Receive loop shared by the receiving patterns.
+#include "wire/receiver.hpp"
+
+namespace mqkit::detail {
+namespace {
+constexpr int kBatch = 1024;  // messages handled between two polls of the stop events
+
+std::string_view view(const zmq::message_t& m) {
+  return {static_cast<const char*>(m.data()), m.size()};
+}
+}  // namespace
+
+Receiver::Receiver(zmq::socket_t socket, const SocketOptions& options)
+    : socket_(std::move(socket)), limits_(options.limits) {}
+
+ReceiveStats Receiver::stats() const noexcept {
+  return {received_.get(), wrapped_.get(), malformed_.get()};
+}
+
+void Receiver::drop(errc code, std::string_view detail) {
+  malformed_.add();
+  if (on_drop_) on_drop_(make_error_code(code), detail);
+}
+
+bool Receiver::try_receive(Message& out) {
+  for (;;) {
+    if (!socket_.recv(first_, zmq::recv_flags::dontwait)) return false;
+    DecodeResult result;
+    if (!first_.more()) {
+      result = codec_.decode(view(first_), out, limits_);
+    } else {
+      // A raw [topic][payload] from a plain ZeroMQ peer; the rest of a multipart
+      // message always arrives with its first frame, so these recvs cannot block.
+      (void)socket_.recv(second_, zmq::recv_flags::dontwait);
+      if (second_.more()) {
+        while (second_.more()) (void)socket_.recv(second_, zmq::recv_flags::dontwait);
+        drop(errc::malformed, "more than two frames: expected [payload] or [topic][payload]");
+        continue;
+      }
+      result = EnvelopeCodec::wrap_raw(view(first_), view(second_), out, limits_);
+    }
+    if (!result) {
+      drop(result.code, result.detail);
+      continue;
+    }
+    received_.add();
+    if (out.wrapped) wrapped_.add();
+    return true;
+  }
+}
+
+Receiver::Wait Receiver::wait(std::chrono::milliseconds timeout) {
+  zmq::pollitem_t items[] = {
+      {socket_.handle(), 0, ZMQ_POLLIN, 0},
+      {nullptr, stop_.fd(), ZMQ_POLLIN, 0},
+      {nullptr, global_stop().fd(), ZMQ_POLLIN, 0},
+  };
+  try {
+    zmq::poll(items, 3, timeout);
+  } catch (const zmq::error_t& e) {
+    if (e.num() != EINTR) throw;
+  }
+  if (stopping()) return Wait::stopped;
+  return (items[0].revents & ZMQ_POLLIN) ? Wait::readable : Wait::timeout;
+}
+
+bool Receiver::receive(Message& out, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    if (stopping()) return false;
+    if (try_receive(out)) return true;
+    auto left = timeout;
+    if (timeout.count() >= 0) {
+      left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
+      if (left.count() < 0) return false;
+    }
+    if (wait(left) != Wait::readable && timeout.count() >= 0 &&
+        std::chrono::steady_clock::now() >= deadline)
+      return false;
+  }
+}
+
+void Receiver::run(const Handler& handler) {
+  while (!stopping()) {
+    for (int i = 0; i < kBatch && !stopping() && try_receive(current_); ++i) handler(current_);
+    if (wait(std::chrono::milliseconds(-1)) == Wait::stopped) return;
+  }
+}
+
+}  // namespace mqkit::detail

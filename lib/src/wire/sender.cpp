@@ -1,0 +1,56 @@
+// One-frame sends for the sending patterns.
+#include "wire/sender.hpp"
+
+#include <cstring>
+
+namespace mqkit::detail {
+namespace {
+constexpr std::chrono::milliseconds kWaitSlice{100};  // how often a blocked send checks for stop
+}
+
+Sender::Sender(zmq::socket_t socket, const SocketOptions& options)
+    : socket_(std::move(socket)), send_timeout_(options.send_timeout) {
+  socket_.set(zmq::sockopt::sndtimeo, static_cast<int>(kWaitSlice.count()));
+}
+
+Envelope& Sender::fresh_envelope(std::string_view topic) {
+  scratch_.id = MessageId::generate();
+  scratch_.created_at = scratch_.id.unix_ms();
+  scratch_.topic.assign(topic);
+  scratch_.attempt = 1;
+  scratch_.headers.clear();
+  scratch_.key.reset();
+  return scratch_;
+}
+
+bool Sender::send(const Envelope& envelope, std::string_view payload, bool wait) {
+  codec_.encode_head(envelope, head_);
+  zmq::message_t frame(head_.size() + payload.size());
+  auto* out = static_cast<char*>(frame.data());
+  std::memcpy(out, head_.data(), head_.size());
+  if (!payload.empty()) std::memcpy(out + head_.size(), payload.data(), payload.size());
+
+  if (!wait) {
+    if (!socket_.send(frame, zmq::send_flags::dontwait)) return false;
+    sent_.add();
+    return true;
+  }
+  const auto start = std::chrono::steady_clock::now();
+  for (;;) {
+    try {
+      if (socket_.send(frame, zmq::send_flags::none)) {
+        sent_.add();
+        return true;
+      }
+    } catch (const zmq::error_t& e) {
+      if (e.num() != EINTR) throw Error(std::error_code(e.num(), std::system_category()), e.what());
+    }
+    if (global_stop().is_set()) throw Error(errc::stopped, "stopped while waiting to send");
+    if (send_timeout_.count() >= 0 &&
+        std::chrono::steady_clock::now() - start >= send_timeout_)
+      throw Error(errc::timeout, "send timed out after " + std::to_string(send_timeout_.count()) +
+                                     "ms: no peer took the message (is anything connected?)");
+  }
+}
+
+}  // namespace mqkit::detail

@@ -1,0 +1,26 @@
+// The one place that creates and attaches ZeroMQ sockets: applies
+// SocketOptions, binds or connects with errors that name the endpoint, and
+// reads back the endpoint actually bound (for tcp://host:* wildcards).
+#pragma once
+
+#include <zmq.hpp>
+
+#include <string>
+
+#include "mqkit/socket_options.hpp"
+
+namespace mqkit::detail {
+
+// The shared context of every mqkit socket in the process; never destroyed so
+// that no destructor order at exit can hang in zmq_ctx_term.
+zmq::context_t& default_context();
+
+zmq::socket_t open_socket(zmq::socket_type type, const SocketOptions& options);
+
+// Binds or connects; returns the resolved endpoint. Throws Error(bad_endpoint)
+// with a message such as "cannot bind tcp://127.0.0.1:5555: Address already in use".
+std::string attach(zmq::socket_t& socket, const Endpoint& endpoint);
+
+std::string last_endpoint(const zmq::socket_t& socket);
+
+}  // namespace mqkit::detail
