@@ -29,8 +29,15 @@ inline std::error_code make_error_code(errc e) noexcept {
 
 class Error : public std::system_error {
  public:
-  Error(errc code, const std::string& what) : std::system_error(make_error_code(code), what) {}
-  Error(std::error_code code, const std::string& what) : std::system_error(code, what) {}
+  Error(errc code, const std::string& what)
+      : std::system_error(make_error_code(code), what), message_(what) {}
+  Error(std::error_code code, const std::string& what)
+      : std::system_error(code, what), message_(what) {}
+  // The message alone: it already says what is wrong and what to do.
+  const char* what() const noexcept override { return message_.c_str(); }
+
+ private:
+  std::string message_;
 };
 
 }  // namespace mqkit

@@ -6,8 +6,10 @@
 namespace mqkit::detail {
 
 zmq::context_t& default_context() {
-  static auto* context = new zmq::context_t();
-  return *context;
+  // Destroyed at exit, after every socket of main's objects has closed, so
+  // that zmq_ctx_term gives queued messages their linger time to leave.
+  static zmq::context_t context;
+  return context;
 }
 
 zmq::socket_t open_socket(zmq::socket_type type, const SocketOptions& o) {
@@ -29,8 +31,25 @@ zmq::socket_t open_socket(zmq::socket_type type, const SocketOptions& o) {
   return socket;
 }
 
+namespace {
+
+// libzmq silently truncates tcp ports above 65535; refuse them instead.
+void check_tcp_port(const std::string& address) {
+  if (!address.starts_with("tcp://")) return;
+  const auto colon = address.rfind(':');
+  const std::string port = address.substr(colon + 1);
+  if (colon < 6 || port.empty() || port == "*" || port == "0") return;
+  if (port.find_first_not_of("0123456789") != std::string::npos || port.size() > 5 ||
+      std::stoul(port) > 65535)
+    throw Error(errc::bad_endpoint, "'" + address +
+                                        "' has no valid port: use 1-65535, or * to pick a free one");
+}
+
+}  // namespace
+
 std::string attach(zmq::socket_t& socket, const Endpoint& endpoint) {
   const bool binding = endpoint.mode == Endpoint::Mode::bind;
+  check_tcp_port(endpoint.address);
   try {
     if (binding) {
       socket.bind(endpoint.address);

@@ -11,8 +11,7 @@
 
 namespace mqkit::detail {
 
-// The shared context of every mqkit socket in the process; never destroyed so
-// that no destructor order at exit can hang in zmq_ctx_term.
+// The shared context of every mqkit socket in the process.
 zmq::context_t& default_context();
 
 zmq::socket_t open_socket(zmq::socket_type type, const SocketOptions& options);

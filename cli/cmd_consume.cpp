@@ -1,0 +1,106 @@
+// `mqkit consume`: receive from a work queue (PULL) or, with --sub, from
+// publishers (SUB); print each payload on its own line, or as JSON, or run a
+// command per message.
+#include <csignal>
+#include <cstdio>
+#include <memory>
+
+#include "commands.hpp"
+#include "exec_command.hpp"
+#include "mqkit/stop.hpp"
+#include "mqkit/subscriber.hpp"
+#include "mqkit/worker.hpp"
+#include "text_output.hpp"
+
+namespace mqkit::cli {
+namespace {
+
+struct ConsumeOptions {
+  std::string from;
+  bool sub = false;
+  bool bind = false;
+  std::vector<std::string> topics;
+  bool json = false;
+  std::string exec;
+  std::uint64_t count = 0;
+  SocketOptions socket;
+};
+
+// Writes one line and flushes; false when stdout is gone (e.g. `| head`).
+bool write_line(const std::string& line) {
+  return std::fwrite(line.data(), 1, line.size(), stdout) == line.size() &&
+         std::fputc('\n', stdout) != EOF && std::fflush(stdout) == 0;
+}
+
+int run_consume(const ConsumeOptions& o) {
+  stop_on_signals();
+  const Endpoint endpoint{o.from, o.bind ? Endpoint::Mode::bind : Endpoint::Mode::connect};
+  std::uint64_t handled = 0;
+  bool output_closed = false;
+  std::function<void()> stop;
+
+  auto handle = [&](const Message& m) {
+    if (!o.exec.empty()) {
+      const int status = run_command(o.exec, m.payload,
+                                     {{"MQKIT_ID", m.id().to_string()},
+                                      {"MQKIT_TOPIC", m.topic()},
+                                      {"MQKIT_ATTEMPT", std::to_string(m.envelope.attempt)}});
+      if (status != 0)
+        report("consume", "command exited with status " + std::to_string(status) +
+                              " for message " + m.id().to_string());
+    } else if (!write_line(o.json ? message_json(m) : escape_line(m.payload))) {
+      output_closed = true;
+      stop();
+      return;
+    }
+    if (o.count > 0 && ++handled >= o.count) stop();
+  };
+  auto on_drop = [](std::error_code, std::string_view detail) {
+    report("consume", "dropped a message: " + std::string(detail));
+  };
+
+  if (o.sub) {
+    Subscriber subscriber(endpoint, o.topics.empty() ? std::vector<std::string>{""} : o.topics,
+                          o.socket);
+    subscriber.on_drop(on_drop);
+    stop = [&subscriber] { subscriber.stop(); };
+    subscriber.run(handle);
+  } else {
+    Worker worker(endpoint, o.socket);
+    worker.on_drop(on_drop);
+    stop = [&worker] { worker.stop(); };
+    worker.run(handle);
+  }
+  (void)output_closed;  // a closed stdout is a normal way to stop (`consume | head -3`)
+  return 0;
+}
+
+}  // namespace
+
+void setup_consume(CLI::App& app, Runner& runner) {
+  auto* sub = app.add_subcommand(
+      "consume", "Receive messages and print each payload on its own line, or run a command");
+  auto o = std::make_shared<ConsumeOptions>();
+  sub->add_option("--from", o->from, "Endpoint to connect to, e.g. tcp://127.0.0.1:5558")
+      ->required();
+  sub->add_flag("--sub", o->sub, "Subscribe (SUB) instead of pulling from a work queue (PULL)");
+  sub->add_flag("--bind", o->bind, "Bind --from instead of connecting (peer to peer, no device)");
+  sub->add_option("--topic", o->topics,
+                  "With --sub: receive topics that start with these bytes (repeatable; "
+                  "default: everything)");
+  sub->add_flag("--json", o->json,
+                "Print one JSON object per message: id, topic, attempt, created_at, headers, "
+                "key, payload (payload_base64 when not UTF-8)");
+  sub->add_option("--exec", o->exec,
+                  "Run CMD through /bin/sh -c once per message, payload on its stdin, "
+                  "MQKIT_ID, MQKIT_TOPIC and MQKIT_ATTEMPT in its environment");
+  sub->add_option("--count", o->count, "Exit after N messages")->check(CLI::PositiveNumber);
+  add_socket_options(*sub, o->socket);
+  sub->footer(
+      "Output: one payload per line, flushed after each message. Printable ASCII and valid "
+      "UTF-8 are printed as they are; backslash, newline, CR and tab as \\\\ \\n \\r \\t; any "
+      "other byte as \\xHH.\nRuns until --count messages, SIGINT or SIGTERM.");
+  sub->callback([&runner, o] { runner = [o] { return run_consume(*o); }; });
+}
+
+}  // namespace mqkit::cli

@@ -1,0 +1,99 @@
+// `mqkit send`: one message per line of stdin or --file, or --count generated
+// messages, to a work queue (PUSH) or, with --pub, to subscribers (PUB).
+#include <cstdio>
+#include <memory>
+
+#include "commands.hpp"
+#include "message_source.hpp"
+#include "mqkit/duration.hpp"
+#include "mqkit/producer.hpp"
+#include "mqkit/publisher.hpp"
+#include "mqkit/stop.hpp"
+
+namespace mqkit::cli {
+namespace {
+
+struct SendOptions {
+  std::string to;
+  bool pub = false;
+  bool bind = false;
+  std::string topic;
+  std::string file;
+  std::uint64_t count = 0;
+  std::string size;
+  double rate = 0;
+  std::string wait = "5s";
+  std::string timeout = "60s";
+  SocketOptions socket;
+};
+
+int run_send(SendOptions o) {
+  stop_on_signals();
+  if (o.count > 0 && o.size.empty()) throw UsageError("--count needs --size BYTES");
+  if (!o.size.empty() && o.count == 0) throw UsageError("--size needs --count N");
+  if (o.count > 0 && !o.file.empty()) throw UsageError("use either --file or --count, not both");
+  auto source = o.count > 0 ? MessageSource::generated(o.count, parse_size(o.size))
+                            : MessageSource::lines(o.file);
+  source.set_rate(o.rate);
+
+  // Messages still queued when we finish get up to --timeout to leave.
+  const auto timeout = parse_duration(o.timeout);
+  o.socket.send_timeout = timeout;
+  o.socket.linger = timeout;
+  const Endpoint endpoint{o.to, o.bind ? Endpoint::Mode::bind : Endpoint::Mode::connect};
+
+  std::uint64_t sent = 0;
+  std::string payload;
+  if (o.pub) {
+    Publisher publisher(endpoint, PublisherOptions{o.socket, false});
+    if (!publisher.wait_for_subscriber(o.topic, parse_duration(o.wait)) && !stop_requested())
+      report("send", "no subscriber for topic '" + o.topic + "' reached " + o.to + " within " +
+                         o.wait + "; sending anyway (unsubscribed messages are not kept)");
+    while (!stop_requested() && source.next(payload))
+      if (publisher.send(o.topic, payload)) ++sent;
+  } else {
+    Producer producer(endpoint, o.socket);
+    while (!stop_requested() && source.next(payload)) {
+      (void)producer.send(o.topic, payload);
+      ++sent;
+    }
+  }
+  report("send", "sent " + std::to_string(sent) + " message" + (sent == 1 ? "" : "s") + " to " +
+                     o.to);
+  return stop_requested() ? 1 : 0;
+}
+
+}  // namespace
+
+void setup_send(CLI::App& app, Runner& runner) {
+  auto* sub = app.add_subcommand(
+      "send", "Send one message per line of stdin (or --file), or --count generated messages");
+  auto o = std::make_shared<SendOptions>();
+  sub->add_option("--to", o->to, "Endpoint to connect to, e.g. tcp://127.0.0.1:5557")->required();
+  sub->add_flag("--pub", o->pub, "Publish (PUB) instead of pushing to a work queue (PUSH)");
+  sub->add_flag("--bind", o->bind, "Bind --to instead of connecting (peer to peer, no device)");
+  sub->add_option("--topic", o->topic, "Topic of every message (default: empty)");
+  sub->add_option("--file", o->file, "Read lines from this file instead of stdin")
+      ->check(CLI::ExistingFile);
+  sub->add_option("--count", o->count, "Send N generated messages instead of lines")
+      ->check(CLI::PositiveNumber);
+  sub->add_option("--size", o->size, "Size of each generated message, e.g. 100 or 1KiB")
+      ->check(size_validator());
+  sub->add_option("--rate", o->rate, "Send at most R messages per second (default: unpaced)")
+      ->check(CLI::NonNegativeNumber);
+  sub->add_option("--wait", o->wait,
+                  "With --pub: wait up to DUR for a matching subscriber before sending "
+                  "(default 5s)")
+      ->check(duration_validator());
+  sub->add_option("--timeout", o->timeout,
+                  "Give up when no peer takes a message for DUR; also how long queued messages "
+                  "may take to leave at exit (default 60s)")
+      ->check(duration_validator());
+  add_socket_options(*sub, o->socket);
+  sub->footer(
+      "Each line is one message, without its newline. Prints how many were sent on stderr.\n"
+      "Exit: 0 sent, 1 runtime error (no peer, stopped), 2 usage error.");
+  sub->callback([&runner, o] { runner = [o] { return run_send(*o); }; });
+}
+
+}  // namespace mqkit::cli

@@ -1,0 +1,15 @@
+// One setup function per subcommand; each registers its options on `app` and,
+// when parsed, leaves the function that runs it in `runner`.
+#pragma once
+
+#include "common.hpp"
+
+namespace mqkit::cli {
+
+void setup_streamer(CLI::App& app, Runner& runner);
+void setup_forwarder(CLI::App& app, Runner& runner);
+void setup_send(CLI::App& app, Runner& runner);
+void setup_consume(CLI::App& app, Runner& runner);
+void setup_stat(CLI::App& app, Runner& runner);
+
+}  // namespace mqkit::cli

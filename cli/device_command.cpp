@@ -1,0 +1,54 @@
+// Running a device from the CLI.
+#include "device_command.hpp"
+
+#include <cstdio>
+
+#include "mqkit/stop.hpp"
+
+namespace mqkit::cli {
+namespace {
+
+void print_counters(const std::string& name, const devices::DeviceStats& stats) {
+  std::string line;
+  for (const auto& [counter, value] : stats.counters)
+    line += " " + counter + "=" + std::to_string(value);
+  report(name, "stopped;" + line);
+}
+
+int run_device(const std::string& name, const devices::DeviceOptions& options,
+               const DeviceFactory& factory) {
+  stop_on_signals();
+  const auto device = factory(options);
+  std::string up = "mqkit " + name + ": up, in " + device->in_endpoint() + " out " +
+                   device->out_endpoint();
+  if (!device->stats_endpoint().empty()) up += " stats " + device->stats_endpoint();
+  std::printf("%s\n", up.c_str());
+  std::fflush(stdout);
+  device->run();
+  print_counters(name, device->stats());
+  return 0;
+}
+
+}  // namespace
+
+CLI::App* add_device_command(CLI::App& app, const std::string& name, const std::string& help,
+                             DeviceFactory factory, Runner& runner) {
+  auto* sub = app.add_subcommand(name, help);
+  auto options = std::make_shared<devices::DeviceOptions>();
+  sub->add_option("--in", options->in, "Endpoint to bind for senders, e.g. tcp://*:5557")
+      ->required();
+  sub->add_option("--out", options->out, "Endpoint to bind for receivers, e.g. tcp://*:5558")
+      ->required();
+  sub->add_option("--stats", options->stats,
+                  "Endpoint to bind for stats requests (`mqkit stat EP`), e.g. "
+                  "tcp://127.0.0.1:5559");
+  add_socket_options(*sub, options->socket);
+  sub->footer("Binds every endpoint (a port of * picks a free one), prints one line with the "
+              "bound endpoints, and runs until SIGINT or SIGTERM.");
+  sub->callback([&runner, name, options, factory] {
+    runner = [name, options, factory] { return run_device(name, *options, factory); };
+  });
+  return sub;
+}
+
+}  // namespace mqkit::cli
