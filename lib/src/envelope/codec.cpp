@@ -41,6 +41,43 @@ std::uint64_t now_ms() {
       duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count());
 }
 
+// The envelope our own encoder writes when there are no headers and no key:
+//   83 01 c4 10 <16 id bytes> 02 cf <8 bytes> 03 <fixint | ce + 4 bytes>
+// Recognising exactly these bytes skips msgpack-cxx's general object
+// building, which costs more than the rest of a small message's receive
+// path. Anything else (headers, key, other orders, unknown fields) takes the
+// general path, so both paths accept the same envelopes.
+bool decode_canonical(std::string_view frame, std::size_t& offset, Envelope& e) noexcept {
+  const auto* p = reinterpret_cast<const unsigned char*>(frame.data()) + offset;
+  const std::size_t left = frame.size() - offset;
+  constexpr std::size_t kFixed = 1 + 3 + MessageId::kSize + 2 + 8 + 1;
+  if (left < kFixed + 1 || p[0] != 0x83 || p[1] != kFieldId || p[2] != 0xc4 || p[3] != 0x10 ||
+      p[20] != kFieldCreatedAt || p[21] != 0xcf || p[30] != kFieldAttempt)
+    return false;
+  std::size_t used = kFixed;
+  std::uint32_t attempt = 0;
+  if (p[31] < 0x80) {
+    attempt = p[31];
+    used += 1;
+  } else if (p[31] == 0xce && left >= kFixed + 5) {
+    for (int i = 0; i < 4; ++i) attempt = attempt << 8 | p[32 + i];
+    used += 5;
+  } else {
+    return false;
+  }
+  std::array<std::uint8_t, MessageId::kSize> id;
+  std::memcpy(id.data(), p + 4, MessageId::kSize);
+  std::uint64_t created_at = 0;
+  for (int i = 0; i < 8; ++i) created_at = created_at << 8 | p[22 + i];
+  e.id = MessageId(id);
+  e.created_at = created_at;
+  e.attempt = attempt;
+  e.headers.clear();
+  e.key.reset();
+  offset += used;
+  return true;
+}
+
 }  // namespace
 
 std::optional<std::size_t> envelope_offset(std::string_view frame) noexcept {
@@ -53,11 +90,47 @@ std::optional<std::size_t> envelope_offset(std::string_view frame) noexcept {
   return at;
 }
 
-void EnvelopeCodec::encode_head(const Envelope& e, std::string& head) {
-  if (e.topic.size() > kMaxTopicSize)
+static void validate_topic(std::string_view topic) {
+  if (topic.size() > kMaxTopicSize)
     throw Error(errc::bad_argument, "topic is longer than 255 bytes");
-  if (e.topic.find('\0') != std::string::npos)
+  if (topic.find('\0') != std::string::npos)
     throw Error(errc::bad_argument, "topic contains a NUL byte");
+}
+
+std::size_t EnvelopeCodec::canonical_head_size(const Envelope& e) noexcept {
+  if (!e.headers.empty() || e.key) return 0;
+  return e.topic.size() + 1 + kMagicSize + 2 + 32 + (e.attempt < 0x80 ? 0 : 4);
+}
+
+void EnvelopeCodec::write_canonical_head(const Envelope& e, char* out) {
+  validate_topic(e.topic);
+  auto* p = reinterpret_cast<unsigned char*>(out);
+  std::memcpy(p, e.topic.data(), e.topic.size());
+  p += e.topic.size();
+  *p++ = 0;
+  std::memcpy(p, kMagic, kMagicSize);
+  p += kMagicSize;
+  *p++ = kEnvelopeMajor;
+  *p++ = kEnvelopeMinor;
+  const unsigned char fixed[] = {0x83, kFieldId, 0xc4, 0x10};
+  std::memcpy(p, fixed, sizeof fixed);
+  p += sizeof fixed;
+  std::memcpy(p, e.id.bytes().data(), MessageId::kSize);
+  p += MessageId::kSize;
+  *p++ = kFieldCreatedAt;
+  *p++ = 0xcf;
+  for (int i = 7; i >= 0; --i) *p++ = static_cast<unsigned char>(e.created_at >> (8 * i));
+  *p++ = kFieldAttempt;
+  if (e.attempt < 0x80) {
+    *p++ = static_cast<unsigned char>(e.attempt);
+  } else {
+    *p++ = 0xce;
+    for (int i = 3; i >= 0; --i) *p++ = static_cast<unsigned char>(e.attempt >> (8 * i));
+  }
+}
+
+void EnvelopeCodec::encode_head(const Envelope& e, std::string& head) {
+  validate_topic(e.topic);
   if (e.key && e.key->size() > kMaxKeySize)
     throw Error(errc::bad_argument, "key is longer than 255 bytes");
   if (e.headers.size() > kMaxHeaderCount)
@@ -80,7 +153,7 @@ void EnvelopeCodec::encode_head(const Envelope& e, std::string& head) {
   pk.pack_uint8(kFieldCreatedAt);
   pk.pack_uint64(e.created_at);
   pk.pack_uint8(kFieldAttempt);
-  pk.pack_uint32(e.attempt);
+  pk.pack(e.attempt);
   if (!e.headers.empty()) {
     pk.pack_uint8(kFieldHeaders);
     pk.pack_map(static_cast<std::uint32_t>(e.headers.size()));
@@ -110,6 +183,13 @@ DecodeResult EnvelopeCodec::decode(std::string_view frame, Message& out,
 
   out.envelope.topic.assign(frame.data(), *nul);
   out.wrapped = false;
+  if (decode_canonical(frame, offset, out.envelope)) {
+    const std::string_view payload = frame.substr(offset);
+    if (payload.size() > limits.max_message_size)
+      return {errc::too_large, "payload exceeds the maximum message size"};
+    out.payload.assign(payload);
+    return {};
+  }
   zone_.clear();
   msgpack::object fields;
   try {

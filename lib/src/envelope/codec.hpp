@@ -27,6 +27,13 @@ class EnvelopeCodec {
   // fields) into `head`, replacing its contents. Throws Error(bad_argument).
   void encode_head(const Envelope& envelope, std::string& head);
 
+  // The head of an envelope without headers or key has one fixed layout
+  // (docs/protocol.md). Its size, or 0 when the envelope needs encode_head.
+  static std::size_t canonical_head_size(const Envelope& envelope) noexcept;
+  // Writes that layout, byte for byte what encode_head would write, into
+  // `out`, which has canonical_head_size() bytes. Throws Error(bad_argument).
+  static void write_canonical_head(const Envelope& envelope, char* out);
+
   // Decodes a one-frame message. A frame without the magic becomes a raw
   // payload with a fresh envelope (out.wrapped = true).
   DecodeResult decode(std::string_view frame, Message& out, const Limits& limits) noexcept;

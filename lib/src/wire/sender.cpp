@@ -24,11 +24,19 @@ Envelope& Sender::fresh_envelope(std::string_view topic) {
 }
 
 bool Sender::send(const Envelope& envelope, std::string_view payload, bool wait) {
-  codec_.encode_head(envelope, head_);
-  zmq::message_t frame(head_.size() + payload.size());
+  // The common envelope is written straight into the frame; the rest goes
+  // through msgpack-cxx into a reused buffer first.
+  const std::size_t canonical = EnvelopeCodec::canonical_head_size(envelope);
+  if (canonical == 0) codec_.encode_head(envelope, head_);
+  const std::size_t head_size = canonical != 0 ? canonical : head_.size();
+  zmq::message_t frame(head_size + payload.size());
   auto* out = static_cast<char*>(frame.data());
-  std::memcpy(out, head_.data(), head_.size());
-  if (!payload.empty()) std::memcpy(out + head_.size(), payload.data(), payload.size());
+  if (canonical != 0) {
+    EnvelopeCodec::write_canonical_head(envelope, out);
+  } else {
+    std::memcpy(out, head_.data(), head_size);
+  }
+  if (!payload.empty()) std::memcpy(out + head_size, payload.data(), payload.size());
 
   if (!wait) {
     if (!socket_.send(frame, zmq::send_flags::dontwait)) return false;

@@ -57,8 +57,11 @@ std::string attach(zmq::socket_t& socket, const Endpoint& endpoint) {
       socket.connect(endpoint.address);
     }
   } catch (const zmq::error_t& e) {
+    std::string hint;
+    if (e.num() == EINVAL || e.num() == EPROTONOSUPPORT)
+      hint = " (expected e.g. tcp://127.0.0.1:5555, tcp://*:* or ipc:///tmp/name)";
     throw Error(errc::bad_endpoint, std::string("cannot ") + (binding ? "bind " : "connect to ") +
-                                        "'" + endpoint.address + "': " + e.what());
+                                        "'" + endpoint.address + "': " + e.what() + hint);
   }
   return binding ? last_endpoint(socket) : endpoint.address;
 }
