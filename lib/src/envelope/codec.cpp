@@ -41,8 +41,9 @@ std::uint64_t now_ms() {
       duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count());
 }
 
-// The envelope our own encoder writes when there are no headers and no key:
-//   83 01 c4 10 <16 id bytes> 02 cf <8 bytes> 03 <fixint | ce + 4 bytes>
+// The envelope our own encoder writes when there are no headers, no key and
+// attempt < 128:
+//   83 01 c4 10 <16 id bytes> 02 cf <8 bytes> 03 <fixint>
 // Recognising exactly these bytes skips msgpack-cxx's general object
 // building, which costs more than the rest of a small message's receive
 // path. Anything else (headers, key, other orders, unknown fields) takes the
@@ -50,21 +51,11 @@ std::uint64_t now_ms() {
 bool decode_canonical(std::string_view frame, std::size_t& offset, Envelope& e) noexcept {
   const auto* p = reinterpret_cast<const unsigned char*>(frame.data()) + offset;
   const std::size_t left = frame.size() - offset;
-  constexpr std::size_t kFixed = 1 + 3 + MessageId::kSize + 2 + 8 + 1;
-  if (left < kFixed + 1 || p[0] != 0x83 || p[1] != kFieldId || p[2] != 0xc4 || p[3] != 0x10 ||
-      p[20] != kFieldCreatedAt || p[21] != 0xcf || p[30] != kFieldAttempt)
+  constexpr std::size_t kSize = 1 + 3 + MessageId::kSize + 2 + 8 + 2;
+  if (left < kSize || p[0] != 0x83 || p[1] != kFieldId || p[2] != 0xc4 || p[3] != 0x10 ||
+      p[20] != kFieldCreatedAt || p[21] != 0xcf || p[30] != kFieldAttempt || p[31] >= 0x80)
     return false;
-  std::size_t used = kFixed;
-  std::uint32_t attempt = 0;
-  if (p[31] < 0x80) {
-    attempt = p[31];
-    used += 1;
-  } else if (p[31] == 0xce && left >= kFixed + 5) {
-    for (int i = 0; i < 4; ++i) attempt = attempt << 8 | p[32 + i];
-    used += 5;
-  } else {
-    return false;
-  }
+  const std::uint32_t attempt = p[31];
   std::array<std::uint8_t, MessageId::kSize> id;
   std::memcpy(id.data(), p + 4, MessageId::kSize);
   std::uint64_t created_at = 0;
@@ -74,7 +65,7 @@ bool decode_canonical(std::string_view frame, std::size_t& offset, Envelope& e) 
   e.attempt = attempt;
   e.headers.clear();
   e.key.reset();
-  offset += used;
+  offset += kSize;
   return true;
 }
 
@@ -98,8 +89,8 @@ static void validate_topic(std::string_view topic) {
 }
 
 std::size_t EnvelopeCodec::canonical_head_size(const Envelope& e) noexcept {
-  if (!e.headers.empty() || e.key) return 0;
-  return e.topic.size() + 1 + kMagicSize + 2 + 32 + (e.attempt < 0x80 ? 0 : 4);
+  if (!e.headers.empty() || e.key || e.attempt >= 0x80) return 0;
+  return e.topic.size() + 1 + kMagicSize + 2 + 32;
 }
 
 void EnvelopeCodec::write_canonical_head(const Envelope& e, char* out) {
@@ -121,12 +112,7 @@ void EnvelopeCodec::write_canonical_head(const Envelope& e, char* out) {
   *p++ = 0xcf;
   for (int i = 7; i >= 0; --i) *p++ = static_cast<unsigned char>(e.created_at >> (8 * i));
   *p++ = kFieldAttempt;
-  if (e.attempt < 0x80) {
-    *p++ = static_cast<unsigned char>(e.attempt);
-  } else {
-    *p++ = 0xce;
-    for (int i = 3; i >= 0; --i) *p++ = static_cast<unsigned char>(e.attempt >> (8 * i));
-  }
+  *p++ = static_cast<unsigned char>(e.attempt);  // a positive fixint: canonical only below 128
 }
 
 void EnvelopeCodec::encode_head(const Envelope& e, std::string& head) {
@@ -151,7 +137,7 @@ void EnvelopeCodec::encode_head(const Envelope& e, std::string& head) {
   pk.pack_bin(MessageId::kSize);
   pk.pack_bin_body(reinterpret_cast<const char*>(e.id.bytes().data()), MessageId::kSize);
   pk.pack_uint8(kFieldCreatedAt);
-  pk.pack_uint64(e.created_at);
+  pk.pack_fix_uint64(e.created_at);  // always 9 bytes: the canonical layout relies on it
   pk.pack_uint8(kFieldAttempt);
   pk.pack(e.attempt);
   if (!e.headers.empty()) {
