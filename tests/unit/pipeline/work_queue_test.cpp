@@ -80,7 +80,7 @@ TEST_CASE("raw frames from a plain cppzmq peer are accepted and wrapped", "[pipe
   CHECK(worker.stats().wrapped == 2);
 }
 
-TEST_CASE("malformed messages are counted and skipped; the worker keeps going", "[pipeline]") {
+TEST_CASE("malformed messages are counted and skipped while the worker keeps going", "[pipeline]") {
   mqkit::Worker worker(mqkit::bind("tcp://127.0.0.1:*"));
   std::vector<std::string> drops;
   worker.on_drop([&](std::error_code, std::string_view detail) { drops.emplace_back(detail); });
