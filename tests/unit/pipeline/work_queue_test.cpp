@@ -90,7 +90,7 @@ TEST_CASE("malformed messages are counted and skipped while the worker keeps goi
   push.send(zmq::str_buffer("a"), zmq::send_flags::sndmore);
   push.send(zmq::str_buffer("b"), zmq::send_flags::sndmore);
   push.send(zmq::str_buffer("c"), zmq::send_flags::none);         // three frames
-  const std::string bad_version = std::string("t") + '\0' + "\xA3MQK\x09\x00\x80";
+  const std::string bad_version = std::string("t\0\xA3MQK\x09\x00\x80", 8);
   push.send(zmq::buffer(bad_version), zmq::send_flags::none);     // unknown major
   const std::string good = mqkit::encode(mqkit::Envelope::make("t"), "good");
   push.send(zmq::buffer(good), zmq::send_flags::none);
