@@ -48,7 +48,8 @@ double raw_push_pull(std::size_t size, std::uint64_t count) {
     set_hwm(push);
     push.connect(ep);
     const std::string payload(size, 'x');
-    for (std::uint64_t i = 0; i < count; ++i) (void)push.send(zmq::buffer(payload), zmq::send_flags::none);
+    for (std::uint64_t i = 0; i < count; ++i)
+      (void)push.send(zmq::buffer(payload), zmq::send_flags::none);
   });
   zmq::message_t m;
   (void)pull.recv(m);
@@ -111,7 +112,8 @@ double raw_pub_sub(std::size_t size, std::uint64_t count, int subscribers) {
     ++seen;
   }
   const std::string payload(size, 'x');
-  for (std::uint64_t i = 0; i < count; ++i) (void)pub.send(zmq::buffer(payload), zmq::send_flags::none);
+  for (std::uint64_t i = 0; i < count; ++i)
+    (void)pub.send(zmq::buffer(payload), zmq::send_flags::none);
   for (auto& t : threads) t.join();
   double sum = 0;
   for (double r : rates) sum += r;
@@ -161,9 +163,10 @@ int main(int argc, char** argv) {
   const std::uint64_t count = argc > 1 ? std::strtoull(argv[1], nullptr, 10) : 1'000'000;
   const int subscribers = argc > 2 ? std::atoi(argv[2]) : 2;
   if (argc > 3) g_hwm = std::atoi(argv[3]);
-  std::printf("mqkit throughput vs raw libzmq, %llu messages per run, tcp loopback, fan-out to %d "
-              "subscribers (msg/s per subscriber), HWM %d on both\n",
-              static_cast<unsigned long long>(count), subscribers, g_hwm);
+  std::printf(
+      "mqkit throughput vs raw libzmq, %llu messages per run, tcp loopback, fan-out to %d "
+      "subscribers (msg/s per subscriber), HWM %d on both\n",
+      static_cast<unsigned long long>(count), subscribers, g_hwm);
   for (const std::size_t size : {std::size_t(100), std::size_t(1024)}) {
     const double target = size >= 1024 ? 0.9 : 0.7;
     const double raw_q = raw_push_pull(size, count);

@@ -46,8 +46,8 @@ int run_consume(const ConsumeOptions& o) {
                                       {"MQKIT_TOPIC", m.topic()},
                                       {"MQKIT_ATTEMPT", std::to_string(m.envelope.attempt)}});
       if (status != 0)
-        report("consume", "command exited with status " + std::to_string(status) +
-                              " for message " + m.id().to_string());
+        report("consume", "command exited with status " + std::to_string(status) + " for message " +
+                              m.id().to_string());
     } else if (!write_line(o.json ? message_json(m) : escape_line(m.payload))) {
       output_closed = true;
       stop();

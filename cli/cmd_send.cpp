@@ -58,8 +58,8 @@ int run_send(SendOptions o) {
       ++sent;
     }
   }
-  report("send", "sent " + std::to_string(sent) + " message" + (sent == 1 ? "" : "s") + " to " +
-                     o.to);
+  report("send",
+         "sent " + std::to_string(sent) + " message" + (sent == 1 ? "" : "s") + " to " + o.to);
   return stop_requested() ? 1 : 0;
 }
 

@@ -38,24 +38,28 @@ const CLI::Validator& size_validator() {
 
 void add_socket_options(CLI::App& app, SocketOptions& options) {
   auto* group = &app;
-  group->add_option("--hwm", options.send_hwm,
-                    "High-water mark: messages queued per peer before sends block (default 1000)")
+  group
+      ->add_option("--hwm", options.send_hwm,
+                   "High-water mark: messages queued per peer before sends block (default 1000)")
       ->each([&options](const std::string&) { options.receive_hwm = options.send_hwm; })
       ->check(CLI::NonNegativeNumber);
-  group->add_option_function<std::string>(
-           "--heartbeat",
-           [&options](const std::string& s) { options.heartbeat_interval = parse_duration(s); },
-           "ZMTP heartbeat interval (e.g. 1s); a peer silent for this long is dropped")
+  group
+      ->add_option_function<std::string>(
+          "--heartbeat",
+          [&options](const std::string& s) { options.heartbeat_interval = parse_duration(s); },
+          "ZMTP heartbeat interval (e.g. 1s); a peer silent for this long is dropped")
       ->check(duration_validator());
-  group->add_option_function<std::string>(
-           "--reconnect",
-           [&options](const std::string& s) { options.reconnect_interval = parse_duration(s); },
-           "Reconnect interval after a lost connection (default 100ms)")
+  group
+      ->add_option_function<std::string>(
+          "--reconnect",
+          [&options](const std::string& s) { options.reconnect_interval = parse_duration(s); },
+          "Reconnect interval after a lost connection (default 100ms)")
       ->check(duration_validator());
-  group->add_option_function<std::string>(
-           "--max-size",
-           [&options](const std::string& s) { options.limits.max_message_size = parse_size(s); },
-           "Largest message accepted, payload plus headers (default 16MiB)")
+  group
+      ->add_option_function<std::string>(
+          "--max-size",
+          [&options](const std::string& s) { options.limits.max_message_size = parse_size(s); },
+          "Largest message accepted, payload plus headers (default 16MiB)")
       ->check(size_validator());
 }
 

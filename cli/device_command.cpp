@@ -19,8 +19,8 @@ int run_device(const std::string& name, const devices::DeviceOptions& options,
                const DeviceFactory& factory) {
   stop_on_signals();
   const auto device = factory(options);
-  std::string up = "mqkit " + name + ": up, in " + device->in_endpoint() + " out " +
-                   device->out_endpoint();
+  std::string up =
+      "mqkit " + name + ": up, in " + device->in_endpoint() + " out " + device->out_endpoint();
   if (!device->stats_endpoint().empty()) up += " stats " + device->stats_endpoint();
   std::printf("%s\n", up.c_str());
   std::fflush(stdout);
@@ -43,8 +43,9 @@ CLI::App* add_device_command(CLI::App& app, const std::string& name, const std::
                   "Endpoint to bind for stats requests (`mqkit stat EP`), e.g. "
                   "tcp://127.0.0.1:5559");
   add_socket_options(*sub, options->socket);
-  sub->footer("Binds every endpoint (a port of * picks a free one), prints one line with the "
-              "bound endpoints, and runs until SIGINT or SIGTERM.");
+  sub->footer(
+      "Binds every endpoint (a port of * picks a free one), prints one line with the "
+      "bound endpoints, and runs until SIGINT or SIGTERM.");
   sub->callback([&runner, name, options, factory] {
     runner = [name, options, factory] { return run_device(name, *options, factory); };
   });

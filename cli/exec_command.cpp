@@ -49,7 +49,8 @@ int run_command(const std::string& command, std::string_view input, const Enviro
     const std::string_view entry(*e);
     bool overridden = false;
     for (const auto& [name, value] : extra_env)
-      overridden |= entry.size() > name.size() && entry.starts_with(name) && entry[name.size()] == '=';
+      overridden |=
+          entry.size() > name.size() && entry.starts_with(name) && entry[name.size()] == '=';
     if (!overridden) env_storage.emplace_back(entry);
   }
   for (const auto& [name, value] : extra_env) env_storage.push_back(name + "=" + value);

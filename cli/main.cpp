@@ -11,8 +11,7 @@ int main(int argc, char** argv) {
   using namespace mqkit::cli;
   std::signal(SIGPIPE, SIG_IGN);  // a closed pipe is an error to handle, not a reason to die
 
-  CLI::App app("mqkit: brokerless messaging on ZeroMQ — work queues, fan-out and devices",
-               "mqkit");
+  CLI::App app("mqkit: brokerless messaging on ZeroMQ — work queues, fan-out and devices", "mqkit");
   app.set_version_flag("--version", std::to_string(mqkit::kVersionMajor) + "." +
                                         std::to_string(mqkit::kVersionMinor) + "." +
                                         std::to_string(mqkit::kVersionPatch));

@@ -6,10 +6,10 @@
 #include <cstdio>
 #include <thread>
 
+#include "detail/counter.hpp"
 #include "mqkit/error.hpp"
 #include "pump.hpp"
 #include "stats_protocol.hpp"
-#include "detail/counter.hpp"
 #include "wire/socket.hpp"
 #include "wire/stop_event.hpp"
 
@@ -36,8 +36,8 @@ struct Device::Impl {
       while (request.more()) (void)stats_socket->recv(request, zmq::recv_flags::dontwait);
       const std::string problem =
           detail::check_stats_request({static_cast<const char*>(request.data()), request.size()});
-      const std::string reply =
-          problem.empty() ? detail::encode_stats_reply(snapshot()) : detail::encode_error_reply(problem);
+      const std::string reply = problem.empty() ? detail::encode_stats_reply(snapshot())
+                                                : detail::encode_error_reply(problem);
       if (!problem.empty()) bad_stats_requests.add();
       (void)stats_socket->send(zmq::buffer(reply), zmq::send_flags::dontwait);
     }
@@ -77,14 +77,18 @@ Device::Device(const DeviceOptions& options, std::unique_ptr<detail::Pump> pump)
   }
 }
 
-Device::~Device() { stop(); }
+Device::~Device() {
+  stop();
+}
 
 void Device::start() {
   if (impl_->thread.joinable()) throw Error(errc::bad_argument, "device already started");
   impl_->thread = std::thread([impl = impl_.get()] { impl->loop(); });
 }
 
-void Device::run() { impl_->loop(); }
+void Device::run() {
+  impl_->loop();
+}
 
 void Device::stop() noexcept {
   if (!impl_) return;
@@ -93,9 +97,17 @@ void Device::stop() noexcept {
     impl_->thread.join();
 }
 
-std::string Device::in_endpoint() const { return impl_->pump->in_endpoint(); }
-std::string Device::out_endpoint() const { return impl_->pump->out_endpoint(); }
-std::string Device::stats_endpoint() const { return impl_->stats_endpoint; }
-DeviceStats Device::stats() const { return impl_->snapshot(); }
+std::string Device::in_endpoint() const {
+  return impl_->pump->in_endpoint();
+}
+std::string Device::out_endpoint() const {
+  return impl_->pump->out_endpoint();
+}
+std::string Device::stats_endpoint() const {
+  return impl_->stats_endpoint;
+}
+DeviceStats Device::stats() const {
+  return impl_->snapshot();
+}
 
 }  // namespace mqkit::devices

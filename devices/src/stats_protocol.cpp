@@ -23,7 +23,9 @@ void pack_head(Packer& pk, std::uint32_t size) {
   pk.pack(kProtocolMinor);
 }
 
-std::string as_string(const msgpack::sbuffer& b) { return {b.data(), b.size()}; }
+std::string as_string(const msgpack::sbuffer& b) {
+  return {b.data(), b.size()};
+}
 
 // Checks the magic and major version; returns the array or throws.
 const msgpack::object_array& checked_array(const msgpack::object& o, std::uint32_t min_size) {
@@ -89,12 +91,14 @@ DeviceStats decode_stats_reply(std::string_view reply) {
   try {
     handle = msgpack::unpack(reply.data(), reply.size(), nullptr, nullptr, kLimit);
   } catch (const std::exception&) {
-    throw Error(errc::malformed, "the stats reply is not msgpack: is this a device's stats endpoint?");
+    throw Error(errc::malformed,
+                "the stats reply is not msgpack: is this a device's stats endpoint?");
   }
   const auto& a = checked_array(handle.get(), 5);
   try {
     const auto status = a.ptr[3].as<std::string>();
-    if (status == "error") throw Error(errc::bad_argument, "device says: " + a.ptr[4].as<std::string>());
+    if (status == "error")
+      throw Error(errc::bad_argument, "device says: " + a.ptr[4].as<std::string>());
     if (status != "ok" || a.size < 6) throw Error(errc::malformed, "unexpected stats reply");
     DeviceStats stats;
     stats.device = a.ptr[4].as<std::string>();

@@ -32,9 +32,7 @@ class StreamerPump final : public detail::Pump {
 
   void pump(const zmq::pollitem_t*) override { relay_.step(in_, out_, kBudget); }
 
-  Counters counters() const override {
-    return {{"in", relay_.in()}, {"out", relay_.out()}};
-  }
+  Counters counters() const override { return {{"in", relay_.in()}, {"out", relay_.out()}}; }
 
  private:
   zmq::socket_t in_, out_;

@@ -28,8 +28,8 @@ struct RunningDevice {
 };
 
 RunningDevice start_device(const std::string& kind) {
-  ChildProcess p({mqkit::test::mqkit_binary(), kind, "--in", kAnyPort, "--out", kAnyPort,
-                  "--stats", kAnyPort});
+  ChildProcess p({mqkit::test::mqkit_binary(), kind, "--in", kAnyPort, "--out", kAnyPort, "--stats",
+                  kAnyPort});
   const auto line = p.read_line(10s);
   INFO(p.stderr_text());
   REQUIRE(line);
@@ -89,15 +89,15 @@ TEST_CASE("10,000 lines through a streamer reach 3 consumers exactly once in tot
   auto streamer = start_device("streamer");
   std::vector<ChildProcess> consumers;
   for (int c = 0; c < 3; ++c)
-    consumers.emplace_back(
-        std::vector<std::string>{mqkit::test::mqkit_binary(), "consume", "--from",
-                                 streamer.endpoints.out},
-        mqkit::test::Stdio{false, "", dir.file("out" + std::to_string(c))});
+    consumers.emplace_back(std::vector<std::string>{mqkit::test::mqkit_binary(), "consume",
+                                                    "--from", streamer.endpoints.out},
+                           mqkit::test::Stdio{false, "", dir.file("out" + std::to_string(c))});
 
   std::string input;
   for (int i = 0; i < 10000; ++i) input += "line " + std::to_string(i) + "\n";
   mqkit::test::write_file(dir.file("input"), input);
-  const auto [code, err] = run_mqkit({"send", "--to", streamer.endpoints.in, "--file", dir.file("input")});
+  const auto [code, err] =
+      run_mqkit({"send", "--to", streamer.endpoints.in, "--file", dir.file("input")});
   INFO(err);
   REQUIRE(code == 0);
   CHECK_THAT(err, Catch::Contains("sent 10000 messages"));
@@ -165,8 +165,8 @@ TEST_CASE("send --pub waits for a late subscriber instead of losing messages",
   ChildProcess late_publisher({mqkit::test::mqkit_binary(), "send", "--pub", "--bind", "--to",
                                port_endpoint, "--file", dir.file("in"), "--wait", "20s"});
   std::this_thread::sleep_for(300ms);  // the subscriber really is late
-  ChildProcess subscriber({mqkit::test::mqkit_binary(), "consume", "--sub", "--from",
-                           port_endpoint, "--count", "2"});
+  ChildProcess subscriber(
+      {mqkit::test::mqkit_binary(), "consume", "--sub", "--from", port_endpoint, "--count", "2"});
   CHECK(subscriber.read_line(20s) == "first");
   CHECK(subscriber.read_line(20s) == "second");
   CHECK(late_publisher.wait(20s) == 0);
@@ -180,10 +180,11 @@ TEST_CASE("consume --exec runs the command once per message with its payload and
   ChildProcess worker({mqkit::test::mqkit_binary(), "consume", "--bind", "--from", endpoint,
                        "--count", "5", "--exec",
                        "printf '%s|%s|%s|%s\\n' \"$MQKIT_ID\" \"$MQKIT_TOPIC\" "
-                       "\"$MQKIT_ATTEMPT\" \"$(cat)\" >> " + log});
+                       "\"$MQKIT_ATTEMPT\" \"$(cat)\" >> " +
+                           log});
   mqkit::test::write_file(dir.file("in"), "a\nb b\nc\nd\ne\n");
-  const auto [code, err] = run_mqkit(
-      {"send", "--to", endpoint, "--topic", "jobs.t", "--file", dir.file("in")});
+  const auto [code, err] =
+      run_mqkit({"send", "--to", endpoint, "--topic", "jobs.t", "--file", dir.file("in")});
   REQUIRE(code == 0);
   REQUIRE(worker.wait(30s) == 0);
   const auto lines = mqkit::test::read_lines(log);
@@ -206,8 +207,8 @@ TEST_CASE("consume --json shows raw frames from a plain ZeroMQ peer with a fresh
   zmq::context_t ctx;
   zmq::socket_t push(ctx, zmq::socket_type::push);
   push.bind(kAnyPort);
-  ChildProcess consumer({mqkit::test::mqkit_binary(), "consume", "--json", "--count", "1",
-                         "--from", push.get(zmq::sockopt::last_endpoint)});
+  ChildProcess consumer({mqkit::test::mqkit_binary(), "consume", "--json", "--count", "1", "--from",
+                         push.get(zmq::sockopt::last_endpoint)});
   push.send(zmq::str_buffer("sensor.temp"), zmq::send_flags::sndmore);
   push.send(zmq::str_buffer("21.5\n"), zmq::send_flags::none);
   const auto line = consumer.read_line(20s);
@@ -238,10 +239,9 @@ TEST_CASE("a streamer fed random garbage keeps serving well-behaved clients",
   // libzmq reads bytes without a ZMTP 3 greeting as ZMTP 1.0 frames, so some
   // garbage may arrive as raw messages: the streamer passes them on unchanged
   // and the consumer prints them escaped. The well-formed message must follow.
-  ChildProcess consumer({mqkit::test::mqkit_binary(), "consume", "--from",
-                         streamer.endpoints.out});
-  const auto [code, err] = run_mqkit({"send", "--to", streamer.endpoints.in, "--count", "1",
-                                      "--size", "5"});
+  ChildProcess consumer({mqkit::test::mqkit_binary(), "consume", "--from", streamer.endpoints.out});
+  const auto [code, err] =
+      run_mqkit({"send", "--to", streamer.endpoints.in, "--count", "1", "--size", "5"});
   CHECK(code == 0);
   bool found = false;
   for (int i = 0; i < 1000 && !found; ++i) {
@@ -272,7 +272,8 @@ TEST_CASE("usage errors exit 2 and runtime errors exit 1, each with one line",
     CHECK(one_line(err));
   }
   SECTION("an unreadable --file") {
-    const auto [code, err] = run_mqkit({"send", "--to", "tcp://127.0.0.1:1", "--file", "/nonexistent/x"});
+    const auto [code, err] =
+        run_mqkit({"send", "--to", "tcp://127.0.0.1:1", "--file", "/nonexistent/x"});
     CHECK(code == 2);
     CHECK_THAT(err, Catch::Contains("/nonexistent/x"));
   }
@@ -305,8 +306,8 @@ TEST_CASE("usage errors exit 2 and runtime errors exit 1, each with one line",
     zmq::context_t ctx;
     zmq::socket_t silent(ctx, zmq::socket_type::pull);
     silent.bind(kAnyPort);
-    const auto [code, err] = run_mqkit(
-        {"stat", silent.get(zmq::sockopt::last_endpoint), "--timeout", "200ms"});
+    const auto [code, err] =
+        run_mqkit({"stat", silent.get(zmq::sockopt::last_endpoint), "--timeout", "200ms"});
     CHECK(code == 1);
     CHECK_THAT(err, Catch::Contains("no stats reply"));
   }

@@ -33,12 +33,14 @@ int decode_status(int status) {
 
 }  // namespace
 
-std::string mqkit_binary() { return MQKIT_BINARY; }
+std::string mqkit_binary() {
+  return MQKIT_BINARY;
+}
 
 ChildProcess::ChildProcess(const std::vector<std::string>& argv, const Stdio& stdio) {
   static int counter = 0;
-  stderr_path_ = "/tmp/mqkit-test-stderr-" + std::to_string(::getpid()) + "-" +
-                 std::to_string(counter++);
+  stderr_path_ =
+      "/tmp/mqkit-test-stderr-" + std::to_string(::getpid()) + "-" + std::to_string(counter++);
   posix_spawn_file_actions_t actions;
   check(posix_spawn_file_actions_init(&actions), "file actions");
   int in_pipe[2] = {-1, -1}, out_pipe[2] = {-1, -1};
@@ -56,8 +58,8 @@ ChildProcess::ChildProcess(const std::vector<std::string>& argv, const Stdio& st
     posix_spawn_file_actions_addopen(&actions, 1, stdio.stdout_file.c_str(),
                                      O_WRONLY | O_CREAT | O_TRUNC, 0644);
   }
-  posix_spawn_file_actions_addopen(&actions, 2, stderr_path_.c_str(),
-                                   O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_addopen(&actions, 2, stderr_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
+                                   0644);
   std::vector<std::string> args = argv;
   std::vector<char*> cargs;
   for (auto& a : args) cargs.push_back(a.data());

@@ -14,9 +14,9 @@
 namespace mqkit::test {
 
 struct Stdio {
-  bool pipe_stdin = false;   // else /dev/null
-  std::string stdin_file;    // read stdin from this file instead
-  std::string stdout_file;   // else a pipe read with read_line()
+  bool pipe_stdin = false;  // else /dev/null
+  std::string stdin_file;   // read stdin from this file instead
+  std::string stdout_file;  // else a pipe read with read_line()
 };
 
 class ChildProcess {

@@ -40,9 +40,12 @@ DeviceEndpoints parse_up_line(const std::string& line) {
   std::istringstream in(line);
   DeviceEndpoints e;
   for (std::string word; in >> word;) {
-    if (word == "in") in >> e.in;
-    else if (word == "out") in >> e.out;
-    else if (word == "stats") in >> e.stats;
+    if (word == "in")
+      in >> e.in;
+    else if (word == "out")
+      in >> e.out;
+    else if (word == "stats")
+      in >> e.stats;
   }
   if (e.in.empty() || e.out.empty()) throw std::runtime_error("not an 'up' line: " + line);
   return e;

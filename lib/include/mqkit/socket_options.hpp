@@ -16,23 +16,25 @@ struct Endpoint {
   Mode mode = Mode::connect;
 };
 
-inline Endpoint bind(std::string address) { return {std::move(address), Endpoint::Mode::bind}; }
+inline Endpoint bind(std::string address) {
+  return {std::move(address), Endpoint::Mode::bind};
+}
 inline Endpoint connect(std::string address) {
   return {std::move(address), Endpoint::Mode::connect};
 }
 
 struct SocketOptions {
   using ms = std::chrono::milliseconds;
-  int send_hwm = 1000;                  // ZMQ_SNDHWM: messages queued per peer before send blocks
-  int receive_hwm = 1000;               // ZMQ_RCVHWM
-  ms linger{1000};                      // ZMQ_LINGER: how long close() waits to flush; -1 forever
-  ms reconnect_interval{100};           // ZMQ_RECONNECT_IVL
-  ms reconnect_interval_max{0};         // ZMQ_RECONNECT_IVL_MAX (0: no exponential backoff)
-  ms heartbeat_interval{0};             // ZMQ_HEARTBEAT_IVL (ZMTP PING); 0 disables heartbeats
-  ms heartbeat_timeout{0};              // ZMQ_HEARTBEAT_TIMEOUT; 0 means heartbeat_interval
-  ms heartbeat_ttl{0};                  // ZMQ_HEARTBEAT_TTL announced to the peer
-  ms send_timeout{-1};                  // ZMQ_SNDTIMEO for blocking sends; -1 blocks forever
-  Limits limits;                        // enforced on receive, also through ZMQ_MAXMSGSIZE
+  int send_hwm = 1000;           // ZMQ_SNDHWM: messages queued per peer before send blocks
+  int receive_hwm = 1000;        // ZMQ_RCVHWM
+  ms linger{1000};               // ZMQ_LINGER: how long close() waits to flush; -1 forever
+  ms reconnect_interval{100};    // ZMQ_RECONNECT_IVL
+  ms reconnect_interval_max{0};  // ZMQ_RECONNECT_IVL_MAX (0: no exponential backoff)
+  ms heartbeat_interval{0};      // ZMQ_HEARTBEAT_IVL (ZMTP PING); 0 disables heartbeats
+  ms heartbeat_timeout{0};       // ZMQ_HEARTBEAT_TIMEOUT; 0 means heartbeat_interval
+  ms heartbeat_ttl{0};           // ZMQ_HEARTBEAT_TTL announced to the peer
+  ms send_timeout{-1};           // ZMQ_SNDTIMEO for blocking sends; -1 blocks forever
+  Limits limits;                 // enforced on receive, also through ZMQ_MAXMSGSIZE
 };
 
 // Counters of a receiving pattern. Readable from any thread.

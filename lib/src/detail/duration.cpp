@@ -25,11 +25,16 @@ std::chrono::milliseconds parse_duration(std::string_view text) {
   std::string_view unit;
   if (split_number(text, n, unit)) {
     double ms = -1;
-    if (unit.empty() || unit == "ms") ms = n;
-    else if (unit == "us") ms = n / 1000;
-    else if (unit == "s") ms = n * 1000;
-    else if (unit == "m") ms = n * 60'000;
-    else if (unit == "h") ms = n * 3'600'000;
+    if (unit.empty() || unit == "ms")
+      ms = n;
+    else if (unit == "us")
+      ms = n / 1000;
+    else if (unit == "s")
+      ms = n * 1000;
+    else if (unit == "m")
+      ms = n * 60'000;
+    else if (unit == "h")
+      ms = n * 3'600'000;
     if (ms >= 0) return std::chrono::milliseconds(static_cast<std::int64_t>(ms + 0.5));
   }
   throw Error(errc::bad_argument, "'" + std::string(text) +
@@ -48,13 +53,20 @@ std::uint64_t parse_size(std::string_view text) {
   std::string_view unit;
   if (split_number(text, n, unit)) {
     double factor = -1;
-    if (unit.empty() || unit == "B") factor = 1;
-    else if (unit == "KiB") factor = 1024.0;
-    else if (unit == "MiB") factor = 1024.0 * 1024;
-    else if (unit == "GiB") factor = 1024.0 * 1024 * 1024;
-    else if (unit == "KB" || unit == "kB") factor = 1e3;
-    else if (unit == "MB") factor = 1e6;
-    else if (unit == "GB") factor = 1e9;
+    if (unit.empty() || unit == "B")
+      factor = 1;
+    else if (unit == "KiB")
+      factor = 1024.0;
+    else if (unit == "MiB")
+      factor = 1024.0 * 1024;
+    else if (unit == "GiB")
+      factor = 1024.0 * 1024 * 1024;
+    else if (unit == "KB" || unit == "kB")
+      factor = 1e3;
+    else if (unit == "MB")
+      factor = 1e6;
+    else if (unit == "GB")
+      factor = 1e9;
     if (factor > 0) return static_cast<std::uint64_t>(n * factor);
   }
   throw Error(errc::bad_argument, "'" + std::string(text) +

@@ -24,7 +24,9 @@ struct StringSink {
   void write(const char* data, std::size_t size) { out.append(data, size); }
 };
 
-bool reference_everything(msgpack::type::object_type, std::size_t, void*) { return true; }
+bool reference_everything(msgpack::type::object_type, std::size_t, void*) {
+  return true;
+}
 
 std::string_view as_view(const msgpack::object& o) {
   return o.type == msgpack::type::STR ? std::string_view(o.via.str.ptr, o.via.str.size)
@@ -119,8 +121,7 @@ void EnvelopeCodec::encode_head(const Envelope& e, std::string& head) {
   validate_topic(e.topic);
   if (e.key && e.key->size() > kMaxKeySize)
     throw Error(errc::bad_argument, "key is longer than 255 bytes");
-  if (e.headers.size() > kMaxHeaderCount)
-    throw Error(errc::bad_argument, "more than 1024 headers");
+  if (e.headers.size() > kMaxHeaderCount) throw Error(errc::bad_argument, "more than 1024 headers");
 
   head.clear();
   head.append(e.topic);
@@ -267,8 +268,8 @@ DecodeResult EnvelopeCodec::decode_fields(const msgpack::object& fields, Message
   return {};
 }
 
-DecodeResult EnvelopeCodec::wrap_raw(std::string_view topic, std::string_view payload,
-                                     Message& out, const Limits& limits) noexcept {
+DecodeResult EnvelopeCodec::wrap_raw(std::string_view topic, std::string_view payload, Message& out,
+                                     const Limits& limits) noexcept {
   if (payload.size() > limits.max_message_size)
     return {errc::too_large, "raw payload exceeds the maximum message size"};
   if (topic.size() > kMaxTopicSize) return {errc::malformed, "raw topic is longer than 255 bytes"};

@@ -20,9 +20,9 @@ struct ThreadIdState {
     // getrandom never fails for 8 bytes once the pool is ready; fall back to
     // the clock and the state's address, which still differ per thread.
     if (getrandom(&random_bits, sizeof random_bits, 0) != sizeof random_bits) {
-      random_bits = static_cast<std::uint64_t>(
-                        std::chrono::steady_clock::now().time_since_epoch().count()) ^
-                    reinterpret_cast<std::uintptr_t>(this);
+      random_bits =
+          static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count()) ^
+          reinterpret_cast<std::uintptr_t>(this);
     }
   }
 };
@@ -40,7 +40,9 @@ int hex_value(char c) noexcept {
   return -1;
 }
 
-constexpr bool is_dash_position(std::size_t i) { return i == 8 || i == 13 || i == 18 || i == 23; }
+constexpr bool is_dash_position(std::size_t i) {
+  return i == 8 || i == 13 || i == 18 || i == 23;
+}
 
 }  // namespace
 

@@ -43,7 +43,11 @@ std::optional<MessageId> Producer::try_send(std::string_view topic, std::string_
   return e.id;
 }
 
-std::uint64_t Producer::sent() const noexcept { return impl_->sender.sent(); }
-void* Producer::native_handle() noexcept { return impl_->sender.socket().handle(); }
+std::uint64_t Producer::sent() const noexcept {
+  return impl_->sender.sent();
+}
+void* Producer::native_handle() noexcept {
+  return impl_->sender.socket().handle();
+}
 
 }  // namespace mqkit

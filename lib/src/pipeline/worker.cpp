@@ -33,10 +33,20 @@ std::optional<Message> Worker::receive(std::chrono::milliseconds timeout) {
   return message;
 }
 
-void Worker::run(const Handler& handler) { impl_->receiver.run(handler); }
-void Worker::stop() noexcept { impl_->receiver.stop(); }
-void Worker::on_drop(DropHandler handler) { impl_->receiver.on_drop(std::move(handler)); }
-ReceiveStats Worker::stats() const noexcept { return impl_->receiver.stats(); }
-void* Worker::native_handle() noexcept { return impl_->receiver.socket().handle(); }
+void Worker::run(const Handler& handler) {
+  impl_->receiver.run(handler);
+}
+void Worker::stop() noexcept {
+  impl_->receiver.stop();
+}
+void Worker::on_drop(DropHandler handler) {
+  impl_->receiver.on_drop(std::move(handler));
+}
+ReceiveStats Worker::stats() const noexcept {
+  return impl_->receiver.stats();
+}
+void* Worker::native_handle() noexcept {
+  return impl_->receiver.socket().handle();
+}
 
 }  // namespace mqkit

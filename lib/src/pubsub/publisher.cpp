@@ -90,8 +90,14 @@ bool Publisher::wait_for_subscriber(std::string_view topic, std::chrono::millise
   }
 }
 
-std::uint64_t Publisher::sent() const noexcept { return impl_->sender.sent(); }
-std::uint64_t Publisher::dropped() const noexcept { return impl_->dropped.get(); }
-void* Publisher::native_handle() noexcept { return impl_->sender.socket().handle(); }
+std::uint64_t Publisher::sent() const noexcept {
+  return impl_->sender.sent();
+}
+std::uint64_t Publisher::dropped() const noexcept {
+  return impl_->dropped.get();
+}
+void* Publisher::native_handle() noexcept {
+  return impl_->sender.socket().handle();
+}
 
 }  // namespace mqkit

@@ -42,10 +42,20 @@ std::optional<Message> Subscriber::receive(std::chrono::milliseconds timeout) {
   return message;
 }
 
-void Subscriber::run(const Handler& handler) { impl_->receiver.run(handler); }
-void Subscriber::stop() noexcept { impl_->receiver.stop(); }
-void Subscriber::on_drop(DropHandler handler) { impl_->receiver.on_drop(std::move(handler)); }
-ReceiveStats Subscriber::stats() const noexcept { return impl_->receiver.stats(); }
-void* Subscriber::native_handle() noexcept { return impl_->receiver.socket().handle(); }
+void Subscriber::run(const Handler& handler) {
+  impl_->receiver.run(handler);
+}
+void Subscriber::stop() noexcept {
+  impl_->receiver.stop();
+}
+void Subscriber::on_drop(DropHandler handler) {
+  impl_->receiver.on_drop(std::move(handler));
+}
+ReceiveStats Subscriber::stats() const noexcept {
+  return impl_->receiver.stats();
+}
+void* Subscriber::native_handle() noexcept {
+  return impl_->receiver.socket().handle();
+}
 
 }  // namespace mqkit

@@ -54,8 +54,7 @@ bool Sender::send(const Envelope& envelope, std::string_view payload, bool wait)
       if (e.num() != EINTR) throw Error(std::error_code(e.num(), std::system_category()), e.what());
     }
     if (global_stop().is_set()) throw Error(errc::stopped, "stopped while waiting to send");
-    if (send_timeout_.count() >= 0 &&
-        std::chrono::steady_clock::now() - start >= send_timeout_)
+    if (send_timeout_.count() >= 0 && std::chrono::steady_clock::now() - start >= send_timeout_)
       throw Error(errc::timeout, "send timed out after " + std::to_string(send_timeout_.count()) +
                                      "ms: no peer took the message (is anything connected?)");
   }

@@ -21,7 +21,8 @@ zmq::socket_t open_socket(zmq::socket_type type, const SocketOptions& o) {
   socket.set(zmq::sockopt::reconnect_ivl_max, static_cast<int>(o.reconnect_interval_max.count()));
   if (o.heartbeat_interval.count() > 0) {
     socket.set(zmq::sockopt::heartbeat_ivl, static_cast<int>(o.heartbeat_interval.count()));
-    const auto timeout = o.heartbeat_timeout.count() > 0 ? o.heartbeat_timeout : o.heartbeat_interval;
+    const auto timeout =
+        o.heartbeat_timeout.count() > 0 ? o.heartbeat_timeout : o.heartbeat_interval;
     socket.set(zmq::sockopt::heartbeat_timeout, static_cast<int>(timeout.count()));
     if (o.heartbeat_ttl.count() > 0)
       socket.set(zmq::sockopt::heartbeat_ttl, static_cast<int>(o.heartbeat_ttl.count()));
@@ -41,8 +42,8 @@ void check_tcp_port(const std::string& address) {
   if (colon < 6 || port.empty() || port == "*" || port == "0") return;
   if (port.find_first_not_of("0123456789") != std::string::npos || port.size() > 5 ||
       std::stoul(port) > 65535)
-    throw Error(errc::bad_endpoint, "'" + address +
-                                        "' has no valid port: use 1-65535, or * to pick a free one");
+    throw Error(errc::bad_endpoint,
+                "'" + address + "' has no valid port: use 1-65535, or * to pick a free one");
 }
 
 }  // namespace

@@ -40,7 +40,9 @@ StopEvent& global_stop() {
 }
 
 namespace {
-void on_stop_signal(int) { global_stop().signal(); }
+void on_stop_signal(int) {
+  global_stop().signal();
+}
 }  // namespace
 
 }  // namespace mqkit::detail
@@ -56,9 +58,13 @@ void stop_on_signals() {
   sigaction(SIGTERM, &action, nullptr);
 }
 
-void request_stop() noexcept { detail::global_stop().signal(); }
+void request_stop() noexcept {
+  detail::global_stop().signal();
+}
 
-bool stop_requested() noexcept { return detail::global_stop().is_set(); }
+bool stop_requested() noexcept {
+  return detail::global_stop().is_set();
+}
 
 bool wait_for_stop(std::chrono::milliseconds timeout) {
   pollfd p{detail::global_stop().fd(), POLLIN, 0};

@@ -104,8 +104,7 @@ TEST_CASE("topics and keys that cannot be framed are refused on encode", "[envel
   CHECK_THROWS_AS(mqkit::encode(e, "x"), mqkit::Error);
 }
 
-TEST_CASE("every truncation of a frame is an error or a raw payload, never a crash",
-          "[envelope]") {
+TEST_CASE("every truncation of a frame is an error or a raw payload, never a crash", "[envelope]") {
   auto e = mqkit::Envelope::make("t");
   e.headers = {{"h", "v"}};
   const auto frame = mqkit::encode(e, "");

@@ -47,7 +47,8 @@ TEST_CASE("many producers feed one worker (fan-in)", "[pipeline]") {
   for (int p = 0; p < 3; ++p)
     producers.emplace_back([ep, p] {
       mqkit::Producer producer(mqkit::connect(ep));
-      for (int i = 0; i < 1000; ++i) (void)producer.send("t", std::to_string(p) + ":" + std::to_string(i));
+      for (int i = 0; i < 1000; ++i)
+        (void)producer.send("t", std::to_string(p) + ":" + std::to_string(i));
     });
   std::set<std::string> seen;
   worker.run([&](const mqkit::Message& m) {
@@ -89,9 +90,9 @@ TEST_CASE("malformed messages are counted and skipped while the worker keeps goi
   push.connect(worker.last_endpoint());
   push.send(zmq::str_buffer("a"), zmq::send_flags::sndmore);
   push.send(zmq::str_buffer("b"), zmq::send_flags::sndmore);
-  push.send(zmq::str_buffer("c"), zmq::send_flags::none);         // three frames
+  push.send(zmq::str_buffer("c"), zmq::send_flags::none);  // three frames
   const std::string bad_version = std::string("t\0\xA3MQK\x09\x00\x80", 8);
-  push.send(zmq::buffer(bad_version), zmq::send_flags::none);     // unknown major
+  push.send(zmq::buffer(bad_version), zmq::send_flags::none);  // unknown major
   const std::string good = mqkit::encode(mqkit::Envelope::make("t"), "good");
   push.send(zmq::buffer(good), zmq::send_flags::none);
 

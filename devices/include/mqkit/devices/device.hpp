@@ -34,7 +34,7 @@ class Device {
   void run();            // runs in this thread until stop() or mqkit::request_stop()
   void stop() noexcept;  // any thread; joins the device thread if start() made one
 
-  std::string in_endpoint() const;     // as bound, with the port resolved
+  std::string in_endpoint() const;  // as bound, with the port resolved
   std::string out_endpoint() const;
   std::string stats_endpoint() const;  // empty without a stats endpoint
   DeviceStats stats() const;           // thread-safe snapshot

@@ -11,7 +11,7 @@
 namespace mqkit::devices {
 
 struct DeviceStats {
-  std::string device;  // "streamer", "forwarder", ...
+  std::string device;                                           // "streamer", "forwarder", ...
   std::vector<std::pair<std::string, std::uint64_t>> counters;  // in the device's own order
 
   // The counter's value; 0 when the device has no such counter.

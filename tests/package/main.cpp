@@ -1,0 +1,17 @@
+// Sends one message through an installed mqkit's streamer and receives it.
+#include <mqkit/devices/streamer.hpp>
+#include <mqkit/mqkit.hpp>
+
+#include <cstdio>
+
+int main() {
+  mqkit::devices::Streamer streamer({"tcp://127.0.0.1:*", "tcp://127.0.0.1:*", "", {}});
+  streamer.start();
+  mqkit::Worker worker(mqkit::connect(streamer.out_endpoint()));
+  mqkit::Producer producer(mqkit::connect(streamer.in_endpoint()));
+  (void)producer.send("package.test", "hello from an installed mqkit");
+  const auto message = worker.receive(std::chrono::seconds(10));
+  if (!message) return 1;
+  std::printf("%s\n", message->payload.c_str());
+  return message->payload == "hello from an installed mqkit" ? 0 : 1;
+}
