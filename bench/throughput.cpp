@@ -4,9 +4,13 @@
 // payloads through Producer/Worker and Publisher/Subscriber, envelope
 // included. Fan-out is lossless on both sides (XPUB_NODROP), as mqkit runs it.
 //
-// usage: mqkit_bench_throughput [count] [subscribers] [hwm]
+// Each figure is the median of `runs` runs, raw and mqkit alternating, so
+// that drift on a noisy machine hits both sides alike.
+//
+// usage: mqkit_bench_throughput [count] [subscribers] [hwm] [runs]
 #include <zmq.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -151,6 +155,11 @@ double mqkit_fan_out(std::size_t size, std::uint64_t count, int subscribers) {
   return sum / subscribers;
 }
 
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
 void row(const char* pattern, std::size_t size, double raw, double ours, double target) {
   std::printf("%-22s %6zu B  raw %10.0f msg/s  mqkit %10.0f msg/s  ratio %.2f  (target >= %.2f)\n",
               pattern, size, raw, ours, ours / raw, target);
@@ -163,18 +172,24 @@ int main(int argc, char** argv) {
   const std::uint64_t count = argc > 1 ? std::strtoull(argv[1], nullptr, 10) : 1'000'000;
   const int subscribers = argc > 2 ? std::atoi(argv[2]) : 2;
   if (argc > 3) g_hwm = std::atoi(argv[3]);
+  const int runs = argc > 4 ? std::max(1, std::atoi(argv[4])) : 3;
   std::printf(
       "mqkit throughput vs raw libzmq, %llu messages per run, tcp loopback, fan-out to %d "
       "subscribers (msg/s per subscriber), HWM %d on both\n",
       static_cast<unsigned long long>(count), subscribers, g_hwm);
   for (const std::size_t size : {std::size_t(100), std::size_t(1024)}) {
     const double target = size >= 1024 ? 0.9 : 0.7;
-    const double raw_q = raw_push_pull(size, count);
-    const double our_q = mqkit_work_queue(size, count);
-    row("work queue PUSH/PULL", size, raw_q, our_q, target);
-    const double raw_f = raw_pub_sub(size, count, subscribers);
-    const double our_f = mqkit_fan_out(size, count, subscribers);
-    row("fan-out PUB/SUB", size, raw_f, our_f, target);
+    std::vector<double> raw_q, our_q, raw_f, our_f;
+    for (int r = 0; r < runs; ++r) {
+      raw_q.push_back(raw_push_pull(size, count));
+      our_q.push_back(mqkit_work_queue(size, count));
+    }
+    row("work queue PUSH/PULL", size, median(raw_q), median(our_q), target);
+    for (int r = 0; r < runs; ++r) {
+      raw_f.push_back(raw_pub_sub(size, count, subscribers));
+      our_f.push_back(mqkit_fan_out(size, count, subscribers));
+    }
+    row("fan-out PUB/SUB", size, median(raw_f), median(our_f), target);
   }
   return 0;
 }

@@ -41,14 +41,14 @@ int run_consume(const ConsumeOptions& o) {
 
   auto handle = [&](const Message& m) {
     if (!o.exec.empty()) {
-      const int status = run_command(o.exec, m.payload,
+      const int status = run_command(o.exec, m.payload(),
                                      {{"MQKIT_ID", m.id().to_string()},
                                       {"MQKIT_TOPIC", m.topic()},
                                       {"MQKIT_ATTEMPT", std::to_string(m.envelope.attempt)}});
       if (status != 0)
         report("consume", "command exited with status " + std::to_string(status) + " for message " +
                               m.id().to_string());
-    } else if (!write_line(o.json ? message_json(m) : escape_line(m.payload))) {
+    } else if (!write_line(o.json ? message_json(m) : escape_line(m.payload()))) {
       output_closed = true;
       stop();
       return;

@@ -161,11 +161,11 @@ std::string message_json(const Message& m) {
     out += ",\"key\":";
     append_json_string(out, text(*m.envelope.key));
   }
-  if (is_valid_utf8(m.payload)) {
+  if (is_valid_utf8(m.payload())) {
     out += ",\"payload\":";
-    append_json_string(out, m.payload);
+    append_json_string(out, m.payload());
   } else {
-    out += ",\"payload_base64\":\"" + base64(m.payload) + "\"";
+    out += ",\"payload_base64\":\"" + base64(m.payload()) + "\"";
   }
   out += "}";
   return out;

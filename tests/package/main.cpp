@@ -12,6 +12,7 @@ int main() {
   (void)producer.send("package.test", "hello from an installed mqkit");
   const auto message = worker.receive(std::chrono::seconds(10));
   if (!message) return 1;
-  std::printf("%s\n", message->payload.c_str());
-  return message->payload == "hello from an installed mqkit" ? 0 : 1;
+  const std::string_view payload = message->payload();
+  std::printf("%.*s\n", static_cast<int>(payload.size()), payload.data());
+  return message->payload() == "hello from an installed mqkit" ? 0 : 1;
 }

@@ -47,13 +47,61 @@ struct Envelope {
   static Envelope make(std::string topic);
 };
 
-struct Message {
+// A message as a receiver hands it over. Inside a run() handler the payload
+// is borrowed from the received frame (no copy) and valid until the handler
+// returns; a copy of the Message, and every Message returned by value
+// (receive(), decode()), owns its payload.
+class Message {
+ public:
   Envelope envelope;
-  std::string payload;
   bool wrapped = false;  // arrived as raw frames and got its envelope on receipt
 
+  Message() = default;
+  Message(Envelope e, std::string payload)
+      : envelope(std::move(e)), owned_(std::move(payload)), payload_(owned_), owns_(true) {}
+  Message(const Message& other) : envelope(other.envelope), wrapped(other.wrapped) {
+    set_payload(std::string(other.payload_));
+  }
+  Message(Message&& other) noexcept { *this = std::move(other); }
+  Message& operator=(const Message& other) {
+    if (this != &other) *this = Message(other);
+    return *this;
+  }
+  Message& operator=(Message&& other) noexcept {
+    envelope = std::move(other.envelope);
+    wrapped = other.wrapped;
+    owns_ = other.owns_;
+    owned_ = std::move(other.owned_);
+    payload_ = owns_ ? std::string_view(owned_) : other.payload_;
+    other.payload_ = {};
+    other.owns_ = false;
+    return *this;
+  }
+
+  std::string_view payload() const noexcept { return payload_; }
   const MessageId& id() const noexcept { return envelope.id; }
   const std::string& topic() const noexcept { return envelope.topic; }
+
+  // Copies `bytes` into the message.
+  void set_payload(std::string bytes) {
+    owned_ = std::move(bytes);
+    payload_ = owned_;
+    owns_ = true;
+  }
+  // Points at `bytes` without copying; they must outlive the use of payload().
+  void borrow_payload(std::string_view bytes) noexcept {
+    payload_ = bytes;
+    owns_ = false;
+  }
+  // Turns a borrowed payload into an owned one.
+  void own_payload() {
+    if (!owns_) set_payload(std::string(payload_));
+  }
+
+ private:
+  std::string owned_;
+  std::string_view payload_;
+  bool owns_ = false;
 };
 
 // True when the frame carries an mqkit envelope (of any version).

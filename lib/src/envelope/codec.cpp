@@ -43,31 +43,28 @@ std::uint64_t now_ms() {
       duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count());
 }
 
-// The envelope our own encoder writes when there are no headers, no key and
-// attempt < 128:
-//   83 01 c4 10 <16 id bytes> 02 cf <8 bytes> 03 <fixint>
+// The envelope of a fresh message (no headers, no key, attempt 1, created_at
+// equal to the id's own timestamp) encodes to exactly 20 bytes:
+//   81 01 c4 10 <16 id bytes>
 // Recognising exactly these bytes skips msgpack-cxx's general object
 // building, which costs more than the rest of a small message's receive
-// path. Anything else (headers, key, other orders, unknown fields) takes the
-// general path, so both paths accept the same envelopes.
+// path. Anything else takes the general path; both accept the same input.
+constexpr unsigned char kCanonicalFields[] = {0x81, kFieldId, 0xc4, 0x10};
+constexpr std::size_t kCanonicalFieldsSize = sizeof kCanonicalFields + MessageId::kSize;
+
 bool decode_canonical(std::string_view frame, std::size_t& offset, Envelope& e) noexcept {
   const auto* p = reinterpret_cast<const unsigned char*>(frame.data()) + offset;
-  const std::size_t left = frame.size() - offset;
-  constexpr std::size_t kSize = 1 + 3 + MessageId::kSize + 2 + 8 + 2;
-  if (left < kSize || p[0] != 0x83 || p[1] != kFieldId || p[2] != 0xc4 || p[3] != 0x10 ||
-      p[20] != kFieldCreatedAt || p[21] != 0xcf || p[30] != kFieldAttempt || p[31] >= 0x80)
+  if (frame.size() - offset < kCanonicalFieldsSize ||
+      std::memcmp(p, kCanonicalFields, sizeof kCanonicalFields) != 0)
     return false;
-  const std::uint32_t attempt = p[31];
   std::array<std::uint8_t, MessageId::kSize> id;
-  std::memcpy(id.data(), p + 4, MessageId::kSize);
-  std::uint64_t created_at = 0;
-  for (int i = 0; i < 8; ++i) created_at = created_at << 8 | p[22 + i];
+  std::memcpy(id.data(), p + sizeof kCanonicalFields, MessageId::kSize);
   e.id = MessageId(id);
-  e.created_at = created_at;
-  e.attempt = attempt;
+  e.created_at = e.id.unix_ms();
+  e.attempt = 1;
   e.headers.clear();
   e.key.reset();
-  offset += kSize;
+  offset += kCanonicalFieldsSize;
   return true;
 }
 
@@ -91,8 +88,8 @@ static void validate_topic(std::string_view topic) {
 }
 
 std::size_t EnvelopeCodec::canonical_head_size(const Envelope& e) noexcept {
-  if (!e.headers.empty() || e.key || e.attempt >= 0x80) return 0;
-  return e.topic.size() + 1 + kMagicSize + 2 + 32;
+  if (!e.headers.empty() || e.key || e.attempt != 1 || e.created_at != e.id.unix_ms()) return 0;
+  return e.topic.size() + 1 + kMagicSize + 2 + kCanonicalFieldsSize;
 }
 
 void EnvelopeCodec::write_canonical_head(const Envelope& e, char* out) {
@@ -105,16 +102,8 @@ void EnvelopeCodec::write_canonical_head(const Envelope& e, char* out) {
   p += kMagicSize;
   *p++ = kEnvelopeMajor;
   *p++ = kEnvelopeMinor;
-  const unsigned char fixed[] = {0x83, kFieldId, 0xc4, 0x10};
-  std::memcpy(p, fixed, sizeof fixed);
-  p += sizeof fixed;
-  std::memcpy(p, e.id.bytes().data(), MessageId::kSize);
-  p += MessageId::kSize;
-  *p++ = kFieldCreatedAt;
-  *p++ = 0xcf;
-  for (int i = 7; i >= 0; --i) *p++ = static_cast<unsigned char>(e.created_at >> (8 * i));
-  *p++ = kFieldAttempt;
-  *p++ = static_cast<unsigned char>(e.attempt);  // a positive fixint: canonical only below 128
+  std::memcpy(p, kCanonicalFields, sizeof kCanonicalFields);
+  std::memcpy(p + sizeof kCanonicalFields, e.id.bytes().data(), MessageId::kSize);
 }
 
 void EnvelopeCodec::encode_head(const Envelope& e, std::string& head) {
@@ -132,15 +121,24 @@ void EnvelopeCodec::encode_head(const Envelope& e, std::string& head) {
 
   StringSink sink{head};
   msgpack::packer<StringSink> pk(sink);
-  const std::uint32_t field_count = 3 + (e.headers.empty() ? 0 : 1) + (e.key ? 1 : 0);
+  // Fields that equal their defaults are left out: created_at defaults to the
+  // id's timestamp, attempt to 1.
+  const bool write_created_at = e.created_at != e.id.unix_ms();
+  const bool write_attempt = e.attempt != 1;
+  const std::uint32_t field_count =
+      1 + write_created_at + write_attempt + !e.headers.empty() + e.key.has_value();
   pk.pack_map(field_count);
   pk.pack_uint8(kFieldId);
   pk.pack_bin(MessageId::kSize);
   pk.pack_bin_body(reinterpret_cast<const char*>(e.id.bytes().data()), MessageId::kSize);
-  pk.pack_uint8(kFieldCreatedAt);
-  pk.pack_fix_uint64(e.created_at);  // always 9 bytes: the canonical layout relies on it
-  pk.pack_uint8(kFieldAttempt);
-  pk.pack(e.attempt);
+  if (write_created_at) {
+    pk.pack_uint8(kFieldCreatedAt);
+    pk.pack(e.created_at);
+  }
+  if (write_attempt) {
+    pk.pack_uint8(kFieldAttempt);
+    pk.pack(e.attempt);
+  }
   if (!e.headers.empty()) {
     pk.pack_uint8(kFieldHeaders);
     pk.pack_map(static_cast<std::uint32_t>(e.headers.size()));
@@ -174,7 +172,7 @@ DecodeResult EnvelopeCodec::decode(std::string_view frame, Message& out,
     const std::string_view payload = frame.substr(offset);
     if (payload.size() > limits.max_message_size)
       return {errc::too_large, "payload exceeds the maximum message size"};
-    out.payload.assign(payload);
+    out.borrow_payload(payload);
     return {};
   }
   zone_.clear();
@@ -200,7 +198,7 @@ DecodeResult EnvelopeCodec::decode(std::string_view frame, Message& out,
   for (const auto& [name, value] : out.envelope.headers) size += name.size() + value.size();
   if (size > limits.max_message_size)
     return {errc::too_large, "payload plus headers exceed the maximum message size"};
-  out.payload.assign(payload);
+  out.borrow_payload(payload);
   return {};
 }
 
@@ -264,7 +262,7 @@ DecodeResult EnvelopeCodec::decode_fields(const msgpack::object& fields, Message
     return {errc::too_large, "out of memory while decoding headers"};
   }
   if (!have_id) return {errc::malformed, "envelope has no 'id' field"};
-  if (!have_created_at) return {errc::malformed, "envelope has no 'created_at' field"};
+  if (!have_created_at) e.created_at = e.id.unix_ms();
   return {};
 }
 
@@ -280,7 +278,7 @@ DecodeResult EnvelopeCodec::wrap_raw(std::string_view topic, std::string_view pa
   e.attempt = 1;
   e.created_at = now_ms();
   e.key.reset();
-  out.payload.assign(payload);
+  out.borrow_payload(payload);
   out.wrapped = true;
   return {};
 }
@@ -311,7 +309,15 @@ std::string encode(const Envelope& envelope, std::string_view payload) {
 
 std::error_code decode(std::string_view frame, Message& out, const Limits& limits) noexcept {
   detail::EnvelopeCodec codec;
-  return make_error_code(codec.decode(frame, out, limits).code);
+  const auto result = codec.decode(frame, out, limits);
+  if (result) {
+    try {
+      out.own_payload();
+    } catch (const std::bad_alloc&) {
+      return make_error_code(errc::too_large);
+    }
+  }
+  return make_error_code(result.code);
 }
 
 Message decode(std::string_view frame, const Limits& limits) {
@@ -319,6 +325,7 @@ Message decode(std::string_view frame, const Limits& limits) {
   Message message;
   const auto result = codec.decode(frame, message, limits);
   if (!result) throw Error(result.code, result.detail);
+  message.own_payload();
   return message;
 }
 

@@ -6,31 +6,42 @@
 
 #include <sys/random.h>
 
+#include <time.h>
+
 #include <chrono>
+#include <cstring>
 
 namespace mqkit {
 namespace {
 
+// Trivially constructible, so a thread_local of it needs no init guard on
+// the hot path; random_bits == 0 means "not seeded yet".
 struct ThreadIdState {
-  std::uint64_t last_ms = 0;
-  std::uint32_t sequence = 0;
-  std::uint64_t random_bits = 0;
-
-  ThreadIdState() {
-    // getrandom never fails for 8 bytes once the pool is ready; fall back to
-    // the clock and the state's address, which still differ per thread.
-    if (getrandom(&random_bits, sizeof random_bits, 0) != sizeof random_bits) {
-      random_bits =
-          static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count()) ^
-          reinterpret_cast<std::uintptr_t>(this);
-    }
-  }
+  std::uint64_t last_ms;
+  std::uint32_t sequence;
+  std::uint64_t random_bits;
 };
 
+std::uint64_t seed_random_bits(const void* salt) noexcept {
+  std::uint64_t bits = 0;
+  // getrandom never fails for 8 bytes once the pool is ready; fall back to
+  // the clock and the state's address, which still differ per thread.
+  if (getrandom(&bits, sizeof bits, 0) != sizeof bits)
+    bits = static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count()) ^
+           reinterpret_cast<std::uintptr_t>(salt);
+  return bits | 1;  // never 0, so it reads as seeded
+}
+
 std::uint64_t now_unix_ms() noexcept {
-  using namespace std::chrono;
-  return static_cast<std::uint64_t>(
-      duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count());
+  timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<std::uint64_t>(ts.tv_sec) * 1000 +
+         static_cast<std::uint64_t>(ts.tv_nsec) / 1'000'000;
+}
+
+void store_big_endian(std::uint8_t* out, std::uint64_t v) noexcept {
+  v = __builtin_bswap64(v);
+  std::memcpy(out, &v, sizeof v);
 }
 
 int hex_value(char c) noexcept {
@@ -47,8 +58,9 @@ constexpr bool is_dash_position(std::size_t i) {
 }  // namespace
 
 MessageId MessageId::generate() noexcept {
-  thread_local ThreadIdState state;
-  std::uint64_t ms = now_unix_ms();
+  thread_local ThreadIdState state{};
+  if (state.random_bits == 0) state.random_bits = seed_random_bits(&state);
+  const std::uint64_t ms = now_unix_ms();
   if (ms > state.last_ms) {
     state.last_ms = ms;
     state.sequence = 0;
@@ -56,15 +68,11 @@ MessageId MessageId::generate() noexcept {
     ++state.last_ms;  // sequence exhausted: borrow the next millisecond
     state.sequence = 0;
   }
-  ms = state.last_ms;
-
-  std::array<std::uint8_t, kSize> b{};
-  for (int i = 0; i < 6; ++i) b[i] = static_cast<std::uint8_t>(ms >> (40 - 8 * i));
-  b[6] = static_cast<std::uint8_t>(0x70 | ((state.sequence >> 8) & 0x0f));  // version 7
-  b[7] = static_cast<std::uint8_t>(state.sequence & 0xff);
-  const std::uint64_t r = state.random_bits;
-  b[8] = static_cast<std::uint8_t>(0x80 | ((r >> 56) & 0x3f));  // RFC 4122 variant
-  for (int i = 9; i < 16; ++i) b[i] = static_cast<std::uint8_t>(r >> (8 * (15 - i)));
+  // 48 bits ms | version 7 | 12 bits sequence, then variant 10 | 62 random bits.
+  std::array<std::uint8_t, kSize> b;
+  store_big_endian(b.data(), state.last_ms << 16 | 0x7000 | state.sequence);
+  store_big_endian(b.data() + 8,
+                   (state.random_bits & 0x3fffffffffffffffULL) | 0x8000000000000000ULL);
   return MessageId(b);
 }
 

@@ -68,7 +68,10 @@ bool Receiver::receive(Message& out, std::chrono::milliseconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   for (;;) {
     if (stopping()) return false;
-    if (try_receive(out)) return true;
+    if (try_receive(out)) {
+      out.own_payload();  // the frame is reused by the next receive
+      return true;
+    }
     auto left = timeout;
     if (timeout.count() >= 0) {
       left = std::chrono::duration_cast<std::chrono::milliseconds>(

@@ -20,7 +20,7 @@ TEST_CASE("JSON output carries every envelope field", "[cli]") {
   m.envelope = mqkit::Envelope::make("order.created");
   m.envelope.headers["q\"uote"] = "v";
   m.envelope.key = "k";
-  m.payload = "line\n\"two\"";
+  m.set_payload("line\n\"two\"");
   const auto json = mqkit::cli::message_json(m);
   CHECK_THAT(json, Catch::Contains("\"id\":\"" + m.id().to_string() + "\""));
   CHECK_THAT(json, Catch::Contains("\"topic\":\"order.created\""));
@@ -33,7 +33,7 @@ TEST_CASE("JSON output carries every envelope field", "[cli]") {
 TEST_CASE("binary payloads are base64 in JSON", "[cli]") {
   mqkit::Message m;
   m.envelope = mqkit::Envelope::make("t");
-  m.payload = std::string("\xff\x00\x01", 3);
+  m.set_payload(std::string("\xff\x00\x01", 3));
   CHECK_THAT(mqkit::cli::message_json(m), Catch::Contains("\"payload_base64\":\"/wAB\""));
   CHECK(mqkit::cli::base64("ab") == "YWI=");
 }

@@ -33,7 +33,7 @@ TEST_CASE("a streamer spreads messages over its workers, each once", "[devices]"
   const auto deadline = std::chrono::steady_clock::now() + 10s;
   while (seen.size() < 200 && std::chrono::steady_clock::now() < deadline)
     for (auto* worker : {&a, &b})
-      if (auto m = worker->receive(10ms)) seen.insert(m->payload);
+      if (auto m = worker->receive(10ms)) seen.emplace(m->payload());
   CHECK(seen.size() == 200);
   CHECK(std::set<std::string>(seen.begin(), seen.end()).size() == 200);
   const auto stats = md::query_stats(streamer.stats_endpoint());
@@ -56,7 +56,7 @@ TEST_CASE("a forwarder passes subscriptions up and messages down", "[devices]") 
     for (int i = 0; i < 100; ++i) {
       const auto m = s->receive(5s);
       REQUIRE(m);
-      CHECK(m->payload == std::to_string(i));
+      CHECK(m->payload() == std::to_string(i));
     }
   }
   CHECK(forwarder.stats().get("out") == 100);

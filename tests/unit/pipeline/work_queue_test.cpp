@@ -20,7 +20,7 @@ TEST_CASE("a worker receives what a producer sends, envelope and all", "[pipelin
   REQUIRE(m);
   CHECK(m->id() == id);
   CHECK(m->topic() == "jobs.resize");
-  CHECK(m->payload == "image-1");
+  CHECK(m->payload() == "image-1");
   CHECK(m->envelope.attempt == 1);
   CHECK_FALSE(m->wrapped);
   CHECK(producer.sent() == 1);
@@ -52,7 +52,7 @@ TEST_CASE("many producers feed one worker (fan-in)", "[pipeline]") {
     });
   std::set<std::string> seen;
   worker.run([&](const mqkit::Message& m) {
-    seen.insert(m.payload);
+    seen.emplace(m.payload());
     if (seen.size() == 3000) worker.stop();
   });
   for (auto& t : producers) t.join();
@@ -74,9 +74,9 @@ TEST_CASE("raw frames from a plain cppzmq peer are accepted and wrapped", "[pipe
   REQUIRE(b);
   CHECK(a->wrapped);
   CHECK(a->topic() == "sensor.temp");
-  CHECK(a->payload == "21.5");
+  CHECK(a->payload() == "21.5");
   CHECK(b->topic().empty());
-  CHECK(b->payload == "just a payload");
+  CHECK(b->payload() == "just a payload");
   CHECK(a->id() != b->id());
   CHECK(worker.stats().wrapped == 2);
 }
@@ -98,7 +98,7 @@ TEST_CASE("malformed messages are counted and skipped while the worker keeps goi
 
   const auto m = worker.receive(5s);
   REQUIRE(m);
-  CHECK(m->payload == "good");
+  CHECK(m->payload() == "good");
   CHECK(worker.stats().malformed == 2);
   REQUIRE(drops.size() == 2);
   CHECK_THAT(drops[1], Catch::Contains("MQKIT-ENVELOPE-VERSION"));
@@ -117,7 +117,7 @@ TEST_CASE("a frame over the maximum message size never reaches the handler", "[p
   (void)second.send("t", "fits");
   const auto m = worker.receive(5s);
   REQUIRE(m);
-  CHECK(m->payload == "fits");
+  CHECK(m->payload() == "fits");
 }
 
 TEST_CASE("stop() ends run() from another thread", "[pipeline]") {

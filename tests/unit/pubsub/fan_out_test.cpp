@@ -23,14 +23,14 @@ TEST_CASE("every subscriber gets every message whose topic matches its prefix", 
   (void)publisher.send("user.signup", "u1");
   const auto o = orders.receive(5s);
   REQUIRE(o);
-  CHECK(o->payload == "o1");
+  CHECK(o->payload() == "o1");
   CHECK_FALSE(orders.receive(100ms));  // user.signup does not match "order."
   const auto e1 = everything.receive(5s);
   const auto e2 = everything.receive(5s);
   REQUIRE(e1);
   REQUIRE(e2);
-  CHECK(e1->payload == "o1");
-  CHECK(e2->payload == "u1");
+  CHECK(e1->payload() == "o1");
+  CHECK(e2->payload() == "u1");
 }
 
 TEST_CASE("wait_for_subscriber times out when nobody subscribed to the topic", "[pubsub]") {
@@ -51,7 +51,7 @@ TEST_CASE("a lossless publisher delivers everything to a slow subscriber", "[pub
   });
   int expected = 0;
   subscriber.run([&](const mqkit::Message& m) {
-    CHECK(m.payload == std::to_string(expected));
+    CHECK(m.payload() == std::to_string(expected));
     if (++expected == 5000) subscriber.stop();
   });
   sender.join();
@@ -88,5 +88,5 @@ TEST_CASE("raw [topic][payload] from a plain cppzmq publisher is filtered and wr
   REQUIRE(m);
   CHECK(m->wrapped);
   CHECK(m->topic() == "weather.oslo");
-  CHECK(m->payload == "-4C");
+  CHECK(m->payload() == "-4C");
 }
