@@ -14,11 +14,11 @@ using namespace std::chrono_literals;
 TEST_CASE("every subscriber gets every message whose topic matches its prefix", "[pubsub]") {
   mqkit::Publisher publisher(mqkit::bind("tcp://127.0.0.1:*"));
   const auto ep = publisher.last_endpoint();
+  // One at a time, so that each wait sees exactly that subscriber's prefix.
   mqkit::Subscriber orders(mqkit::connect(ep), {"order."});
-  mqkit::Subscriber everything(mqkit::connect(ep), {""});
   REQUIRE(publisher.wait_for_subscriber("order.created", 5s));
+  mqkit::Subscriber everything(mqkit::connect(ep), {""});
   REQUIRE(publisher.wait_for_subscriber("user.signup", 5s));
-  // Both subscriptions have arrived once a message sent to each is seen.
   (void)publisher.send("order.created", "o1");
   (void)publisher.send("user.signup", "u1");
   const auto o = orders.receive(5s);
