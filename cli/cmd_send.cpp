@@ -6,6 +6,7 @@
 #include "commands.hpp"
 #include "message_source.hpp"
 #include "mqkit/duration.hpp"
+#include "mqkit/error.hpp"
 #include "mqkit/producer.hpp"
 #include "mqkit/publisher.hpp"
 #include "mqkit/stop.hpp"
@@ -40,6 +41,9 @@ int run_send(SendOptions o) {
   const auto timeout = parse_duration(o.timeout);
   o.socket.send_timeout = timeout;
   o.socket.linger = timeout;
+  // Queue only to peers that are really there: a message is never counted as
+  // sent while it waits for a connection that may never come.
+  o.socket.immediate = true;
   const Endpoint endpoint{o.to, o.bind ? Endpoint::Mode::bind : Endpoint::Mode::connect};
 
   std::uint64_t sent = 0;
@@ -53,9 +57,16 @@ int run_send(SendOptions o) {
       if (publisher.send(o.topic, payload)) ++sent;
   } else {
     Producer producer(endpoint, o.socket);
-    while (!stop_requested() && source.next(payload)) {
-      (void)producer.send(o.topic, payload);
-      ++sent;
+    try {
+      while (!stop_requested() && source.next(payload)) {
+        (void)producer.send(o.topic, payload);
+        ++sent;
+      }
+    } catch (const Error& e) {
+      if (e.code() != errc::timeout) throw;
+      throw Error(errc::timeout, "nothing took a message at " + o.to + " for " + o.timeout +
+                                     " (is a streamer or worker running there?); " +
+                                     std::to_string(sent) + " sent before that");
     }
   }
   report("send",

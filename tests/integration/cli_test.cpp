@@ -297,6 +297,13 @@ TEST_CASE("usage errors exit 2 and runtime errors exit 1, each with one line",
     CHECK_THAT(err, Catch::Contains(ep) && Catch::Contains("Address already in use"));
     CHECK(one_line(err));
   }
+  SECTION("a send that no peer takes") {
+    const auto [code, err] = run_mqkit({"send", "--to", free_endpoint(), "--timeout", "300ms",
+                                        "--count", "1", "--size", "10"});
+    CHECK(code == 1);
+    CHECK_THAT(err, Catch::Contains("nothing took a message") && Catch::Contains("0 sent"));
+    CHECK(one_line(err));
+  }
   SECTION("an endpoint that is not one") {
     const auto [code, err] = run_mqkit({"forwarder", "--in", "tcp://nowhere", "--out", kAnyPort});
     CHECK(code == 1);

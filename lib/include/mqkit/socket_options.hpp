@@ -34,6 +34,7 @@ struct SocketOptions {
   ms heartbeat_timeout{0};       // ZMQ_HEARTBEAT_TIMEOUT; 0 means heartbeat_interval
   ms heartbeat_ttl{0};           // ZMQ_HEARTBEAT_TTL announced to the peer
   ms send_timeout{-1};           // ZMQ_SNDTIMEO for blocking sends; -1 blocks forever
+  bool immediate = false;        // ZMQ_IMMEDIATE: queue only to completed connections
   Limits limits;                 // enforced on receive, also through ZMQ_MAXMSGSIZE
 };
 

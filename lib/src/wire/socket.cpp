@@ -28,6 +28,7 @@ zmq::socket_t open_socket(zmq::socket_type type, const SocketOptions& o) {
       socket.set(zmq::sockopt::heartbeat_ttl, static_cast<int>(o.heartbeat_ttl.count()));
   }
   socket.set(zmq::sockopt::sndtimeo, static_cast<int>(o.send_timeout.count()));
+  socket.set(zmq::sockopt::immediate, o.immediate);
   socket.set(zmq::sockopt::maxmsgsize, static_cast<std::int64_t>(o.limits.max_frame_size()));
   return socket;
 }
