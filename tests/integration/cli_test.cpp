@@ -298,8 +298,8 @@ TEST_CASE("usage errors exit 2 and runtime errors exit 1, each with one line",
     CHECK(one_line(err));
   }
   SECTION("a send that no peer takes") {
-    const auto [code, err] = run_mqkit({"send", "--to", free_endpoint(), "--timeout", "300ms",
-                                        "--count", "1", "--size", "10"});
+    const auto [code, err] = run_mqkit(
+        {"send", "--to", free_endpoint(), "--timeout", "300ms", "--count", "1", "--size", "10"});
     CHECK(code == 1);
     CHECK_THAT(err, Catch::Contains("nothing took a message") && Catch::Contains("0 sent"));
     CHECK(one_line(err));

@@ -1,0 +1,177 @@
+// Spool: durable storage for the reliable proxy. Messages are appended to
+// numbered segment files in one directory, each record framed with its
+// length and CRC32C; acks and dead-letterings are records too. One writer
+// thread batches every record that arrives while the previous fdatasync runs
+// (group commit) and reports each record's completion only once it is as
+// durable as the policy says. Reopening a spool recovers, per group, every
+// message that is stored and neither acked nor dead, in publish order.
+// Segments whose messages are all done are deleted, and the live remainder
+// of mostly-done old segments is rewritten, so disk use follows what is
+// pending. The on-disk format is docs/spool-format.md.
+//
+// A spool directory has one writer process at a time (a flock'ed LOCK file);
+// read_spool() reads one that a live process owns.
+//
+// Thread safety: every method may be called from any thread. Completions run
+// on the writer thread (or on the caller's thread when an append fails at
+// once, e.g. `full`); keep them short.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "mqkit/message_id.hpp"
+
+namespace mqkit {
+
+enum class Durability {
+  always,    // completion after fdatasync (group commit)
+  interval,  // completion after write; fdatasync at least every sync_interval
+  never,     // completion after write; the page cache decides
+};
+
+struct SpoolOptions {
+  Durability durability = Durability::always;
+  std::chrono::milliseconds sync_interval{10};
+  std::uint64_t segment_size = 64ull * 1024 * 1024;  // a new segment starts past this
+  std::uint64_t max_size = 0;                        // bytes on disk; 0: no limit
+  std::uint64_t max_record_size = 16ull * 1024 * 1024 + 64 * 1024;
+  bool dead_letters = false;  // a dead-letter spool (DEAD_LETTER/TOMBSTONE records)
+};
+
+// "always", "never" or "interval=DURATION" (e.g. interval=10ms). Throws Error.
+void parse_durability(std::string_view text, SpoolOptions& options);
+
+enum class AppendStatus {
+  durable,   // stored as the durability policy promises
+  full,      // refused: the spool is at max_size (backpressure; retry later)
+  io_error,  // the write failed (errno in AppendResult::error); nothing was stored
+  closed,    // the spool was closing
+};
+
+struct AppendResult {
+  AppendStatus status = AppendStatus::durable;
+  int error = 0;  // errno for io_error
+  explicit operator bool() const noexcept { return status == AppendStatus::durable; }
+};
+
+using Completion = std::function<void(AppendResult)>;
+
+// Why a message went to the dead-letter spool, and its history.
+struct DeadLetterInfo {
+  std::string group;
+  std::string reason;
+  std::uint32_t attempts = 0;
+  std::uint64_t first_failure_ms = 0;
+  std::uint64_t last_failure_ms = 0;
+  std::string last_error;
+};
+
+struct StoredMessage {
+  MessageId id;
+  std::uint64_t seq = 0;            // publish order
+  std::vector<std::string> groups;  // still pending for these groups
+  std::string frame;                // the mqkit frame: topic, envelope, payload
+  std::optional<DeadLetterInfo> dead_letter;
+};
+
+struct RecoveryReport {
+  std::uint64_t segments = 0;
+  std::uint64_t records = 0;
+  std::uint64_t corrupt_records = 0;  // skipped in the middle of a segment
+  std::uint64_t corrupt_bytes = 0;
+  std::uint64_t torn_tail_bytes = 0;  // truncated away (writer) or ignored (reader)
+  std::vector<std::string> problems;
+};
+
+struct SpoolStats {
+  std::uint64_t bytes = 0;  // on disk, all segments
+  std::uint64_t segments = 0;
+  std::uint64_t messages = 0;  // stored and pending for at least one group
+  std::uint64_t syncs = 0;     // fdatasync calls since open
+  std::uint64_t records_written = 0;
+  std::map<std::string, std::uint64_t> pending;  // per group
+};
+
+class Spool {
+ public:
+  // Opens DIR for writing, creating it if needed, and recovers its contents.
+  // Throws Error when DIR cannot be created, is owned by another process
+  // (the message names its pid), or holds a segment of a newer format.
+  Spool(const std::string& dir, const SpoolOptions& options = {});
+  ~Spool();  // completes everything appended so far, then closes
+  Spool(const Spool&) = delete;
+  Spool& operator=(const Spool&) = delete;
+
+  // Stores a message for `groups` (at most 64 distinct groups per spool).
+  void publish(const MessageId& id, const std::vector<std::string>& groups, std::string_view frame,
+               Completion done);
+  void ack(const MessageId& id, const std::string& group, Completion done);
+  void dead(const MessageId& id, const std::string& group, std::string_view reason,
+            std::uint32_t attempts, std::string_view last_error, Completion done);
+
+  // Dead-letter spools: a full copy of the message and why it died; removal
+  // is a tombstone record.
+  void add_dead_letter(const MessageId& id, std::string_view frame, const DeadLetterInfo& info,
+                       Completion done);
+  void remove_dead_letter(const MessageId& id, Completion done);
+
+  // Blocking conveniences: append and wait for the completion.
+  AppendResult publish_sync(const MessageId& id, const std::vector<std::string>& groups,
+                            std::string_view frame);
+  AppendResult ack_sync(const MessageId& id, const std::string& group);
+
+  // Ids pending for `group`, in publish order.
+  std::vector<MessageId> pending(const std::string& group) const;
+  // A stored message (pending for some group, or a dead letter).
+  std::optional<StoredMessage> read(const MessageId& id) const;
+  std::vector<StoredMessage> dead_letters() const;
+  std::vector<std::string> groups() const;
+
+  // Waits until every record appended so far has completed (and the
+  // compaction that follows each batch has run).
+  void flush();
+
+  SpoolStats stats() const;
+  const RecoveryReport& recovery() const noexcept;
+  const std::string& dir() const noexcept;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Reads a spool without taking its lock (for dump, check, dlq ls/show): stops
+// quietly at a tail that is being written. Throws Error if DIR is unreadable.
+struct SpoolRecord {
+  std::string type;  // PUBLISH, ACK, DEAD, DEAD_LETTER, TOMBSTONE
+  std::string segment;
+  std::uint64_t offset = 0;
+  MessageId id;
+  std::vector<std::string> groups;
+  std::uint64_t seq = 0;
+  std::string frame;  // PUBLISH / DEAD_LETTER
+  std::optional<DeadLetterInfo> dead_letter;
+  std::string reason, last_error;  // DEAD
+  std::uint32_t attempts = 0;      // DEAD
+};
+
+struct SpoolContents {
+  std::vector<SpoolRecord> records;
+  RecoveryReport report;
+  std::uint64_t bytes = 0;
+  std::map<std::string, std::uint64_t> pending;  // per group
+  std::vector<StoredMessage> dead_letters;       // for a dead-letter spool
+};
+
+SpoolContents read_spool(const std::string& dir,
+                         std::uint64_t max_record_size = 16ull * 1024 * 1024 + 64 * 1024);
+
+}  // namespace mqkit

@@ -1,0 +1,71 @@
+// SpoolIndex: which stored messages are still pending, for which groups and
+// where they are on disk. Built by replaying records in file order (on
+// recovery and by read_spool) and kept current by the writer as records
+// become durable. About 80 bytes per pending message.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+#include <map>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "mqkit/message_id.hpp"
+#include "spool/records.hpp"
+
+namespace mqkit::detail::spool {
+
+struct IdHash {
+  std::size_t operator()(const MessageId& id) const noexcept {
+    std::uint64_t a, b;
+    std::memcpy(&a, id.bytes().data(), 8);
+    std::memcpy(&b, id.bytes().data() + 8, 8);
+    return static_cast<std::size_t>(a * 0x9E3779B97F4A7C15ull ^ b);
+  }
+};
+
+struct Location {
+  std::uint32_t segment = 0;
+  std::uint32_t offset = 0;
+  std::uint32_t size = 0;
+};
+
+struct IndexEntry {
+  std::uint64_t seq = 0;
+  std::uint64_t groups = 0;  // bit i: pending for groups()[i]
+  Location where;
+};
+
+struct SegmentUsage {
+  std::uint64_t live_messages = 0;
+  std::uint64_t live_bytes = 0;
+};
+
+class SpoolIndex {
+ public:
+  static constexpr std::size_t kMaxGroups = 64;
+
+  // Applies one durable record found at `where`. Returns false when it names
+  // more than kMaxGroups groups.
+  bool apply(const DecodedRecord& record, const Location& where);
+
+  // The group's bit, creating it; -1 when the table is full.
+  int group_bit(const std::string& name);
+  int find_group(const std::string& name) const;
+  std::uint64_t mask_of(const std::vector<std::string>& groups);
+
+  std::vector<MessageId> pending(const std::string& group) const;
+  std::map<std::string, std::uint64_t> pending_counts() const;
+  std::vector<std::string> groups_of(std::uint64_t mask) const;
+
+  std::unordered_map<MessageId, IndexEntry, IdHash> entries;
+  std::vector<std::string> group_names;
+  std::map<std::uint32_t, SegmentUsage> usage;  // per segment number
+  std::uint64_t next_seq = 1;
+
+ private:
+  void forget(std::unordered_map<MessageId, IndexEntry, IdHash>::iterator it);
+};
+
+}  // namespace mqkit::detail::spool
