@@ -22,11 +22,16 @@ int main(int argc, char** argv) {
   setup_send(app, runner);
   setup_consume(app, runner);
   setup_stat(app, runner);
+  setup_spool(app, runner);
 
   std::string command = "mqkit";
   try {
     app.parse(argc, argv);
     command = app.get_subcommands().front()->get_name();
+    for (auto* sub = app.get_subcommands().front(); !sub->get_subcommands().empty();) {
+      sub = sub->get_subcommands().front();
+      command += " " + sub->get_name();
+    }
     return runner();
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
