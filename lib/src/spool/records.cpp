@@ -8,7 +8,12 @@
 namespace mqkit::detail::spool {
 namespace {
 
-using Packer = msgpack::packer<msgpack::sbuffer>;
+// Packs straight into the std::string that becomes the record body.
+struct StringSink {
+  std::string& out;
+  void write(const char* data, std::size_t size) { out.append(data, size); }
+};
+using Packer = msgpack::packer<StringSink>;
 
 void pack_id(Packer& pk, const MessageId& id) {
   pk.pack_bin(MessageId::kSize);
@@ -18,10 +23,6 @@ void pack_id(Packer& pk, const MessageId& id) {
 void pack_bytes(Packer& pk, std::string_view bytes) {
   pk.pack_bin(static_cast<std::uint32_t>(bytes.size()));
   pk.pack_bin_body(bytes.data(), static_cast<std::uint32_t>(bytes.size()));
-}
-
-std::string to_string(const msgpack::sbuffer& b) {
-  return {b.data(), b.size()};
 }
 
 bool reference_everything(msgpack::type::object_type, std::size_t, void*) {
@@ -64,42 +65,48 @@ bool read_groups(const msgpack::object& o, std::vector<std::string>& out) {
 
 std::string encode_publish(std::uint64_t seq, const MessageId& id,
                            const std::vector<std::string>& groups, std::string_view frame) {
-  msgpack::sbuffer b(frame.size() + 64);
-  Packer pk(b);
+  std::string body;
+  body.reserve(frame.size() + 40 + 8 * groups.size());
+  StringSink sink{body};
+  Packer pk(sink);
   pk.pack_array(4);
   pk.pack(seq);
   pack_id(pk, id);
   pk.pack(groups);
   pack_bytes(pk, frame);
-  return to_string(b);
+  return body;
 }
 
 std::string encode_ack(const MessageId& id, std::string_view group) {
-  msgpack::sbuffer b(64);
-  Packer pk(b);
+  std::string body;
+  StringSink sink{body};
+  Packer pk(sink);
   pk.pack_array(2);
   pack_id(pk, id);
   pk.pack(group);
-  return to_string(b);
+  return body;
 }
 
 std::string encode_dead(const MessageId& id, std::string_view group, std::string_view reason,
                         std::uint32_t attempts, std::string_view last_error) {
-  msgpack::sbuffer b(128);
-  Packer pk(b);
+  std::string body;
+  StringSink sink{body};
+  Packer pk(sink);
   pk.pack_array(5);
   pack_id(pk, id);
   pk.pack(group);
   pk.pack(reason);
   pk.pack(attempts);
   pk.pack(last_error);
-  return to_string(b);
+  return body;
 }
 
 std::string encode_dead_letter(std::uint64_t seq, const MessageId& id, std::string_view frame,
                                const DeadLetterInfo& info) {
-  msgpack::sbuffer b(frame.size() + 256);
-  Packer pk(b);
+  std::string body;
+  body.reserve(frame.size() + 128);
+  StringSink sink{body};
+  Packer pk(sink);
   pk.pack_array(9);
   pk.pack(seq);
   pack_id(pk, id);
@@ -110,7 +117,7 @@ std::string encode_dead_letter(std::uint64_t seq, const MessageId& id, std::stri
   pk.pack(info.first_failure_ms);
   pk.pack(info.last_failure_ms);
   pk.pack(info.last_error);
-  return to_string(b);
+  return body;
 }
 
 std::optional<DecodedRecord> decode_record(RecordType type, std::string_view body) {

@@ -50,10 +50,17 @@ bool SpoolIndex::apply(const DecodedRecord& r, const Location& where) {
       const std::uint64_t mask = mask_of(r.groups);
       if (mask == 0 && !r.groups.empty()) return false;
       next_seq = std::max(next_seq, r.seq + 1);
-      auto it = entries.find(r.id);
-      if (it != entries.end()) forget(it);  // a rewritten copy replaces the original
-      if (mask == 0) return true;
-      entries[r.id] = IndexEntry{r.seq, mask, where};
+      if (mask == 0) {
+        if (auto it = entries.find(r.id); it != entries.end()) forget(it);
+        return true;
+      }
+      auto [it, inserted] = entries.try_emplace(r.id, IndexEntry{r.seq, mask, where});
+      if (!inserted) {  // a rewritten copy replaces the original
+        auto& old = usage[it->second.where.segment];
+        old.live_messages -= 1;
+        old.live_bytes -= it->second.where.size;
+        it->second = IndexEntry{r.seq, mask, where};
+      }
       auto& u = usage[where.segment];
       u.live_messages += 1;
       u.live_bytes += where.size;

@@ -21,7 +21,12 @@ struct IdHash {
     std::uint64_t a, b;
     std::memcpy(&a, id.bytes().data(), 8);
     std::memcpy(&b, id.bytes().data() + 8, 8);
-    return static_cast<std::size_t>(a * 0x9E3779B97F4A7C15ull ^ b);
+    // Mix both halves well: ids of one thread differ mostly in a few bytes.
+    std::uint64_t h = a ^ (b * 0x9E3779B97F4A7C15ull);
+    h ^= h >> 31;
+    h *= 0xBF58476D1CE4E5B9ull;
+    h ^= h >> 29;
+    return static_cast<std::size_t>(h);
   }
 };
 
