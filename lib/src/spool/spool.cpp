@@ -507,6 +507,19 @@ struct Spool::Impl {
   // ---- reads ----
 
   std::optional<StoredMessage> read(const MessageId& id) const {
+    // Compaction may move the record between the lookup and the read: the
+    // moved copy is found by looking again.
+    for (int attempt = 0; attempt < 3; ++attempt)
+      if (auto found = read_once(id); found || !index_has(id)) return found;
+    return std::nullopt;
+  }
+
+  bool index_has(const MessageId& id) const {
+    std::lock_guard l(index_mutex);
+    return index.entries.contains(id);
+  }
+
+  std::optional<StoredMessage> read_once(const MessageId& id) const {
     Location where;
     std::vector<std::string> groups;
     {
@@ -521,10 +534,11 @@ struct Spool::Impl {
     std::string data(where.size, '\0');
     const ssize_t n = ::pread(fd, data.data(), data.size(), where.offset);
     ::close(fd);
-    if (n != static_cast<ssize_t>(data.size())) return std::nullopt;
+    if (n != static_cast<ssize_t>(data.size()) || data.size() < kRecordHeaderSize)
+      return std::nullopt;
     const auto type = static_cast<RecordType>(data[8]);
     auto decoded = decode_record(type, std::string_view(data).substr(kRecordHeaderSize));
-    if (!decoded) return std::nullopt;
+    if (!decoded || decoded->id != id) return std::nullopt;
     StoredMessage m{decoded->id, decoded->seq, groups, std::string(decoded->frame), std::nullopt};
     if (type == RecordType::dead_letter)
       m.dead_letter =
