@@ -4,14 +4,11 @@
 #include <cstring>
 
 namespace mqkit::detail {
-namespace {
-constexpr std::chrono::milliseconds kWaitSlice{100};  // how often a blocked send checks for stop
-}
 
+// The socket's ZMQ_SNDTIMEO is the user's send_timeout (open_socket sets it),
+// so a blocked send waits inside libzmq; SIGINT/SIGTERM interrupt it (EINTR).
 Sender::Sender(zmq::socket_t socket, const SocketOptions& options)
-    : socket_(std::move(socket)), send_timeout_(options.send_timeout) {
-  socket_.set(zmq::sockopt::sndtimeo, static_cast<int>(kWaitSlice.count()));
-}
+    : socket_(std::move(socket)), send_timeout_(options.send_timeout) {}
 
 Envelope& Sender::fresh_envelope(std::string_view topic) {
   scratch_.id = MessageId::generate();
@@ -43,20 +40,20 @@ bool Sender::send(const Envelope& envelope, std::string_view payload, bool wait)
     sent_.add();
     return true;
   }
-  const auto start = std::chrono::steady_clock::now();
   for (;;) {
     try {
       if (socket_.send(frame, zmq::send_flags::none)) {
         sent_.add();
         return true;
       }
+      // EAGAIN from a blocking send: the send timeout passed.
+      throw Error(errc::timeout, "send timed out after " + std::to_string(send_timeout_.count()) +
+                                     "ms: no peer took the message (is anything connected?)");
     } catch (const zmq::error_t& e) {
       if (e.num() != EINTR) throw Error(std::error_code(e.num(), std::system_category()), e.what());
     }
+    // Interrupted by a signal: give up only when it asked us to stop.
     if (global_stop().is_set()) throw Error(errc::stopped, "stopped while waiting to send");
-    if (send_timeout_.count() >= 0 && std::chrono::steady_clock::now() - start >= send_timeout_)
-      throw Error(errc::timeout, "send timed out after " + std::to_string(send_timeout_.count()) +
-                                     "ms: no peer took the message (is anything connected?)");
   }
 }
 
