@@ -244,6 +244,7 @@ struct Spool::Impl {
       return;
     }
     const bool takes_space = type == RecordType::publish || type == RecordType::dead_letter;
+    bool wake = false;
     {
       std::unique_lock l(queue_mutex);
       if (closing) {
@@ -258,10 +259,11 @@ struct Spool::Impl {
         if (done) done({AppendStatus::full, 0});
         return;
       }
+      wake = queue.empty();  // the writer only sleeps on an empty queue
       queue.push_back({type, std::move(body), std::move(update), std::move(done)});
       queued_bytes += size;
     }
-    queue_cv.notify_one();
+    if (wake) queue_cv.notify_one();
   }
 
   // ---- the writer thread ----
@@ -472,7 +474,7 @@ struct Spool::Impl {
     std::vector<std::string> bodies;
     std::vector<std::pair<RecordType, std::string_view>> records;
     std::vector<DecodedRecord> updates;
-    std::unordered_map<std::uint64_t, std::size_t> wanted;  // offset -> index in live
+    std::map<std::uint64_t, std::size_t> wanted;  // offset -> index in live
     for (std::size_t i = 0; i < live.size(); ++i) wanted[live[i].second.where.offset] = i;
     std::vector<std::string> groups_now;
     (void)reader.scan([&](const RecordView& r) {

@@ -36,7 +36,7 @@ std::vector<std::string> SpoolIndex::groups_of(std::uint64_t mask) const {
   return out;
 }
 
-void SpoolIndex::forget(std::unordered_map<MessageId, IndexEntry, IdHash>::iterator it) {
+void SpoolIndex::forget(IdTable<IndexEntry>::iterator it) {
   auto& u = usage[it->second.where.segment];
   u.live_messages -= 1;
   u.live_bytes -= it->second.where.size;
