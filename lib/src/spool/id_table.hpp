@@ -36,7 +36,7 @@ class IdTable {
 
    private:
     void skip_empty() {
-      while (at_ != end_ && at_->first.is_nil()) ++at_;
+      while (at_ != end_ && is_empty(*at_)) ++at_;
     }
     Slot* at_;
     Slot* end_;
@@ -49,8 +49,8 @@ class IdTable {
   iterator find(const MessageId& id) const {
     if (slots_.empty()) return end();
     for (std::size_t i = home(id);; i = next(i)) {
-      if (slots_[i].first.is_nil()) return end();
-      if (slots_[i].first == id) return {data() + i, data() + slots_.size()};
+      if (is_empty(slots_[i])) return end();
+      if (same(slots_[i].first, id)) return {data() + i, data() + slots_.size()};
     }
   }
 
@@ -59,8 +59,8 @@ class IdTable {
   std::pair<iterator, bool> try_emplace(const MessageId& id, const Value& value) {
     if ((size_ + 1) * 5 > slots_.size() * 4) grow();  // load factor at most 0.8
     for (std::size_t i = home(id);; i = next(i)) {
-      if (slots_[i].first == id) return {{data() + i, data() + slots_.size()}, false};
-      if (slots_[i].first.is_nil()) {
+      if (same(slots_[i].first, id)) return {{data() + i, data() + slots_.size()}, false};
+      if (is_empty(slots_[i])) {
         slots_[i] = {id, value};
         ++size_;
         return {{data() + i, data() + slots_.size()}, true};
@@ -73,7 +73,7 @@ class IdTable {
     std::size_t i = static_cast<std::size_t>(&*it - data());
     slots_[i] = Slot{};
     --size_;
-    for (std::size_t j = next(i); !slots_[j].first.is_nil(); j = next(j)) {
+    for (std::size_t j = next(i); !is_empty(slots_[j]); j = next(j)) {
       const std::size_t k = home(slots_[j].first);
       // Move j back to i unless its home lies cyclically in (i, j].
       const bool stays = i <= j ? (i < k && k <= j) : (i < k || k <= j);
@@ -86,16 +86,27 @@ class IdTable {
 
  private:
   Slot* data() const { return const_cast<Slot*>(slots_.data()); }
+  // Ids compared as two words: the probe loop is the index's hot path.
+  static std::pair<std::uint64_t, std::uint64_t> words(const MessageId& id) noexcept {
+    std::pair<std::uint64_t, std::uint64_t> w;
+    std::memcpy(&w.first, id.bytes().data(), 8);
+    std::memcpy(&w.second, id.bytes().data() + 8, 8);
+    return w;
+  }
+  static bool same(const MessageId& a, const MessageId& b) noexcept { return words(a) == words(b); }
+  static bool is_empty(const Slot& s) noexcept {
+    const auto w = words(s.first);
+    return (w.first | w.second) == 0;
+  }
+
   std::size_t next(std::size_t i) const noexcept { return i + 1 == slots_.size() ? 0 : i + 1; }
 
   std::size_t home(const MessageId& id) const noexcept {
-    std::uint64_t a, b;
-    std::memcpy(&a, id.bytes().data(), 8);
-    std::memcpy(&b, id.bytes().data() + 8, 8);
-    std::uint64_t h = a ^ (b * 0x9E3779B97F4A7C15ull);
+    const auto [a, b] = words(id);
+    std::uint64_t h = a ^ (b * 0x9E3779B97F4A7C15ull);  // splitmix64's finalizer
+    h = (h ^ (h >> 30)) * 0xBF58476D1CE4E5B9ull;
+    h = (h ^ (h >> 27)) * 0x94D049BB133111EBull;
     h ^= h >> 31;
-    h *= 0xBF58476D1CE4E5B9ull;
-    h ^= h >> 29;
     // Maps the hash onto any table size (not only powers of two), so the
     // table can grow by 1.5x and stay close to its load factor.
     // (tables stay far below 2^32 slots, so 32 bits of hash suffice).
@@ -107,7 +118,7 @@ class IdTable {
     old.swap(slots_);
     size_ = 0;
     for (const auto& s : old)
-      if (!s.first.is_nil()) try_emplace(s.first, s.second);
+      if (!is_empty(s)) try_emplace(s.first, s.second);
   }
 
   std::vector<Slot> slots_;
