@@ -42,6 +42,9 @@ class SegmentReader {
   ScanReport scan(const std::function<void(const RecordView&)>& visit) const;
 
   const std::string& path() const noexcept { return path_; }
+  // False when the 16-byte header is missing or wrong (e.g. a crash right
+  // after the file was created).
+  bool header_ok() const noexcept { return header_ok_; }
   std::uint64_t file_size() const noexcept { return data_.size(); }
 
  private:
