@@ -1,0 +1,66 @@
+// The reliable proxy's wire protocol (docs/proxy-protocol.md): every command
+// is one msgpack frame ["MQK", major, minor, name, args...], followed, for
+// PUBLISH and DELIVER, by one mqkit message frame per message (the frames of
+// docs/protocol.md, unchanged, so payloads are never re-encoded). Decoding is
+// strict and bounded like the envelope's; a bad command is a typed error.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "envelope/codec.hpp"
+#include "mqkit/message_id.hpp"
+
+namespace mqkit::detail::proxy {
+
+inline constexpr std::uint32_t kProtocolMajor = 1;
+inline constexpr std::uint32_t kProtocolMinor = 0;
+inline constexpr std::size_t kMaxBatch = 65536;  // ids or confirms in one command
+
+enum class Command {
+  publish,      // producer -> proxy: [target_group | nil], then N message frames
+  confirm,      // proxy -> producer: [[id, status, reason], ...]
+  attach,       // worker -> proxy: group, [filter, ...], credit
+  attached,     // proxy -> worker: group, [filter, ...]
+  credit,       // worker -> proxy: n more messages it can hold
+  deliver,      // proxy -> worker: group, then N message frames (attempt in the envelope)
+  ack,          // worker -> proxy: [id, ...]
+  nack,         // worker -> proxy: id, "retry" | "dead", reason
+  in_progress,  // worker -> proxy: [id, ...] restart these deliveries' ack deadlines
+  heartbeat,    // both ways
+  detach,       // worker -> proxy: hand back unacked messages, leave the group
+  error,        // proxy -> peer: what was wrong with its last command
+};
+
+enum class ConfirmStatus { stored, duplicate, full, unroutable, rejected };
+enum class NackAction { retry, dead };
+
+struct Confirmation {
+  MessageId id;
+  ConfirmStatus status = ConfirmStatus::stored;
+  std::string reason;  // for rejected (and full, unroutable: a hint)
+};
+
+struct CommandFrame {
+  Command command = Command::heartbeat;
+  std::optional<std::string> target_group;  // publish
+  std::string group;                        // attach, attached, deliver
+  std::vector<std::string> filters;         // attach, attached
+  std::uint32_t credit = 0;                 // attach, credit
+  std::vector<MessageId> ids;               // ack, in_progress, nack (one)
+  std::vector<Confirmation> confirmations;  // confirm
+  NackAction action = NackAction::retry;    // nack
+  std::string reason;                       // nack, error
+};
+
+const char* command_name(Command command) noexcept;
+const char* status_name(ConfirmStatus status) noexcept;
+
+std::string encode_command(const CommandFrame& command);
+// Fills `out`; on failure says what was wrong (detail is a static string).
+DecodeResult decode_command(std::string_view frame, CommandFrame& out) noexcept;
+
+}  // namespace mqkit::detail::proxy
