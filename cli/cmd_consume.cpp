@@ -36,7 +36,6 @@ int run_consume(const ConsumeOptions& o) {
   stop_on_signals();
   const Endpoint endpoint{o.from, o.bind ? Endpoint::Mode::bind : Endpoint::Mode::connect};
   std::uint64_t handled = 0;
-  bool output_closed = false;
   std::function<void()> stop;
 
   auto handle = [&](const Message& m) {
@@ -49,8 +48,7 @@ int run_consume(const ConsumeOptions& o) {
         report("consume", "command exited with status " + std::to_string(status) + " for message " +
                               m.id().to_string());
     } else if (!write_line(o.json ? message_json(m) : escape_line(m.payload()))) {
-      output_closed = true;
-      stop();
+      stop();  // stdout is gone (`consume | head -3`): a normal way to end
       return;
     }
     if (o.count > 0 && ++handled >= o.count) stop();
@@ -71,7 +69,6 @@ int run_consume(const ConsumeOptions& o) {
     stop = [&worker] { worker.stop(); };
     worker.run(handle);
   }
-  (void)output_closed;  // a closed stdout is a normal way to stop (`consume | head -3`)
   return 0;
 }
 
