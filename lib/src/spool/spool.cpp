@@ -182,9 +182,13 @@ struct Spool::Impl {
     report.corrupt_bytes += scan.corrupt_bytes;
     report.problems.insert(report.problems.end(), scan.problems.begin(), scan.problems.end());
     std::uint64_t size = reader.file_size();
-    // A last segment without a complete header (a crash right after it was
-    // created) is repaired too: appends must never start at offset 0.
-    if (scan.torn_tail_bytes > 0 || (last && !reader.header_ok())) {
+    if (!reader.header_ok() && !last) {
+      // A whole segment in the middle is unreadable: corruption, not a tail.
+      ++report.corrupt_records;
+      report.corrupt_bytes += size;
+    } else if (scan.torn_tail_bytes > 0 || !reader.header_ok()) {
+      // A last segment without a complete header (a crash right after it was
+      // created) is repaired too: appends must never start at offset 0.
       report.torn_tail_bytes += scan.torn_tail_bytes;
       report.problems.push_back(
           path + ": " + std::to_string(scan.torn_tail_bytes) + " bytes of torn tail after offset " +

@@ -15,8 +15,10 @@ SpoolContents read_spool(const std::string& dir, std::uint64_t max_record_size) 
   SpoolContents out;
   SpoolIndex index;
   std::map<MessageId, StoredMessage> dead_letters;
-  for (const std::uint32_t number : list_segments(dir)) {
+  const auto numbers = list_segments(dir);
+  for (const std::uint32_t number : numbers) {
     const std::string name = segment_name(number);
+    const bool last = number == numbers.back();
     SegmentReader reader(dir + "/" + name, max_record_size);
     const ScanReport scan = reader.scan([&](const RecordView& r) {
       auto d = decode_record(r.type, r.body);
@@ -51,7 +53,14 @@ SpoolContents read_spool(const std::string& dir, std::uint64_t max_record_size) 
     out.report.records += scan.records;
     out.report.corrupt_records += scan.corrupt_records;
     out.report.corrupt_bytes += scan.corrupt_bytes;
-    out.report.torn_tail_bytes += scan.torn_tail_bytes;
+    if (!reader.header_ok() && !last) {
+      // Unreadable in the middle: corruption. On the last segment it may be
+      // a writer that has just created the file.
+      ++out.report.corrupt_records;
+      out.report.corrupt_bytes += reader.file_size();
+    } else {
+      out.report.torn_tail_bytes += scan.torn_tail_bytes;
+    }
     out.report.problems.insert(out.report.problems.end(), scan.problems.begin(),
                                scan.problems.end());
     out.bytes += reader.file_size();

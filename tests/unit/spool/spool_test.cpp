@@ -141,6 +141,10 @@ TEST_CASE("recovery keeps every intact record whatever damage the files have", "
     const std::string next = path + "/99999999.seg";
     append_file(next, "MQKS");
   }
+  SECTION("a whole segment before the others that is not a segment") {
+    append_file(path + "/00000000.seg", "this is not a spool segment at all");
+    expect_corrupt = 1;
+  }
   SECTION("an empty segment file: a crash right after it was created") {
     append_file(path + "/99999999.seg", "");
   }
