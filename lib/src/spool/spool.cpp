@@ -184,8 +184,11 @@ struct Spool::Impl {
     std::uint64_t size = reader.file_size();
     if (!reader.header_ok() && !last) {
       // A whole segment in the middle is unreadable: corruption, not a tail.
+      // It is left on disk for inspection and kept out of compaction (it
+      // holds nothing readable that an ack elsewhere could refer to).
       ++report.corrupt_records;
       report.corrupt_bytes += size;
+      return;
     } else if (scan.torn_tail_bytes > 0 || !reader.header_ok()) {
       // A last segment without a complete header (a crash right after it was
       // created) is repaired too: appends must never start at offset 0.
