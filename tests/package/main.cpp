@@ -1,8 +1,11 @@
-// Sends one message through an installed mqkit's streamer and receives it.
+// Sends one message through an installed mqkit's streamer, receives it, and
+// stores it in a spool (so the spool's CRC32C library is linked too).
 #include <mqkit/devices/streamer.hpp>
 #include <mqkit/mqkit.hpp>
 
 #include <cstdio>
+#include <cstdlib>
+#include <filesystem>
 
 int main() {
   mqkit::devices::Streamer streamer({"tcp://127.0.0.1:*", "tcp://127.0.0.1:*", "", {}});
@@ -14,5 +17,16 @@ int main() {
   if (!message) return 1;
   const std::string_view payload = message->payload();
   std::printf("%.*s\n", static_cast<int>(payload.size()), payload.data());
-  return message->payload() == "hello from an installed mqkit" ? 0 : 1;
+  if (payload != "hello from an installed mqkit") return 1;
+
+  char dir[] = "/tmp/mqkit-package-spool-XXXXXX";
+  if (::mkdtemp(dir) == nullptr) return 1;
+  bool stored = false;
+  {
+    mqkit::Spool spool(dir);
+    stored = static_cast<bool>(spool.publish_sync(message->id(), {"g"}, "frame")) &&
+             spool.pending("g").size() == 1;
+  }
+  std::filesystem::remove_all(dir);
+  return stored ? 0 : 1;
 }
