@@ -7,6 +7,7 @@
 #include <array>
 #include <compare>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -42,3 +43,15 @@ class MessageId {
 };
 
 }  // namespace mqkit
+
+// Ids as keys of unordered containers: both halves mixed (splitmix64).
+template <>
+struct std::hash<mqkit::MessageId> {
+  std::size_t operator()(const mqkit::MessageId& id) const noexcept {
+    std::uint64_t h = 0;
+    for (int i = 0; i < 16; ++i) h = h << 8 ^ (h >> 56) ^ id.bytes()[i];
+    h = (h ^ (h >> 30)) * 0xBF58476D1CE4E5B9ull;
+    h = (h ^ (h >> 27)) * 0x94D049BB133111EBull;
+    return static_cast<std::size_t>(h ^ (h >> 31));
+  }
+};

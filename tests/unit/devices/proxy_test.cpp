@@ -1,0 +1,275 @@
+// The proxy in process, driven over tcp loopback by plain DEALER sockets
+// speaking docs/proxy-protocol.md: confirm-after-store, fan-out to groups,
+// credit, acks, retries, dead letters, ack timeouts, restarts, garbage.
+#include <catch2/catch.hpp>
+#include <zmq.hpp>
+
+#include <optional>
+#include <set>
+
+#include "helpers.hpp"
+#include "mqkit/devices/proxy.hpp"
+#include "mqkit/envelope.hpp"
+#include "reliable/protocol.hpp"
+
+using namespace std::chrono_literals;
+using namespace mqkit::detail::proxy;
+namespace md = mqkit::devices;
+
+namespace {
+
+std::string_view view(const zmq::message_t& m) {
+  return {static_cast<const char*>(m.data()), m.size()};
+}
+
+// A DEALER speaking the proxy protocol, for producers and workers alike.
+class Peer {
+ public:
+  explicit Peer(const std::string& endpoint) : socket_(ctx_, zmq::socket_type::dealer) {
+    socket_.set(zmq::sockopt::linger, 0);
+    socket_.connect(endpoint);
+  }
+  void send(const CommandFrame& c, const std::vector<std::string>& frames = {}) {
+    const auto encoded = encode_command(c);
+    socket_.send(zmq::buffer(encoded),
+                 frames.empty() ? zmq::send_flags::none : zmq::send_flags::sndmore);
+    for (std::size_t i = 0; i < frames.size(); ++i)
+      socket_.send(zmq::buffer(frames[i]),
+                   i + 1 < frames.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
+  }
+  void send_raw(const std::string& bytes) {
+    socket_.send(zmq::buffer(bytes), zmq::send_flags::none);
+  }
+  // The next command and the message frames after it.
+  std::optional<std::pair<CommandFrame, std::vector<mqkit::Message>>> receive(
+      std::chrono::milliseconds timeout = 5s) {
+    zmq::pollitem_t item{socket_.handle(), 0, ZMQ_POLLIN, 0};
+    if (zmq::poll(&item, 1, timeout) == 0) return std::nullopt;
+    zmq::message_t first;
+    (void)socket_.recv(first);
+    std::pair<CommandFrame, std::vector<mqkit::Message>> out;
+    REQUIRE(decode_command(view(first), out.first));
+    for (bool more = first.more(); more;) {
+      zmq::message_t frame;
+      (void)socket_.recv(frame);
+      more = frame.more();
+      out.second.push_back(mqkit::decode(view(frame)));
+    }
+    return out;
+  }
+  // Publishes one message per payload and returns their confirmations.
+  std::vector<Confirmation> publish(const std::string& topic,
+                                    const std::vector<std::string>& payloads,
+                                    std::optional<std::string> target = std::nullopt) {
+    std::vector<std::string> frames;
+    for (const auto& p : payloads) frames.push_back(mqkit::encode(mqkit::Envelope::make(topic), p));
+    send({.command = Command::publish, .target_group = target}, frames);
+    std::vector<Confirmation> all;
+    while (all.size() < payloads.size()) {
+      auto reply = receive();
+      REQUIRE(reply);
+      REQUIRE(reply->first.command == Command::confirm);
+      all.insert(all.end(), reply->first.confirmations.begin(), reply->first.confirmations.end());
+    }
+    return all;
+  }
+
+ private:
+  zmq::context_t ctx_;
+  zmq::socket_t socket_;
+};
+
+struct Fixture {
+  mqkit::test::TempDir dir;
+  md::ProxyOptions options;
+  std::optional<md::Proxy> proxy;
+
+  Fixture() {
+    options.front = options.back = "tcp://127.0.0.1:*";
+    options.spool_dir = dir.file("spool");
+    options.dlq_dir = dir.file("dlq");
+    options.retry = mqkit::RetryPolicy::parse("fixed:50ms", 3);
+    options.ack_timeout = 2s;
+  }
+  void start() {
+    proxy.emplace(options);
+    proxy->start();
+  }
+  std::string front() const { return proxy->in_endpoint(); }
+  std::string back() const { return proxy->out_endpoint(); }
+  Peer worker(const std::string& group, std::uint32_t prefetch,
+              std::vector<std::string> filters = {}) {
+    Peer w(back());
+    w.send({.command = Command::attach,
+            .group = group,
+            .filters = std::move(filters),
+            .credit = prefetch});
+    auto reply = w.receive();
+    REQUIRE(reply);
+    REQUIRE(reply->first.command == Command::attached);
+    return w;
+  }
+};
+
+mqkit::MessageId ack_next(Peer& w, const std::string& expected_payload = "") {
+  auto d = w.receive();
+  REQUIRE(d);
+  REQUIRE(d->first.command == Command::deliver);
+  REQUIRE(d->second.size() == 1);
+  if (!expected_payload.empty()) CHECK(d->second[0].payload() == expected_payload);
+  w.send({.command = Command::ack, .ids = {d->second[0].id()}});
+  return d->second[0].id();
+}
+
+}  // namespace
+
+TEST_CASE("the proxy confirms a message once stored and delivers it to every matching group",
+          "[proxy]") {
+  Fixture f;
+  f.options.groups = {{"email", {"order.#"}}, {"billing", {"order.created"}}};
+  f.start();
+  auto email = f.worker("email", 10);
+  auto billing = f.worker("billing", 10);
+  Peer producer(f.front());
+  const auto confirms = producer.publish("order.created", {"order 1"});
+  REQUIRE(confirms.size() == 1);
+  CHECK(confirms[0].status == ConfirmStatus::stored);
+  ack_next(email, "order 1");
+  ack_next(billing, "order 1");
+  // Only email's filter matches a shipped order; nothing matches a user topic.
+  CHECK(producer.publish("order.shipped", {"s"})[0].status == ConfirmStatus::stored);
+  ack_next(email, "s");
+  CHECK_FALSE(billing.receive(200ms));
+  const auto unroutable = producer.publish("user.signup", {"u"});
+  CHECK(unroutable[0].status == ConfirmStatus::unroutable);
+  CHECK(mqkit::test::wait_for([&] { return f.proxy->stats().get("acked") == 3; }));
+}
+
+TEST_CASE("a worker never holds more unacked messages than its prefetch", "[proxy]") {
+  Fixture f;
+  f.options.groups = {{"g", {"#"}}};
+  f.start();
+  Peer producer(f.front());
+  (void)producer.publish("t", {"1", "2", "3"});
+  auto w = f.worker("g", 1);
+  auto first = w.receive();
+  REQUIRE(first);
+  CHECK_FALSE(w.receive(300ms));  // the second waits for the first ack
+  w.send({.command = Command::ack, .ids = {first->second[0].id()}});
+  ack_next(w, "2");
+  ack_next(w, "3");
+}
+
+TEST_CASE("a nacked message comes back with attempt+1 and dies after max attempts", "[proxy]") {
+  Fixture f;
+  f.options.groups = {{"billing", {"#"}}};
+  f.start();
+  Peer producer(f.front());
+  (void)producer.publish("order.created", {"poison"});
+  auto w = f.worker("billing", 1);
+  for (std::uint32_t attempt = 1; attempt <= 3; ++attempt) {
+    auto d = w.receive();
+    REQUIRE(d);
+    CHECK(d->second[0].envelope.attempt == attempt);
+    w.send({.command = Command::nack,
+            .ids = {d->second[0].id()},
+            .action = NackAction::retry,
+            .reason = "card declined"});
+  }
+  CHECK_FALSE(w.receive(300ms));
+  REQUIRE(mqkit::test::wait_for([&] { return f.proxy->stats().get("dead") == 1; }));
+  f.proxy.reset();  // close the spools so the DLQ can be read back
+  const auto dead = mqkit::read_spool(f.options.dlq_dir).dead_letters;
+  REQUIRE(dead.size() == 1);
+  CHECK(dead[0].dead_letter->reason == "max attempts");
+  CHECK(dead[0].dead_letter->attempts == 3);
+  CHECK(dead[0].dead_letter->last_error == "card declined");
+  CHECK(dead[0].dead_letter->group == "billing");
+}
+
+TEST_CASE("an unacked delivery is redelivered to another worker after the ack timeout", "[proxy]") {
+  Fixture f;
+  f.options.groups = {{"g", {"#"}}};
+  f.options.ack_timeout = 300ms;
+  f.start();
+  Peer producer(f.front());
+  (void)producer.publish("t", {"job"});
+  std::optional<Peer> silent(f.worker("g", 1));
+  auto d = silent->receive();
+  REQUIRE(d);
+  auto other = f.worker("g", 1);
+  auto again = other.receive(5s);
+  REQUIRE(again);
+  CHECK(again->second[0].id() == d->second[0].id());
+  CHECK(again->second[0].envelope.attempt == 2);
+}
+
+TEST_CASE("a restarted proxy delivers what was stored and not acked", "[proxy]") {
+  Fixture f;
+  f.options.groups = {{"g", {"#"}}};
+  f.start();
+  {
+    Peer producer(f.front());
+    (void)producer.publish("t", {"a", "b", "c"});
+    auto w = f.worker("g", 1);
+    ack_next(w, "a");
+    REQUIRE(mqkit::test::wait_for([&] { return f.proxy->stats().get("acked") == 1; }));
+  }
+  f.proxy.reset();
+  f.start();
+  auto w = f.worker("g", 10);
+  std::set<std::string> seen;
+  for (int i = 0; i < 2; ++i) {
+    auto d = w.receive();
+    REQUIRE(d);
+    seen.emplace(d->second[0].payload());
+    w.send({.command = Command::ack, .ids = {d->second[0].id()}});
+  }
+  CHECK(seen == std::set<std::string>{"b", "c"});
+  CHECK_FALSE(w.receive(300ms));
+}
+
+TEST_CASE("detach hands prefetched messages back without spending an attempt", "[proxy]") {
+  Fixture f;
+  f.options.groups = {{"g", {"#"}}};
+  f.start();
+  Peer producer(f.front());
+  (void)producer.publish("t", {"x"});
+  {
+    auto w = f.worker("g", 5);
+    REQUIRE(w.receive());
+    w.send({.command = Command::detach});
+  }
+  auto next = f.worker("g", 5);
+  auto d = next.receive();
+  REQUIRE(d);
+  CHECK(d->second[0].envelope.attempt == 1);
+}
+
+TEST_CASE("an attach with other filters than the group's is refused", "[proxy]") {
+  Fixture f;
+  f.options.groups = {{"email", {"order.#"}}};
+  f.start();
+  Peer w(f.back());
+  w.send({.command = Command::attach, .group = "email", .filters = {"user.*"}, .credit = 1});
+  auto reply = w.receive();
+  REQUIRE(reply);
+  CHECK(reply->first.command == Command::error);
+  CHECK_THAT(reply->first.reason, Catch::Contains("order.#"));
+}
+
+TEST_CASE("garbage on both ports is answered or dropped while others are served", "[proxy]") {
+  Fixture f;
+  f.options.groups = {{"g", {"#"}}};
+  f.start();
+  Peer junk_producer(f.front()), junk_worker(f.back());
+  junk_producer.send_raw("\x01\x02 not a command");
+  junk_worker.send_raw(std::string(300, '\xff'));
+  CHECK(junk_producer.receive()->first.command == Command::error);
+  CHECK(junk_worker.receive()->first.command == Command::error);
+  auto w = f.worker("g", 1);
+  Peer producer(f.front());
+  CHECK(producer.publish("t", {"fine"})[0].status == ConfirmStatus::stored);
+  ack_next(w, "fine");
+  CHECK(f.proxy->stats().get("malformed") == 2);
+}
