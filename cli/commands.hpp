@@ -12,5 +12,6 @@ void setup_send(CLI::App& app, Runner& runner);
 void setup_consume(CLI::App& app, Runner& runner);
 void setup_stat(CLI::App& app, Runner& runner);
 void setup_spool(CLI::App& app, Runner& runner);
+void setup_proxy(CLI::App& app, Runner& runner);
 
 }  // namespace mqkit::cli

@@ -29,6 +29,8 @@ class Category final : public std::error_category {
         return "timed out";
       case errc::unsupported:
         return "unsupported";
+      case errc::in_use:
+        return "in use by another process";
       case errc::stopped:
         return "stopped";
     }

@@ -19,6 +19,7 @@ enum class errc {
   timeout,              // an operation did not complete in its time
   unsupported,          // the operation is not available here
   stopped,              // a stop was requested while the operation waited
+  in_use,               // another process owns the resource (a spool's lock)
 };
 
 const std::error_category& error_category() noexcept;

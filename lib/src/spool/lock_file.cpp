@@ -28,7 +28,7 @@ LockFile::LockFile(const std::string& dir) {
     std::string who = n > 0 ? std::string(owner, static_cast<std::size_t>(n)) : "";
     while (!who.empty() && (who.back() == '\n' || who.back() == ' ')) who.pop_back();
     if (err == EWOULDBLOCK)
-      throw Error(errc::bad_argument, "spool " + dir + " is in use by another process (" +
+      throw Error(errc::in_use, "spool " + dir + " is in use by another process (" +
                                           (who.empty() ? std::string("pid unknown") : who) +
                                           "); stop it or use another directory");
     throw Error(std::error_code(err, std::system_category()),

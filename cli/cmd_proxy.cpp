@@ -1,0 +1,87 @@
+// `mqkit proxy`: the ack-and-retry device with its spool and dead-letter spool.
+#include <cstdio>
+#include <memory>
+
+#include "commands.hpp"
+#include "mqkit/devices/proxy.hpp"
+#include "mqkit/duration.hpp"
+#include "mqkit/stop.hpp"
+
+namespace mqkit::cli {
+namespace {
+
+struct ProxyCliOptions {
+  devices::ProxyOptions proxy;
+  std::string fsync = "always";
+  std::string ack_timeout = "30s";
+  std::string backoff = "exponential:1s..60s";
+  std::uint32_t max_attempts = 5;
+  std::string max_spool;
+  std::vector<std::string> groups;  // NAME=FILTER[,FILTER]
+};
+
+int run_proxy(ProxyCliOptions o) {
+  stop_on_signals();
+  parse_durability(o.fsync, o.proxy.spool);
+  o.proxy.ack_timeout = parse_duration(o.ack_timeout);
+  o.proxy.retry = RetryPolicy::parse(o.backoff, o.max_attempts);
+  if (!o.max_spool.empty()) o.proxy.spool.max_size = parse_size(o.max_spool);
+  for (const auto& g : o.groups) {
+    const auto eq = g.find('=');
+    if (eq == std::string::npos || eq == 0)
+      throw UsageError("--group '" + g + "' must be NAME=FILTER[,FILTER], e.g. email=order.#");
+    std::vector<std::string> filters;
+    for (std::size_t start = eq + 1; start <= g.size();) {
+      const auto comma = g.find(',', start);
+      filters.push_back(g.substr(start, comma == std::string::npos ? comma : comma - start));
+      if (comma == std::string::npos) break;
+      start = comma + 1;
+    }
+    o.proxy.groups[g.substr(0, eq)] = filters;
+  }
+  devices::Proxy proxy(o.proxy);
+  std::string up = "mqkit proxy: up, in " + proxy.in_endpoint() + " out " + proxy.out_endpoint();
+  if (!proxy.stats_endpoint().empty()) up += " stats " + proxy.stats_endpoint();
+  std::printf("%s\n", up.c_str());
+  std::fflush(stdout);
+  proxy.run();
+  std::string line;
+  for (const auto& [counter, value] : proxy.stats().counters)
+    line += " " + counter + "=" + std::to_string(value);
+  report("proxy", "stopped;" + line);
+  return 0;
+}
+
+}  // namespace
+
+void setup_proxy(CLI::App& app, Runner& runner) {
+  auto* sub = app.add_subcommand(
+      "proxy",
+      "Ack-and-retry device: stores every message in a spool before confirming it, "
+      "delivers it to every matching group, retries, dead-letters");
+  auto o = std::make_shared<ProxyCliOptions>();
+  sub->add_option("--front", o->proxy.front, "Endpoint to bind for producers")->required();
+  sub->add_option("--back", o->proxy.back, "Endpoint to bind for workers")->required();
+  sub->add_option("--spool", o->proxy.spool_dir, "Spool directory (created if missing)")
+      ->required();
+  sub->add_option("--dlq", o->proxy.dlq_dir, "Dead-letter spool directory (default: SPOOL.dlq)");
+  sub->add_option("--fsync", o->fsync, "always | interval=DUR | never (default always)");
+  sub->add_option("--max-attempts", o->max_attempts,
+                  "Deliveries before a message is dead-lettered (default 5)")
+      ->check(CLI::PositiveNumber);
+  sub->add_option("--ack-timeout", o->ack_timeout,
+                  "Redeliver when no ack comes in this time (default 30s)")
+      ->check(duration_validator());
+  sub->add_option("--backoff", o->backoff,
+                  "fixed:DUR or exponential:DUR..DUR (default exponential:1s..60s)");
+  sub->add_option("--max-spool", o->max_spool, "Spool size limit; past it publishes get 'full'")
+      ->check(size_validator());
+  sub->add_option("--group", o->groups, "Declare a group: NAME=FILTER[,FILTER] (repeatable)");
+  sub->add_option("--stats", o->proxy.stats, "Endpoint to bind for `mqkit stat`");
+  sub->footer(
+      "Producers and workers speak docs/proxy-protocol.md (send --proxy and consume "
+      "--proxy are not there yet).");
+  sub->callback([&runner, o] { runner = [o] { return run_proxy(*o); }; });
+}
+
+}  // namespace mqkit::cli
