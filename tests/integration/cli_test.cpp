@@ -338,14 +338,14 @@ TEST_CASE("devices stop cleanly on SIGTERM and print their counters", "[integrat
 TEST_CASE("a second proxy on the same spool refuses and names the first one's pid",
           "[integration][cli][proxy]") {
   TempDir dir;
-  ChildProcess first({mqkit::test::mqkit_binary(), "proxy", "--front", kAnyPort, "--back",
-                      kAnyPort, "--spool", dir.file("spool"), "--group", "email=order.#"});
+  ChildProcess first({mqkit::test::mqkit_binary(), "proxy", "--front", kAnyPort, "--back", kAnyPort,
+                      "--spool", dir.file("spool"), "--group", "email=order.#"});
   const auto up = first.read_line(10s);
   INFO(first.stderr_text());
   REQUIRE(up);
   CHECK_THAT(*up, Catch::StartsWith("mqkit proxy: up, in tcp://127.0.0.1:"));
-  const auto [code, err] = run_mqkit({"proxy", "--front", kAnyPort, "--back", kAnyPort,
-                                      "--spool", dir.file("spool")});
+  const auto [code, err] =
+      run_mqkit({"proxy", "--front", kAnyPort, "--back", kAnyPort, "--spool", dir.file("spool")});
   CHECK(code == 1);
   CHECK_THAT(err, Catch::Contains("pid " + std::to_string(first.pid())));
   first.signal(SIGTERM);

@@ -29,8 +29,8 @@ LockFile::LockFile(const std::string& dir) {
     while (!who.empty() && (who.back() == '\n' || who.back() == ' ')) who.pop_back();
     if (err == EWOULDBLOCK)
       throw Error(errc::in_use, "spool " + dir + " is in use by another process (" +
-                                          (who.empty() ? std::string("pid unknown") : who) +
-                                          "); stop it or use another directory");
+                                    (who.empty() ? std::string("pid unknown") : who) +
+                                    "); stop it or use another directory");
     throw Error(std::error_code(err, std::system_category()),
                 "cannot lock " + path + ": " + std::strerror(err));
   }
