@@ -4,9 +4,11 @@
 #include <csignal>
 #include <cstdio>
 #include <memory>
+#include <stdexcept>
 
 #include "commands.hpp"
 #include "exec_command.hpp"
+#include "mqkit/reliable_consumer.hpp"
 #include "mqkit/stop.hpp"
 #include "mqkit/subscriber.hpp"
 #include "mqkit/worker.hpp"
@@ -17,6 +19,9 @@ namespace {
 
 struct ConsumeOptions {
   std::string from;
+  std::string proxy;
+  std::string group;
+  std::uint32_t prefetch = 100;
   bool sub = false;
   bool bind = false;
   std::vector<std::string> topics;
@@ -32,8 +37,36 @@ bool write_line(const std::string& line) {
          std::fputc('\n', stdout) != EOF && std::fflush(stdout) == 0;
 }
 
+// As a worker of a proxy group: ack once printed, or once --exec exits 0.
+int consume_via_proxy(const ConsumeOptions& o) {
+  if (o.group.empty()) throw UsageError("--proxy needs --group NAME");
+  ReliableConsumerOptions options{o.group, o.topics, o.prefetch, o.socket};
+  ReliableConsumer consumer(o.proxy, options);
+  std::uint64_t acked = 0;
+  consumer.run([&](const Message& m) {
+    Outcome outcome = Outcome::ack;
+    if (!o.exec.empty()) {
+      const int status = run_command(o.exec, m.payload(),
+                                     {{"MQKIT_ID", m.id().to_string()},
+                                      {"MQKIT_TOPIC", m.topic()},
+                                      {"MQKIT_ATTEMPT", std::to_string(m.envelope.attempt)}});
+      if (status != 0)
+        throw std::runtime_error("command exited with status " + std::to_string(status));
+    } else if (!write_line(o.json ? message_json(m) : escape_line(m.payload()))) {
+      consumer.stop();
+      return Outcome::retry;  // not written: let another worker have it
+    }
+    if (o.count > 0 && ++acked >= o.count) consumer.stop();
+    return outcome;
+  });
+  return 0;
+}
+
 int run_consume(const ConsumeOptions& o) {
   stop_on_signals();
+  if (o.from.empty() == o.proxy.empty())
+    throw UsageError("give --from EP (work queue, or sub with --sub) or --proxy EP --group NAME");
+  if (!o.proxy.empty()) return consume_via_proxy(o);
   const Endpoint endpoint{o.from, o.bind ? Endpoint::Mode::bind : Endpoint::Mode::connect};
   std::uint64_t handled = 0;
   std::function<void()> stop;
@@ -78,13 +111,18 @@ void setup_consume(CLI::App& app, Runner& runner) {
   auto* sub = app.add_subcommand(
       "consume", "Receive messages and print each payload on its own line, or run a command");
   auto o = std::make_shared<ConsumeOptions>();
-  sub->add_option("--from", o->from, "Endpoint to connect to, e.g. tcp://127.0.0.1:5558")
-      ->required();
+  sub->add_option("--from", o->from, "Endpoint to connect to, e.g. tcp://127.0.0.1:5558");
+  sub->add_option("--proxy", o->proxy,
+                  "Consume from a reliable proxy (its --back endpoint) as a worker of --group");
+  sub->add_option("--group", o->group, "With --proxy: the consumer group to join");
+  sub->add_option("--prefetch", o->prefetch,
+                  "With --proxy: unacked messages held at once (default 100)")
+      ->check(CLI::PositiveNumber);
   sub->add_flag("--sub", o->sub, "Subscribe (SUB) instead of pulling from a work queue (PULL)");
   sub->add_flag("--bind", o->bind, "Bind --from instead of connecting (peer to peer, no device)");
   sub->add_option("--topic", o->topics,
-                  "With --sub: receive topics that start with these bytes (repeatable; "
-                  "default: everything)");
+                  "With --sub: receive topics that start with these bytes; with --proxy: the "
+                  "group's filters (order.*, order.#); repeatable");
   sub->add_flag("--json", o->json,
                 "Print one JSON object per message: id, topic, attempt, created_at, headers, "
                 "key, payload (payload_base64 when not UTF-8)");

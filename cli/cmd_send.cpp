@@ -1,6 +1,7 @@
 // `mqkit send`: one message per line of stdin or --file, or --count generated
 // messages, to a work queue (PUSH) or, with --pub, to subscribers (PUB).
 #include <cstdio>
+#include <map>
 #include <memory>
 
 #include "commands.hpp"
@@ -9,6 +10,7 @@
 #include "mqkit/error.hpp"
 #include "mqkit/producer.hpp"
 #include "mqkit/publisher.hpp"
+#include "mqkit/reliable_producer.hpp"
 #include "mqkit/stop.hpp"
 
 namespace mqkit::cli {
@@ -16,6 +18,8 @@ namespace {
 
 struct SendOptions {
   std::string to;
+  std::string proxy;
+  std::size_t window = 1000;
   bool pub = false;
   bool bind = false;
   std::string topic;
@@ -28,8 +32,41 @@ struct SendOptions {
   SocketOptions socket;
 };
 
+// Through the reliable proxy: pipelined, every message confirmed or counted.
+int send_via_proxy(const SendOptions& o, MessageSource& source) {
+  ReliableProducerOptions options;
+  options.socket = o.socket;
+  options.window = o.window;
+  options.timeout = parse_duration(o.timeout);
+  ReliableProducer producer(o.proxy, options);
+  std::map<PublishStatus, std::uint64_t> counts;
+  std::string last_problem;
+  std::uint64_t sent = 0;
+  std::string payload;
+  while (!stop_requested() && source.next(payload)) {
+    producer.send_async(Envelope::make(o.topic), payload, [&](const PublishResult& r) {
+      ++counts[r.status];
+      if (!r.ok()) last_problem = std::string(to_string(r.status)) + ": " + r.reason;
+    });
+    ++sent;
+  }
+  const std::size_t left = producer.flush(parse_duration(o.timeout));
+  const std::uint64_t ok = counts[PublishStatus::stored] + counts[PublishStatus::duplicate];
+  std::string summary = std::to_string(ok) + " of " + std::to_string(sent) +
+                        " messages confirmed by " + o.proxy + " (" +
+                        std::to_string(counts[PublishStatus::stored]) + " stored, " +
+                        std::to_string(counts[PublishStatus::duplicate]) + " duplicate)";
+  if (ok != sent)
+    summary += "; " + std::to_string(sent - ok - left) + " refused (last: " + last_problem + "), " +
+               std::to_string(left) + " unconfirmed";
+  report("send", summary);
+  return ok == sent ? 0 : 1;
+}
+
 int run_send(SendOptions o) {
   stop_on_signals();
+  if (o.to.empty() == o.proxy.empty())
+    throw UsageError("give --to EP (work queue, or pub with --pub) or --proxy EP (reliable)");
   if (o.count > 0 && o.size.empty()) throw UsageError("--count needs --size BYTES");
   if (!o.size.empty() && o.count == 0) throw UsageError("--size needs --count N");
   if (o.count > 0 && !o.file.empty()) throw UsageError("use either --file or --count, not both");
@@ -44,6 +81,7 @@ int run_send(SendOptions o) {
   // Queue only to peers that are really there: a message is never counted as
   // sent while it waits for a connection that may never come.
   o.socket.immediate = true;
+  if (!o.proxy.empty()) return send_via_proxy(o, source);
   const Endpoint endpoint{o.to, o.bind ? Endpoint::Mode::bind : Endpoint::Mode::connect};
 
   std::uint64_t sent = 0;
@@ -80,7 +118,13 @@ void setup_send(CLI::App& app, Runner& runner) {
   auto* sub = app.add_subcommand(
       "send", "Send one message per line of stdin (or --file), or --count generated messages");
   auto o = std::make_shared<SendOptions>();
-  sub->add_option("--to", o->to, "Endpoint to connect to, e.g. tcp://127.0.0.1:5557")->required();
+  sub->add_option("--to", o->to, "Endpoint to connect to, e.g. tcp://127.0.0.1:5557");
+  sub->add_option("--proxy", o->proxy,
+                  "Send through a reliable proxy (its --front endpoint); exit 0 only when every "
+                  "message was confirmed stored");
+  sub->add_option("--window", o->window,
+                  "With --proxy: unconfirmed messages in flight (default 1000)")
+      ->check(CLI::PositiveNumber);
   sub->add_flag("--pub", o->pub, "Publish (PUB) instead of pushing to a work queue (PUSH)");
   sub->add_flag("--bind", o->bind, "Bind --to instead of connecting (peer to peer, no device)");
   sub->add_option("--topic", o->topic, "Topic of every message (default: empty)");

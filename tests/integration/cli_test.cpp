@@ -263,7 +263,7 @@ TEST_CASE("usage errors exit 2 and runtime errors exit 1, each with one line",
   SECTION("a missing required flag") {
     const auto [code, err] = run_mqkit({"send"});
     CHECK(code == 2);
-    CHECK_THAT(err, Catch::Contains("--to is required"));
+    CHECK_THAT(err, Catch::Contains("--to EP") && Catch::Contains("--proxy EP"));
     CHECK(one_line(err));
   }
   SECTION("an unknown flag") {
@@ -350,4 +350,43 @@ TEST_CASE("a second proxy on the same spool refuses and names the first one's pi
   CHECK_THAT(err, Catch::Contains("pid " + std::to_string(first.pid())));
   first.signal(SIGTERM);
   CHECK(first.wait(10s) == 0);
+}
+
+TEST_CASE("send --proxy and consume --proxy: every group gets every message, failures retry",
+          "[integration][cli][proxy]") {
+  TempDir dir;
+  ChildProcess proxy({mqkit::test::mqkit_binary(), "proxy", "--front", kAnyPort, "--back", kAnyPort,
+                      "--stats", kAnyPort, "--spool", dir.file("spool"), "--group", "email=order.#",
+                      "--group", "billing=order.created", "--backoff", "fixed:50ms",
+                      "--max-attempts", "3"});
+  const auto up = proxy.read_line(10s);
+  INFO(proxy.stderr_text());
+  REQUIRE(up);
+  const auto endpoints = mqkit::test::parse_up_line(*up);
+  ChildProcess email({mqkit::test::mqkit_binary(), "consume", "--proxy", endpoints.out, "--group",
+                      "email", "--count", "200"},
+                     mqkit::test::Stdio{false, "", dir.file("email")});
+  // Billing's command fails on every first attempt, so each message is retried once.
+  ChildProcess billing({mqkit::test::mqkit_binary(), "consume", "--proxy", endpoints.out, "--group",
+                        "billing", "--count", "200", "--exec",
+                        "cat > /dev/null; [ \"$MQKIT_ATTEMPT\" -ge 2 ]"});
+  std::string input;
+  for (int i = 0; i < 200; ++i) input += "order " + std::to_string(i) + "\n";
+  mqkit::test::write_file(dir.file("orders"), input);
+  const auto [code, err] = run_mqkit(
+      {"send", "--proxy", endpoints.in, "--topic", "order.created", "--file", dir.file("orders")});
+  INFO(err);
+  CHECK(code == 0);
+  CHECK_THAT(err, Catch::Contains("200 of 200 messages confirmed"));
+  CHECK(email.wait(30s) == 0);
+  CHECK(billing.wait(30s) == 0);
+  const auto lines = mqkit::test::read_lines(dir.file("email"));
+  CHECK(std::set<std::string>(lines.begin(), lines.end()).size() == 200);
+  const auto stats = stat_json(endpoints.stats);
+  CHECK(stats.at("stored") == 200);
+  CHECK(stats.at("acked") == 400);
+  CHECK(stats.at("retried") == 200);
+  CHECK(stats.at("dead") == 0);
+  proxy.signal(SIGTERM);
+  CHECK(proxy.wait(10s) == 0);
 }

@@ -7,6 +7,8 @@
 #include "mqkit/message_id.hpp"
 #include "mqkit/producer.hpp"
 #include "mqkit/publisher.hpp"
+#include "mqkit/reliable_consumer.hpp"
+#include "mqkit/reliable_producer.hpp"
 #include "mqkit/retry_policy.hpp"
 #include "mqkit/socket_options.hpp"
 #include "mqkit/spool.hpp"

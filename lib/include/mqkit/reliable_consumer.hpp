@@ -1,0 +1,52 @@
+// ReliableConsumer: a worker of one consumer group on the proxy (a DEALER to
+// its back). ATTACHes with the group's topic filters and a prefetch, calls
+// the handler for every delivery, and ACKs, NACK-retries or NACK-deads it
+// as the handler says. The handler sees Message::envelope.attempt.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "mqkit/envelope.hpp"
+#include "mqkit/socket_options.hpp"
+
+namespace mqkit {
+
+enum class Outcome { ack, retry, dead };
+
+struct ReliableConsumerOptions {
+  std::string group;
+  std::vector<std::string> filters;  // empty: join the group as it is ("#" if new)
+  std::uint32_t prefetch = 100;
+  SocketOptions socket;
+};
+
+class ReliableConsumer {
+ public:
+  // Manual acknowledgement: the handler says what to do with each message.
+  using Handler = std::function<Outcome(const Message&)>;
+
+  // Throws Error when the proxy refuses the ATTACH (e.g. other filters) or
+  // does not answer within `attach_timeout`.
+  ReliableConsumer(const std::string& proxy_back, const ReliableConsumerOptions& options,
+                   std::chrono::milliseconds attach_timeout = std::chrono::seconds(10));
+  ~ReliableConsumer();  // DETACHes: prefetched, unhandled messages go back at once
+  ReliableConsumer(ReliableConsumer&&) noexcept;
+  ReliableConsumer& operator=(ReliableConsumer&&) noexcept;
+
+  // Runs until stop() or a process-wide stop. An exception from the handler
+  // is a retry with its what() as the reason.
+  void run(const Handler& handler);
+  // Auto-ack: ack when the handler returns, retry when it throws.
+  void run_auto(const std::function<void(const Message&)>& handler);
+  void stop() noexcept;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace mqkit

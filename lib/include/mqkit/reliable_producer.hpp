@@ -1,0 +1,65 @@
+// ReliableProducer: publishes through the proxy (a DEALER to its front) and
+// knows when each message is stored. send() blocks until the confirm;
+// send_async() pipelines up to `window` unconfirmed messages and reports each
+// confirm to a callback. Unconfirmed messages are re-sent with the same id
+// while the proxy is unreachable, restarting or full, until `timeout`.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "mqkit/envelope.hpp"
+#include "mqkit/socket_options.hpp"
+
+namespace mqkit {
+
+enum class PublishStatus { stored, duplicate, full, unroutable, rejected, timeout };
+
+struct PublishResult {
+  MessageId id;
+  PublishStatus status = PublishStatus::stored;
+  std::string reason;
+  bool ok() const noexcept {
+    return status == PublishStatus::stored || status == PublishStatus::duplicate;
+  }
+};
+
+struct ReliableProducerOptions {
+  SocketOptions socket;
+  std::size_t window = 1000;                     // unconfirmed messages in flight
+  std::chrono::milliseconds resend_after{2000};  // no confirm by then: send again
+  std::chrono::milliseconds timeout{60000};      // give up on a message after this
+  std::optional<std::string> target_group;       // publish to this group only
+};
+
+const char* to_string(PublishStatus status) noexcept;
+
+class ReliableProducer {
+ public:
+  using Callback = std::function<void(const PublishResult&)>;
+
+  ReliableProducer(const std::string& proxy_front, const ReliableProducerOptions& options = {});
+  ~ReliableProducer();
+  ReliableProducer(ReliableProducer&&) noexcept;
+  ReliableProducer& operator=(ReliableProducer&&) noexcept;
+
+  PublishResult send(std::string_view topic, std::string_view payload);
+  PublishResult send(const Envelope& envelope, std::string_view payload);
+  // Blocks while `window` messages are unconfirmed; `done` runs on this thread
+  // (inside a later send_async, flush or send).
+  void send_async(const Envelope& envelope, std::string_view payload, Callback done);
+  // Waits until nothing is unconfirmed; returns how many are still waiting
+  // after `timeout` (they keep their callbacks).
+  std::size_t flush(std::chrono::milliseconds timeout = std::chrono::milliseconds(-1));
+  std::size_t unconfirmed() const noexcept;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace mqkit
