@@ -78,6 +78,8 @@ void setup_proxy(CLI::App& app, Runner& runner) {
       ->check(size_validator());
   sub->add_option("--group", o->groups, "Declare a group: NAME=FILTER[,FILTER] (repeatable)");
   sub->add_option("--stats", o->proxy.stats, "Endpoint to bind for `mqkit stat`");
+  sub->add_option("--dedup-window", o->proxy.dedup_window,
+                  "Recent message ids remembered to answer re-sends 'duplicate' (default 100000)");
   sub->footer(
       "Producers and workers speak docs/proxy-protocol.md (send --proxy and consume "
       "--proxy are not there yet).");

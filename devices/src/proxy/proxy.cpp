@@ -12,6 +12,7 @@
 #include <mutex>
 #include <random>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "detail/counter.hpp"
 #include "envelope/codec.hpp"
@@ -150,11 +151,17 @@ class ProxyPump final : public detail::Pump {
   }
 
   Counters counters() const override {
-    return {{"published", published_.get()},   {"stored", stored_.get()},
-            {"unroutable", unroutable_.get()}, {"full", full_.get()},
-            {"delivered", delivered_.get()},   {"acked", acked_.get()},
-            {"retried", retried_.get()},       {"dead", dead_.get()},
-            {"malformed", malformed_.get()},   {"pending", pending_.get()}};
+    return {{"published", published_.get()},
+            {"stored", stored_.get()},
+            {"unroutable", unroutable_.get()},
+            {"duplicate", duplicates_.get()},
+            {"full", full_.get()},
+            {"delivered", delivered_.get()},
+            {"acked", acked_.get()},
+            {"retried", retried_.get()},
+            {"dead", dead_.get()},
+            {"malformed", malformed_.get()},
+            {"pending", pending_.get()}};
   }
 
  private:
@@ -185,6 +192,7 @@ class ProxyPump final : public detail::Pump {
         }
         ++remaining_[id];
         g.ready.push_back(id);
+        remember(id);
         ++pending;
       }
     }
@@ -227,6 +235,11 @@ class ProxyPump final : public detail::Pump {
       return;  // without an id there is nothing to confirm
     }
     published_.add();
+    if (recent_.contains(m.id()) || publishing_.contains(m.id())) {
+      duplicates_.add();
+      confirm(producer, m.id(), ConfirmStatus::duplicate, "");
+      return;
+    }
     std::vector<std::string> groups;
     if (target) {
       if (groups_.contains(*target)) groups.push_back(*target);
@@ -271,6 +284,7 @@ class ProxyPump final : public detail::Pump {
         continue;
       }
       stored_.add();
+      remember(c.id);
       frames_[c.id] = std::move(frame);
       for (const auto& g : groups) {
         groups_[g].ready.push_back(c.id);
@@ -278,6 +292,16 @@ class ProxyPump final : public detail::Pump {
         pending_.add();
       }
       confirm(c.producer, c.id, ConfirmStatus::stored, "");
+    }
+  }
+
+  // The dedup window: the last `dedup_window` ids stored, oldest forgotten first.
+  void remember(const MessageId& id) {
+    if (options_.dedup_window == 0 || !recent_.insert(id).second) return;
+    recent_order_.push_back(id);
+    if (recent_order_.size() > options_.dedup_window) {
+      recent_.erase(recent_order_.front());
+      recent_order_.pop_front();
     }
   }
 
@@ -576,10 +600,12 @@ class ProxyPump final : public detail::Pump {
   std::map<DeliveryKey, std::string> last_error_;
   std::multimap<Clock::time_point, DeliveryKey> retries_;
   std::map<std::string, std::vector<Confirmation>> confirms_;
+  std::unordered_set<MessageId> recent_;
+  std::deque<MessageId> recent_order_;
   Clock::time_point next_deadline_ = Clock::time_point::max();
   std::mt19937_64 rng_{std::random_device{}()};
-  md::Counter published_, stored_, unroutable_, full_, delivered_, acked_, retried_, dead_,
-      malformed_, pending_;
+  md::Counter published_, stored_, unroutable_, duplicates_, full_, delivered_, acked_, retried_,
+      dead_, malformed_, pending_;
 };
 
 }  // namespace

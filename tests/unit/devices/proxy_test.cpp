@@ -273,3 +273,23 @@ TEST_CASE("garbage on both ports is answered or dropped while others are served"
   ack_next(w, "fine");
   CHECK(f.proxy->stats().get("malformed") == 2);
 }
+
+TEST_CASE("a message published twice with the same id is stored once", "[proxy]") {
+  Fixture f;
+  f.options.groups = {{"g", {"#"}}};
+  f.start();
+  Peer producer(f.front());
+  const std::string frame = mqkit::encode(mqkit::Envelope::make("t"), "once");
+  producer.send({.command = Command::publish}, {frame});
+  auto first = producer.receive();
+  REQUIRE(first);
+  CHECK(first->first.confirmations.at(0).status == ConfirmStatus::stored);
+  producer.send({.command = Command::publish}, {frame});
+  auto second = producer.receive();
+  REQUIRE(second);
+  CHECK(second->first.confirmations.at(0).status == ConfirmStatus::duplicate);
+  auto w = f.worker("g", 10);
+  ack_next(w, "once");
+  CHECK_FALSE(w.receive(300ms));
+  CHECK(f.proxy->stats().get("duplicate") == 1);
+}

@@ -7,9 +7,12 @@
 // moves to the dead-letter spool. Every group whose filters match a topic
 // gets the message (stored once, tracked per group).
 //
-// This first version has no deduplication window, no heartbeats (a lost
-// worker's messages come back through the ack timeout), and recovery
-// restarts attempt counts at 1; see the closing note of the session.
+// A PUBLISH whose id the proxy has seen among the last `dedup_window` ids
+// (or still holds) is answered `duplicate` and not stored again, so a
+// producer's re-sends after a lost confirm are harmless.
+//
+// This first version has no heartbeats (a lost worker's messages come back
+// through the ack timeout), and recovery restarts attempt counts at 1.
 #pragma once
 
 #include <chrono>
@@ -32,6 +35,7 @@ struct ProxyOptions {
   SpoolOptions spool;
   RetryPolicy retry;
   std::chrono::milliseconds ack_timeout{30000};
+  std::size_t dedup_window = 100000;                       // recent message ids remembered
   std::map<std::string, std::vector<std::string>> groups;  // declared groups and filters
   SocketOptions socket;
 };
