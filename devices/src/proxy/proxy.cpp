@@ -113,6 +113,9 @@ class ProxyPump final : public detail::Pump {
         front_(md::open_socket(zmq::socket_type::router, o.socket)),
         back_(md::open_socket(zmq::socket_type::router, o.socket)) {
     back_.set(zmq::sockopt::router_mandatory, true);  // a gone worker is an error, not a drop
+    // Credit already bounds what each worker holds; a queue limit on top
+    // would only make a live worker look busy.
+    back_.set(zmq::sockopt::sndhwm, 0);
     for (const auto& [name, patterns] : o.groups) declare_group(name, patterns);
     recover();
     front_endpoint_ = md::attach(front_, bind(o.front));
@@ -413,7 +416,7 @@ class ProxyPump final : public detail::Pump {
     workers_[worker] = {cmd.group, std::max<std::uint32_t>(cmd.credit, 1), 0};
     CommandFrame reply{
         .command = Command::attached, .group = cmd.group, .filters = filter_patterns(g.filters)};
-    send_to_worker(worker, encode_command(reply), nullptr);
+    (void)send_to_worker(worker, encode_command(reply), nullptr);
   }
 
   void detach(const std::string& worker) {
@@ -524,11 +527,12 @@ class ProxyPump final : public detail::Pump {
       if (chosen == nullptr) return;  // every worker is at its prefetch
       const MessageId id = g.ready.front();
       g.ready.pop_front();
-      deliver(name, identity, *chosen, id);
+      if (!deliver(name, identity, *chosen, id)) return;  // try again next turn
     }
   }
 
-  void deliver(const std::string& group, const std::string& worker, WorkerState& w,
+  // False when the message could not be sent now (it is back in the queue).
+  bool deliver(const std::string& group, const std::string& worker, WorkerState& w,
                const MessageId& id) {
     const DeliveryKey key{id, group};
     const std::uint32_t attempt = ++attempts_[key];
@@ -541,29 +545,39 @@ class ProxyPump final : public detail::Pump {
       }
     }
     const auto command = encode_command({.command = Command::deliver, .group = group});
-    if (!send_to_worker(worker, command, &frame)) {
+    const Sent sent = send_to_worker(worker, command, &frame);
+    if (sent != Sent::ok) {
       --attempts_[key];
       groups_[group].ready.push_front(id);
-      detach(worker);  // gone: its other deliveries come back too
-      return;
+      if (sent == Sent::gone) detach(worker);  // its other deliveries come back too
+      return false;
     }
     ++w.unacked;
     delivered_.add();
     in_flight_[key] = {worker, Clock::now() + options_.ack_timeout};
     next_deadline_ = std::min(next_deadline_, in_flight_[key].deadline);
+    return true;
   }
 
-  bool send_to_worker(const std::string& worker, std::string_view command,
+  enum class Sent { ok, busy, gone };
+
+  // `busy`: the worker's queue is full for now (it stays attached);
+  // `gone`: ROUTER_MANDATORY says the worker has disconnected.
+  Sent send_to_worker(const std::string& worker, std::string_view command,
                       const std::string* frame) {
     try {
       if (!back_.send(zmq::buffer(worker), zmq::send_flags::sndmore | zmq::send_flags::dontwait))
-        return false;
-      if (frame == nullptr)
-        return back_.send(zmq::buffer(command), zmq::send_flags::dontwait).has_value();
-      (void)back_.send(zmq::buffer(command), zmq::send_flags::sndmore);
-      return back_.send(zmq::buffer(*frame), zmq::send_flags::none).has_value();
+        return Sent::busy;
+      // The rest of an accepted message is always accepted.
+      if (frame == nullptr) {
+        (void)back_.send(zmq::buffer(command), zmq::send_flags::none);
+      } else {
+        (void)back_.send(zmq::buffer(command), zmq::send_flags::sndmore);
+        (void)back_.send(zmq::buffer(*frame), zmq::send_flags::none);
+      }
+      return Sent::ok;
     } catch (const zmq::error_t&) {
-      return false;  // EHOSTUNREACH: the worker has gone
+      return Sent::gone;
     }
   }
 

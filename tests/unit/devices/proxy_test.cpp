@@ -293,3 +293,22 @@ TEST_CASE("a message published twice with the same id is stored once", "[proxy]"
   CHECK_FALSE(w.receive(300ms));
   CHECK(f.proxy->stats().get("duplicate") == 1);
 }
+
+TEST_CASE("a worker whose prefetch exceeds the socket's HWM still gets every message", "[proxy]") {
+  // Regression: a full queue to a live worker once looked like a lost worker.
+  Fixture f;
+  f.options.groups = {{"g", {"#"}}};
+  f.start();
+  Peer producer(f.front());
+  for (int batch = 0; batch < 6; ++batch)
+    (void)producer.publish("t", std::vector<std::string>(500, "m"));
+  auto w = f.worker("g", 2000);
+  std::set<mqkit::MessageId> seen;
+  while (seen.size() < 3000) {
+    auto d = w.receive(5s);
+    REQUIRE(d);
+    seen.insert(d->second.at(0).id());
+    w.send({.command = Command::ack, .ids = {d->second.at(0).id()}});
+  }
+  CHECK(mqkit::test::wait_for([&] { return f.proxy->stats().get("acked") == 3000; }));
+}
