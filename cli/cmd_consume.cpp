@@ -31,6 +31,14 @@ struct ConsumeOptions {
   SocketOptions socket;
 };
 
+// Runs --exec for one message: payload on stdin, its fields in the environment.
+int exec_for(const std::string& command, const Message& m) {
+  return run_command(command, m.payload(),
+                     {{"MQKIT_ID", m.id().to_string()},
+                      {"MQKIT_TOPIC", m.topic()},
+                      {"MQKIT_ATTEMPT", std::to_string(m.envelope.attempt)}});
+}
+
 // Writes one line and flushes; false when stdout is gone (e.g. `| head`).
 bool write_line(const std::string& line) {
   return std::fwrite(line.data(), 1, line.size(), stdout) == line.size() &&
@@ -46,10 +54,7 @@ int consume_via_proxy(const ConsumeOptions& o) {
   consumer.run([&](const Message& m) {
     Outcome outcome = Outcome::ack;
     if (!o.exec.empty()) {
-      const int status = run_command(o.exec, m.payload(),
-                                     {{"MQKIT_ID", m.id().to_string()},
-                                      {"MQKIT_TOPIC", m.topic()},
-                                      {"MQKIT_ATTEMPT", std::to_string(m.envelope.attempt)}});
+      const int status = exec_for(o.exec, m);
       if (status != 0)
         throw std::runtime_error("command exited with status " + std::to_string(status));
     } else if (!write_line(o.json ? message_json(m) : escape_line(m.payload()))) {
@@ -73,10 +78,7 @@ int run_consume(const ConsumeOptions& o) {
 
   auto handle = [&](const Message& m) {
     if (!o.exec.empty()) {
-      const int status = run_command(o.exec, m.payload(),
-                                     {{"MQKIT_ID", m.id().to_string()},
-                                      {"MQKIT_TOPIC", m.topic()},
-                                      {"MQKIT_ATTEMPT", std::to_string(m.envelope.attempt)}});
+      const int status = exec_for(o.exec, m);
       if (status != 0)
         report("consume", "command exited with status " + std::to_string(status) + " for message " +
                               m.id().to_string());

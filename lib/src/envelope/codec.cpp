@@ -3,6 +3,8 @@
 // keys are skipped so that minor versions can add fields.
 #include "envelope/codec.hpp"
 
+#include "detail/msgpack_fields.hpp"
+
 #include <chrono>
 #include <cstring>
 #include <span>
@@ -17,16 +19,6 @@ enum FieldKey : std::uint64_t {
   kFieldHeaders = 4,
   kFieldKey = 5,
 };
-
-// Appends packer output to a std::string whose capacity is reused.
-struct StringSink {
-  std::string& out;
-  void write(const char* data, std::size_t size) { out.append(data, size); }
-};
-
-bool reference_everything(msgpack::type::object_type, std::size_t, void*) {
-  return true;
-}
 
 std::string_view as_view(const msgpack::object& o) {
   return o.type == msgpack::type::STR ? std::string_view(o.via.str.ptr, o.via.str.size)

@@ -1,34 +1,22 @@
 // msgpack encoding of the proxy's commands.
 #include "reliable/protocol.hpp"
 
+#include "detail/msgpack_fields.hpp"
+
 #include <cstring>
 
 namespace mqkit::detail::proxy {
 namespace {
 
-struct Sink {
-  std::string& out;
-  void write(const char* data, std::size_t size) { out.append(data, size); }
-};
-using Packer = msgpack::packer<Sink>;
+using mqkit::detail::pack_id;
+using mqkit::detail::read_id;
+using mqkit::detail::reference_everything;
+using Packer = msgpack::packer<mqkit::detail::StringSink>;
 
 constexpr const char* kCommandNames[] = {"publish",     "confirm",   "attach", "attached",
                                          "credit",      "deliver",   "ack",    "nack",
                                          "in_progress", "heartbeat", "detach", "error"};
 constexpr const char* kStatusNames[] = {"stored", "duplicate", "full", "unroutable", "rejected"};
-
-void pack_id(Packer& pk, const MessageId& id) {
-  pk.pack_bin(MessageId::kSize);
-  pk.pack_bin_body(reinterpret_cast<const char*>(id.bytes().data()), MessageId::kSize);
-}
-
-bool read_id(const msgpack::object& o, MessageId& out) {
-  if (o.type != msgpack::type::BIN || o.via.bin.size != MessageId::kSize) return false;
-  std::array<std::uint8_t, MessageId::kSize> b;
-  std::memcpy(b.data(), o.via.bin.ptr, MessageId::kSize);
-  out = MessageId(b);
-  return true;
-}
 
 bool read_text(const msgpack::object& o, std::string& out) {
   if (o.type != msgpack::type::STR) return false;
@@ -70,10 +58,6 @@ bool read_enum(const msgpack::object& o, const char* const (&names)[N], Enum& ou
   return false;
 }
 
-bool reference_everything(msgpack::type::object_type, std::size_t, void*) {
-  return true;
-}
-
 }  // namespace
 
 const char* command_name(Command command) noexcept {
@@ -85,7 +69,7 @@ const char* status_name(ConfirmStatus status) noexcept {
 
 std::string encode_command(const CommandFrame& c) {
   std::string out;
-  Sink sink{out};
+  mqkit::detail::StringSink sink{out};
   Packer pk(sink);
   std::uint32_t args = 0;
   switch (c.command) {

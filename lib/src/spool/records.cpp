@@ -1,6 +1,8 @@
 // msgpack encoding of spool record bodies.
 #include "spool/records.hpp"
 
+#include "detail/msgpack_fields.hpp"
+
 #include <msgpack.hpp>
 
 #include <cstring>
@@ -8,33 +10,15 @@
 namespace mqkit::detail::spool {
 namespace {
 
-// Packs straight into the std::string that becomes the record body.
-struct StringSink {
-  std::string& out;
-  void write(const char* data, std::size_t size) { out.append(data, size); }
-};
+using mqkit::detail::pack_id;
+using mqkit::detail::read_id;
+using mqkit::detail::reference_everything;
+using mqkit::detail::StringSink;
 using Packer = msgpack::packer<StringSink>;
-
-void pack_id(Packer& pk, const MessageId& id) {
-  pk.pack_bin(MessageId::kSize);
-  pk.pack_bin_body(reinterpret_cast<const char*>(id.bytes().data()), MessageId::kSize);
-}
 
 void pack_bytes(Packer& pk, std::string_view bytes) {
   pk.pack_bin(static_cast<std::uint32_t>(bytes.size()));
   pk.pack_bin_body(bytes.data(), static_cast<std::uint32_t>(bytes.size()));
-}
-
-bool reference_everything(msgpack::type::object_type, std::size_t, void*) {
-  return true;
-}
-
-bool read_id(const msgpack::object& o, MessageId& out) {
-  if (o.type != msgpack::type::BIN || o.via.bin.size != MessageId::kSize) return false;
-  std::array<std::uint8_t, MessageId::kSize> bytes;
-  std::memcpy(bytes.data(), o.via.bin.ptr, MessageId::kSize);
-  out = MessageId(bytes);
-  return true;
 }
 
 bool read_text(const msgpack::object& o, std::string& out) {
