@@ -74,6 +74,14 @@ struct DeadLetterInfo {
   std::string last_error;
 };
 
+// A group's failed deliveries of a pending message (ATTEMPT records), so
+// attempt counts survive a restart.
+struct DeliveryHistory {
+  std::uint32_t attempts = 0;  // failed deliveries so far
+  std::uint64_t first_failure_ms = 0;
+  std::string last_error;
+};
+
 struct StoredMessage {
   MessageId id;
   std::uint64_t seq = 0;            // publish order
@@ -117,6 +125,13 @@ class Spool {
   void dead(const MessageId& id, const std::string& group, std::string_view reason,
             std::uint32_t attempts, std::string_view last_error, Completion done);
 
+  // Records that a delivery of a pending message to `group` failed; the
+  // latest record replaces the earlier ones.
+  void record_attempt(const MessageId& id, const std::string& group, const DeliveryHistory& history,
+                      Completion done);
+  // The recorded history; empty when no delivery to `group` failed.
+  std::optional<DeliveryHistory> history(const MessageId& id, const std::string& group) const;
+
   // Dead-letter spools: a full copy of the message and why it died; removal
   // is a tombstone record.
   void add_dead_letter(const MessageId& id, std::string_view frame, const DeadLetterInfo& info,
@@ -151,7 +166,7 @@ class Spool {
 // Reads a spool without taking its lock (for dump, check, dlq ls/show): stops
 // quietly at a tail that is being written. Throws Error if DIR is unreadable.
 struct SpoolRecord {
-  std::string type;  // PUBLISH, ACK, DEAD, DEAD_LETTER, TOMBSTONE
+  std::string type;  // PUBLISH, ACK, DEAD, DEAD_LETTER, TOMBSTONE, ATTEMPT
   std::string segment;
   std::uint64_t offset = 0;
   MessageId id;
@@ -159,8 +174,8 @@ struct SpoolRecord {
   std::uint64_t seq = 0;
   std::string frame;  // PUBLISH / DEAD_LETTER
   std::optional<DeadLetterInfo> dead_letter;
-  std::string reason, last_error;  // DEAD
-  std::uint32_t attempts = 0;      // DEAD
+  std::string reason, last_error;  // DEAD (last_error also ATTEMPT)
+  std::uint32_t attempts = 0;      // DEAD, ATTEMPT
 };
 
 struct SpoolContents {

@@ -25,6 +25,7 @@ enum class RecordType : std::uint8_t {
   dead = 3,         // [id, group, reason, attempts, last_error]: moved to the DLQ
   dead_letter = 4,  // DLQ: [seq, id, [group], frame, {reason, attempts, first, last, error}]
   tombstone = 5,    // DLQ: [id, group]: the dead letter was removed (replayed or purged)
+  attempt = 6,      // [id, group, attempts, first_failure_ms, last_error]: a failed delivery
 };
 
 const char* record_type_name(RecordType type) noexcept;

@@ -85,6 +85,20 @@ std::string encode_dead(const MessageId& id, std::string_view group, std::string
   return body;
 }
 
+std::string encode_attempt(const MessageId& id, std::string_view group, std::uint32_t attempts,
+                           std::uint64_t first_failure_ms, std::string_view last_error) {
+  std::string body;
+  StringSink sink{body};
+  Packer pk(sink);
+  pk.pack_array(5);
+  pack_id(pk, id);
+  pk.pack(group);
+  pk.pack(attempts);
+  pk.pack(first_failure_ms);
+  pk.pack(last_error);
+  return body;
+}
+
 std::string encode_dead_letter(std::uint64_t seq, const MessageId& id, std::string_view frame,
                                const DeadLetterInfo& info) {
   std::string body;
@@ -135,6 +149,13 @@ std::optional<DecodedRecord> decode_record(RecordType type, std::string_view bod
     case RecordType::dead:
       if (n < 5 || !read_id(a[0], r.id) || !read_text(a[1], group) || !read_text(a[2], r.reason) ||
           !read_uint(a[3], attempts) || !read_text(a[4], r.last_error))
+        return std::nullopt;
+      r.groups = {group};
+      r.attempts = static_cast<std::uint32_t>(attempts);
+      return r;
+    case RecordType::attempt:
+      if (n < 5 || !read_id(a[0], r.id) || !read_text(a[1], group) || !read_uint(a[2], attempts) ||
+          !read_uint(a[3], r.first_failure_ms) || !read_text(a[4], r.last_error))
         return std::nullopt;
       r.groups = {group};
       r.attempts = static_cast<std::uint32_t>(attempts);

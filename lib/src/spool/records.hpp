@@ -4,6 +4,7 @@
 //   DEAD         [id, group, reason, attempts, last_error]
 //   DEAD_LETTER  [seq, id, [group], frame, reason, attempts, first_ms, last_ms, last_error]
 //   TOMBSTONE    [id, group]
+//   ATTEMPT      [id, group, attempts, first_failure_ms, last_error]
 // Decoding is strict and bounded; a body that does not decode is corruption.
 #pragma once
 
@@ -33,6 +34,8 @@ std::string encode_publish(std::uint64_t seq, const MessageId& id,
 std::string encode_ack(const MessageId& id, std::string_view group);
 std::string encode_dead(const MessageId& id, std::string_view group, std::string_view reason,
                         std::uint32_t attempts, std::string_view last_error);
+std::string encode_attempt(const MessageId& id, std::string_view group, std::uint32_t attempts,
+                           std::uint64_t first_failure_ms, std::string_view last_error);
 std::string encode_dead_letter(std::uint64_t seq, const MessageId& id, std::string_view frame,
                                const DeadLetterInfo& info);
 

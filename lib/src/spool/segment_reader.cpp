@@ -36,12 +36,14 @@ const char* record_type_name(RecordType type) noexcept {
       return "DEAD_LETTER";
     case RecordType::tombstone:
       return "TOMBSTONE";
+    case RecordType::attempt:
+      return "ATTEMPT";
   }
   return "UNKNOWN";
 }
 
 bool is_known_record_type(std::uint8_t type) noexcept {
-  return type >= 1 && type <= 5;
+  return type >= 1 && type <= 6;
 }
 
 void write_segment_header(char* out) noexcept {

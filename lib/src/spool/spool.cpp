@@ -506,6 +506,27 @@ struct Spool::Impl {
       update.groups = groups_now;
       updates.push_back(std::move(update));
       records.emplace_back(r.type, std::string_view());
+      // The failure history travels with the copy (its old ATTEMPT records
+      // may be in the segment about to go).
+      std::lock_guard l(index_mutex);
+      if (auto f = index.failures.find(decoded->id); f != index.failures.end()) {
+        for (const auto& h : f->second) {
+          const std::string& group = index.group_names[static_cast<std::size_t>(h.group_bit)];
+          bodies.push_back(
+              encode_attempt(decoded->id, group, h.attempts, h.first_failure_ms, h.last_error));
+          updates.push_back(DecodedRecord{RecordType::attempt,
+                                          decoded->id,
+                                          0,
+                                          {group},
+                                          {},
+                                          {},
+                                          h.last_error,
+                                          h.attempts,
+                                          h.first_failure_ms,
+                                          0});
+          records.emplace_back(RecordType::attempt, std::string_view());
+        }
+      }
     });
     for (std::size_t i = 0; i < records.size(); ++i) records[i].second = bodies[i];
     std::vector<Location> where;
@@ -601,6 +622,24 @@ void Spool::dead(const MessageId& id, const std::string& group, std::string_view
   DecodedRecord update{RecordType::dead, id, 0, {group}, {}, {}, {}, 0, 0, 0};
   impl_->enqueue(RecordType::dead, encode_dead(id, group, reason, attempts, last_error),
                  std::move(update), std::move(done));
+}
+
+void Spool::record_attempt(const MessageId& id, const std::string& group, const DeliveryHistory& h,
+                           Completion done) {
+  DecodedRecord update{RecordType::attempt, id, 0, {group}, {}, {}, h.last_error, h.attempts,
+                       h.first_failure_ms,  0};
+  impl_->enqueue(RecordType::attempt,
+                 encode_attempt(id, group, h.attempts, h.first_failure_ms, h.last_error),
+                 std::move(update), std::move(done));
+}
+
+std::optional<DeliveryHistory> Spool::history(const MessageId& id, const std::string& group) const {
+  std::lock_guard l(impl_->index_mutex);
+  const int bit = impl_->index.find_group(group);
+  if (bit < 0) return std::nullopt;
+  const auto* f = impl_->index.failures_of(id, bit);
+  if (f == nullptr) return std::nullopt;
+  return DeliveryHistory{f->attempts, f->first_failure_ms, f->last_error};
 }
 
 void Spool::add_dead_letter(const MessageId& id, std::string_view frame, const DeadLetterInfo& info,

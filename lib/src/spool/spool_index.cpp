@@ -40,7 +40,23 @@ void SpoolIndex::forget(IdTable<IndexEntry>::iterator it) {
   auto& u = usage[it->second.where.segment];
   u.live_messages -= 1;
   u.live_bytes -= it->second.where.size;
+  failures.erase(it->first);
   entries.erase(it);
+}
+
+void SpoolIndex::forget_failures(const MessageId& id, int group_bit) {
+  auto it = failures.find(id);
+  if (it == failures.end()) return;
+  std::erase_if(it->second, [&](const Failures& f) { return f.group_bit == group_bit; });
+  if (it->second.empty()) failures.erase(it);
+}
+
+const Failures* SpoolIndex::failures_of(const MessageId& id, int group_bit) const {
+  auto it = failures.find(id);
+  if (it == failures.end()) return nullptr;
+  for (const auto& f : it->second)
+    if (f.group_bit == group_bit) return &f;
+  return nullptr;
 }
 
 bool SpoolIndex::apply(const DecodedRecord& r, const Location& where) {
@@ -74,7 +90,23 @@ bool SpoolIndex::apply(const DecodedRecord& r, const Location& where) {
       const int bit = find_group(r.groups.front());
       if (bit < 0) return true;
       it->second.groups &= ~(std::uint64_t{1} << bit);
+      forget_failures(r.id, bit);
       if (it->second.groups == 0) forget(it);
+      return true;
+    }
+    case RecordType::attempt: {
+      auto it = entries.find(r.id);
+      if (it == entries.end() || r.groups.empty()) return true;  // settled meanwhile
+      const int bit = find_group(r.groups.front());
+      if (bit < 0 || !(it->second.groups & (std::uint64_t{1} << bit))) return true;
+      auto& list = failures[r.id];
+      Failures f{bit, r.attempts, r.first_failure_ms, r.last_error};
+      for (auto& existing : list)
+        if (existing.group_bit == bit) {
+          existing = std::move(f);  // the latest record is the whole history
+          return true;
+        }
+      list.push_back(std::move(f));
       return true;
     }
   }

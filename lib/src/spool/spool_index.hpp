@@ -8,6 +8,7 @@
 #include <cstring>
 #include <map>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "mqkit/message_id.hpp"
@@ -26,6 +27,14 @@ struct IndexEntry {
   std::uint64_t seq = 0;
   std::uint64_t groups = 0;  // bit i: pending for groups()[i]
   Location where;
+};
+
+// What an ATTEMPT record says about one group's failed deliveries of a message.
+struct Failures {
+  int group_bit = 0;
+  std::uint32_t attempts = 0;
+  std::uint64_t first_failure_ms = 0;
+  std::string last_error;
 };
 
 struct SegmentUsage {
@@ -50,13 +59,18 @@ class SpoolIndex {
   std::map<std::string, std::uint64_t> pending_counts() const;
   std::vector<std::string> groups_of(std::uint64_t mask) const;
 
+  // Failed-delivery history of pending messages, only for those that failed.
+  const Failures* failures_of(const MessageId& id, int group_bit) const;
+
   IdTable<IndexEntry> entries;
+  std::unordered_map<MessageId, std::vector<Failures>> failures;
   std::vector<std::string> group_names;
   std::map<std::uint32_t, SegmentUsage> usage;  // per segment number
   std::uint64_t next_seq = 1;
 
  private:
   void forget(IdTable<IndexEntry>::iterator it);
+  void forget_failures(const MessageId& id, int group_bit);
 };
 
 }  // namespace mqkit::detail::spool

@@ -224,6 +224,43 @@ TEST_CASE("a long-pending message does not pin old segments to the disk", "[spoo
   CHECK(spool.pending("slow") == std::vector<MessageId>{old});
 }
 
+TEST_CASE("failed-delivery history survives reopening and compaction, and ends with the ack",
+          "[spool]") {
+  mqkit::test::TempDir dir;
+  SpoolOptions options;
+  options.durability = mqkit::Durability::never;
+  options.segment_size = 64 * 1024;
+  const auto failing = MessageId::generate();
+  const auto acked = MessageId::generate();
+  {
+    Spool spool(dir.path().string(), options);
+    REQUIRE(spool.publish_sync(failing, {"billing", "email"}, "order 1"));
+    REQUIRE(spool.publish_sync(acked, {"billing"}, "order 2"));
+    spool.record_attempt(failing, "billing", {1, 1000, "card declined"}, nullptr);
+    spool.record_attempt(failing, "billing", {2, 1000, "card declined again"}, nullptr);
+    spool.record_attempt(acked, "billing", {1, 2000, "timeout"}, nullptr);
+    REQUIRE(spool.ack_sync(acked, "billing"));
+    // Push the first segment out: its live message and history move forward.
+    for (int i = 0; i < 5000; ++i) {
+      const auto id = MessageId::generate();
+      spool.publish(id, {"email"}, std::string(100, 'x'), nullptr);
+      spool.ack(id, "email", nullptr);
+    }
+    spool.flush();
+    CHECK(spool.stats().segments <= 3);
+  }
+  Spool spool(dir.path().string(), options);
+  const auto h = spool.history(failing, "billing");
+  REQUIRE(h);
+  CHECK(h->attempts == 2);
+  CHECK(h->first_failure_ms == 1000);
+  CHECK(h->last_error == "card declined again");
+  CHECK_FALSE(spool.history(failing, "email"));
+  CHECK_FALSE(spool.history(acked, "billing"));
+  REQUIRE(spool.ack_sync(failing, "billing"));
+  CHECK_FALSE(spool.history(failing, "billing"));
+}
+
 TEST_CASE("a full spool refuses publishes with 'full' and accepts again once acked", "[spool]") {
   mqkit::test::TempDir dir;
   SpoolOptions options;
