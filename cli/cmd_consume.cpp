@@ -48,7 +48,7 @@ bool write_line(const std::string& line) {
 // As a worker of a proxy group: ack once printed, or once --exec exits 0.
 int consume_via_proxy(const ConsumeOptions& o) {
   if (o.group.empty()) throw UsageError("--proxy needs --group NAME");
-  ReliableConsumerOptions options{o.group, o.topics, o.prefetch, o.socket};
+  ReliableConsumerOptions options{o.group, o.topics, o.prefetch, !o.exec.empty(), o.socket};
   ReliableConsumer consumer(o.proxy, options);
   std::uint64_t acked = 0;
   consumer.run([&](const Message& m) {

@@ -34,11 +34,22 @@ struct Device::Impl {
     while (stats_socket->recv(request, zmq::recv_flags::dontwait)) {
       // REP delivers whole messages; drain extra frames of a malformed one.
       while (request.more()) (void)stats_socket->recv(request, zmq::recv_flags::dontwait);
-      const std::string problem =
-          detail::check_stats_request({static_cast<const char*>(request.data()), request.size()});
-      const std::string reply = problem.empty() ? detail::encode_stats_reply(snapshot())
-                                                : detail::encode_error_reply(problem);
-      if (!problem.empty()) bad_stats_requests.add();
+      std::vector<std::string> command;
+      std::string problem = detail::parse_request(
+          {static_cast<const char*>(request.data()), request.size()}, command);
+      std::string reply;
+      if (problem.empty() && command == std::vector<std::string>{"stats"}) {
+        pump->refresh_counters();
+        reply = detail::encode_stats_reply(snapshot());
+      } else if (problem.empty()) {
+        std::vector<AdminRow> rows;
+        problem = pump->admin(command, rows);
+        if (problem.empty()) reply = detail::encode_rows_reply(pump->kind(), rows);
+      }
+      if (!problem.empty()) {
+        bad_stats_requests.add();
+        reply = detail::encode_error_reply(problem);
+      }
       (void)stats_socket->send(zmq::buffer(reply), zmq::send_flags::dontwait);
     }
   }

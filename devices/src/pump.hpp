@@ -32,6 +32,16 @@ class Pump {
   virtual void pump(const zmq::pollitem_t* items) = 0;
   // Safe to call from any thread.
   virtual Counters counters() const = 0;
+  // Called on the device thread right before a stats request is answered,
+  // so counters that the loop only publishes now and then are current.
+  virtual void refresh_counters() {}
+  // An admin command from the stats endpoint (on the device thread): fills
+  // `rows` and returns empty, or returns what is wrong.
+  virtual std::string admin(const std::vector<std::string>& command, std::vector<AdminRow>& rows) {
+    (void)command;
+    (void)rows;
+    return std::string("unknown admin command: a ") + kind() + " answers only 'stats'";
+  }
 };
 
 }  // namespace mqkit::devices::detail

@@ -49,18 +49,46 @@ std::string encode_stats_request() {
   return as_string(b);
 }
 
-std::string check_stats_request(std::string_view request) {
+std::string encode_admin_request(const std::vector<std::string>& command) {
+  msgpack::sbuffer b;
+  msgpack::packer pk(b);
+  pack_head(pk, static_cast<std::uint32_t>(3 + command.size()));
+  for (const auto& word : command) pk.pack(word);
+  return as_string(b);
+}
+
+std::string parse_request(std::string_view request, std::vector<std::string>& command) {
   try {
     auto handle = msgpack::unpack(request.data(), request.size(), nullptr, nullptr, kLimit);
     const auto& a = checked_array(handle.get(), 4);
-    if (a.ptr[3].type != msgpack::type::STR || a.ptr[3].as<std::string_view>() != "stats")
-      return "unknown admin command: this device answers 'stats'";
+    command.clear();
+    for (std::uint32_t i = 3; i < a.size; ++i) {
+      if (a.ptr[i].type != msgpack::type::STR) return "admin command words must be strings";
+      command.push_back(a.ptr[i].as<std::string>());
+    }
     return {};
   } catch (const Error& e) {
     return e.what();
   } catch (const std::exception&) {
     return "request is not msgpack";
   }
+}
+
+std::string encode_rows_reply(const std::string& device, const std::vector<AdminRow>& rows) {
+  msgpack::sbuffer b;
+  msgpack::packer pk(b);
+  pack_head(pk, 6);
+  pk.pack(std::string_view("ok"));
+  pk.pack(device);
+  pk.pack_array(static_cast<std::uint32_t>(rows.size()));
+  for (const auto& row : rows) {
+    pk.pack_map(static_cast<std::uint32_t>(row.size()));
+    for (const auto& [column, value] : row) {
+      pk.pack(column);
+      pk.pack(value);
+    }
+  }
+  return as_string(b);
 }
 
 std::string encode_stats_reply(const DeviceStats& stats) {
@@ -113,6 +141,37 @@ DeviceStats decode_stats_reply(std::string_view reply) {
   }
 }
 
+std::vector<AdminRow> decode_rows_reply(std::string_view reply) {
+  msgpack::object_handle handle;
+  try {
+    handle = msgpack::unpack(reply.data(), reply.size(), nullptr, nullptr, kLimit);
+  } catch (const std::exception&) {
+    throw Error(errc::malformed, "the admin reply is not msgpack: is this a device's endpoint?");
+  }
+  const auto& a = checked_array(handle.get(), 5);
+  try {
+    const auto status = a.ptr[3].as<std::string>();
+    if (status == "error")
+      throw Error(errc::bad_argument, "device says: " + a.ptr[4].as<std::string>());
+    if (status != "ok" || a.size < 6 || a.ptr[5].type != msgpack::type::ARRAY)
+      throw Error(errc::malformed, "unexpected admin reply");
+    std::vector<AdminRow> rows;
+    const auto& list = a.ptr[5].via.array;
+    for (std::uint32_t i = 0; i < list.size; ++i) {
+      const auto& m = list.ptr[i];
+      if (m.type != msgpack::type::MAP) throw Error(errc::malformed, "an admin row is not a map");
+      AdminRow row;
+      for (std::uint32_t j = 0; j < m.via.map.size; ++j)
+        row.emplace_back(m.via.map.ptr[j].key.as<std::string>(),
+                         m.via.map.ptr[j].val.as<std::string>());
+      rows.push_back(std::move(row));
+    }
+    return rows;
+  } catch (const msgpack::type_error&) {
+    throw Error(errc::wrong_type, "an admin reply field has the wrong type");
+  }
+}
+
 }  // namespace mqkit::devices::detail
 
 namespace mqkit::devices {
@@ -123,21 +182,38 @@ std::uint64_t DeviceStats::get(std::string_view name) const noexcept {
   return 0;
 }
 
-DeviceStats query_stats(const std::string& endpoint, std::chrono::milliseconds timeout) {
+namespace {
+
+// One REQ/REP exchange with a device's stats endpoint.
+std::string ask(const std::string& endpoint, const std::string& request, const char* what,
+                std::chrono::milliseconds timeout) {
   SocketOptions options;
   options.linger = std::chrono::milliseconds(0);
   auto socket = mqkit::detail::open_socket(zmq::socket_type::req, options);
   mqkit::detail::attach(socket, connect(endpoint));
-  const std::string request = detail::encode_stats_request();
   socket.send(zmq::buffer(request), zmq::send_flags::none);
   zmq::pollitem_t item{socket.handle(), 0, ZMQ_POLLIN, 0};
   zmq::poll(&item, 1, timeout);
   zmq::message_t reply;
   if (!(item.revents & ZMQ_POLLIN) || !socket.recv(reply, zmq::recv_flags::dontwait))
-    throw Error(errc::timeout, "no stats reply from " + endpoint + " within " +
+    throw Error(errc::timeout, std::string("no ") + what + " reply from " + endpoint + " within " +
                                    std::to_string(timeout.count()) +
                                    "ms: is a device's --stats endpoint bound there?");
-  return detail::decode_stats_reply({static_cast<const char*>(reply.data()), reply.size()});
+  return {static_cast<const char*>(reply.data()), reply.size()};
+}
+
+}  // namespace
+
+DeviceStats query_stats(const std::string& endpoint, std::chrono::milliseconds timeout) {
+  return detail::decode_stats_reply(
+      ask(endpoint, detail::encode_stats_request(), "stats", timeout));
+}
+
+std::vector<AdminRow> admin_request(const std::string& endpoint,
+                                    const std::vector<std::string>& command,
+                                    std::chrono::milliseconds timeout) {
+  return detail::decode_rows_reply(
+      ask(endpoint, detail::encode_admin_request(command), "admin", timeout));
 }
 
 }  // namespace mqkit::devices

@@ -3,12 +3,11 @@
 // mutex-guarded list and an eventfd, so the loop never waits for the disk.
 #include "mqkit/devices/proxy.hpp"
 
-#include <sys/eventfd.h>
-#include <unistd.h>
-
+#include <algorithm>
 #include <cstring>
 #include <deque>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <random>
 #include <unordered_map>
@@ -17,7 +16,9 @@
 #include "detail/counter.hpp"
 #include "envelope/codec.hpp"
 #include "mqkit/error.hpp"
-#include "mqkit/topic_filter.hpp"
+#include "proxy/group.hpp"
+#include "proxy/group_file.hpp"
+#include "proxy/wakeup.hpp"
 #include "pump.hpp"
 #include "reliable/protocol.hpp"
 #include "wire/socket.hpp"
@@ -25,9 +26,14 @@
 namespace mqkit::devices {
 namespace {
 
-using Clock = std::chrono::steady_clock;
 using namespace mqkit::detail::proxy;
+using detail::Clock;
+using detail::ConsumerGroup;
+using detail::FailureHistory;
 namespace md = mqkit::detail;
+
+constexpr int kMissedHeartbeats = 5;   // a worker silent this many intervals is lost
+constexpr std::size_t kMaxBatch = 64;  // messages in one DELIVER
 
 std::string_view view(const zmq::message_t& m) {
   return {static_cast<const char*>(m.data()), m.size()};
@@ -39,70 +45,44 @@ std::uint64_t now_ms() {
       duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count());
 }
 
-// An eventfd the spool's writer thread pokes when completions are waiting.
-class Wakeup {
- public:
-  Wakeup() : fd_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
-    if (fd_ < 0) throw Error(errc::unsupported, "cannot create an eventfd for the proxy");
-  }
-  ~Wakeup() { ::close(fd_); }
-  Wakeup(const Wakeup&) = delete;
-  Wakeup& operator=(const Wakeup&) = delete;
-  void poke() noexcept {
-    const std::uint64_t one = 1;
-    [[maybe_unused]] auto n = ::write(fd_, &one, sizeof one);
-  }
-  void drain() noexcept {
-    std::uint64_t value;
-    [[maybe_unused]] auto n = ::read(fd_, &value, sizeof value);
-  }
-  int fd() const noexcept { return fd_; }
-
- private:
-  int fd_;
-};
-
-struct Group {
-  std::vector<TopicFilter> filters;
-  std::deque<MessageId> ready;       // stored, waiting for a worker
-  std::vector<std::string> workers;  // identities, served round-robin
-  std::size_t next_worker = 0;
-
-  bool matches(std::string_view topic) const {
-    for (const auto& f : filters)
-      if (f.matches(topic)) return true;
-    return false;
-  }
-};
+// Group names go into the GROUPS file and CLI tables: keep them plain.
+bool valid_group_name(std::string_view name) {
+  if (name.empty() || name.size() > 128) return false;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
+  });
+}
 
 struct WorkerState {
-  std::string group;
-  std::uint32_t prefetch = 0;
+  std::uint32_t group = 0;  // index into groups_
+  std::uint32_t prefetch = 1;
   std::uint32_t unacked = 0;
+  Clock::time_point last_heard;
 };
 
-struct DeliveryKey {
-  MessageId id;
-  std::string group;
-  auto operator<=>(const DeliveryKey&) const = default;
+// A message stored once, shared by the groups it is pending for.
+struct StoredFrame {
+  std::string frame;        // empty when not kept in memory: read from the spool
+  std::uint32_t remaining;  // groups that have not settled it yet
 };
 
-struct InFlight {
-  std::string worker;
-  Clock::time_point deadline;
-};
-
-struct Completion {
+struct Publishing {
   std::string producer;
+  std::string frame;
+  std::vector<std::uint32_t> groups;
+};
+
+struct SpoolDone {
   MessageId id;
   AppendResult result;
 };
 
-std::vector<std::string> filter_patterns(const std::vector<TopicFilter>& filters) {
-  std::vector<std::string> out;
-  for (const auto& f : filters) out.push_back(f.pattern());
-  return out;
-}
+// An ack deadline; stale once the delivery was settled or its deadline moved.
+struct Deadline {
+  Clock::time_point at;
+  std::uint32_t group;
+  MessageId id;
+};
 
 class ProxyPump final : public detail::Pump {
  public:
@@ -116,10 +96,12 @@ class ProxyPump final : public detail::Pump {
     // Credit already bounds what each worker holds; a queue limit on top
     // would only make a live worker look busy.
     back_.set(zmq::sockopt::sndhwm, 0);
-    for (const auto& [name, patterns] : o.groups) declare_group(name, patterns);
+    if (options_.heartbeat.count() <= 0) options_.heartbeat = std::chrono::milliseconds(1000);
     recover();
     front_endpoint_ = md::attach(front_, bind(o.front));
     back_endpoint_ = md::attach(back_, bind(o.back));
+    next_heartbeat_ = Clock::now() + options_.heartbeat;
+    refresh_counters();
   }
 
   const char* kind() const noexcept override { return "proxy"; }
@@ -134,37 +116,96 @@ class ProxyPump final : public detail::Pump {
   }
 
   std::chrono::milliseconds poll_timeout() const override {
-    auto next = Clock::now() + std::chrono::milliseconds(100);
+    auto next = next_heartbeat_;
     if (!retries_.empty()) next = std::min(next, retries_.begin()->first);
-    if (next_deadline_ < next) next = next_deadline_;
+    if (!deadlines_.empty()) next = std::min(next, deadlines_.front().at);
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(next - Clock::now());
-    return std::max(left, std::chrono::milliseconds(0));
+    return std::max(left + std::chrono::milliseconds(1), std::chrono::milliseconds(0));
   }
 
   void pump(const zmq::pollitem_t* items) override {
     if (items[2].revents & ZMQ_POLLIN) wakeup_.drain();
-    take_completions();
+    take_spool_completions();
     for (int i = 0; i < 256 && read_front(); ++i) {
     }
     for (int i = 0; i < 1024 && read_back(); ++i) {
     }
     run_timers();
-    for (auto& [name, group] : groups_) dispatch(name, group);
+    for (auto& group : groups_)
+      if (group) dispatch(*group);
     flush_confirms();
+    if (Clock::now() >= next_snapshot_) refresh_counters();
   }
 
   Counters counters() const override {
-    return {{"published", published_.get()},
-            {"stored", stored_.get()},
-            {"unroutable", unroutable_.get()},
-            {"duplicate", duplicates_.get()},
-            {"full", full_.get()},
-            {"delivered", delivered_.get()},
-            {"acked", acked_.get()},
-            {"retried", retried_.get()},
-            {"dead", dead_.get()},
-            {"malformed", malformed_.get()},
-            {"pending", pending_.get()}};
+    Counters out{{"published", published_.get()},
+                 {"stored", stored_.get()},
+                 {"unroutable", unroutable_.get()},
+                 {"duplicate", duplicates_.get()},
+                 {"full", full_.get()},
+                 {"rejected", rejected_.get()},
+                 {"delivered", delivered_.get()},
+                 {"acked", acked_.get()},
+                 {"retried", retried_.get()},
+                 {"dead", dead_.get()},
+                 {"malformed", malformed_.get()},
+                 {"lost_workers", lost_workers_.get()},
+                 {"spool_bytes", spool_.bytes()},
+                 {"dlq_bytes", dlq_.bytes()}};
+    std::lock_guard lock(snapshot_mutex_);
+    out.insert(out.end(), snapshot_.begin(), snapshot_.end());
+    return out;
+  }
+
+  // Totals and per-group figures, copied out of the loop's own state.
+  void refresh_counters() override {
+    Counters snapshot;
+    std::uint64_t pending = 0;
+    for (const auto& g : groups_) {
+      if (!g) continue;
+      pending += g->pending();
+      const std::string prefix = "group." + g->name + ".";
+      snapshot.emplace_back(prefix + "pending", g->pending());
+      snapshot.emplace_back(prefix + "in_flight", g->in_flight.size());
+      snapshot.emplace_back(prefix + "workers", g->workers.size());
+      snapshot.emplace_back(prefix + "delivered", g->delivered);
+      snapshot.emplace_back(prefix + "acked", g->acked);
+      snapshot.emplace_back(prefix + "retried", g->retried);
+      snapshot.emplace_back(prefix + "dead", g->dead);
+    }
+    snapshot.insert(snapshot.begin(), {{"pending", pending}, {"workers", workers_.size()}});
+    std::lock_guard lock(snapshot_mutex_);
+    snapshot_ = std::move(snapshot);
+    next_snapshot_ = Clock::now() + std::chrono::milliseconds(200);
+  }
+
+  std::string admin(const std::vector<std::string>& command, std::vector<AdminRow>& rows) override {
+    if (command.size() == 2 && command[0] == "group" && command[1] == "ls") {
+      for (const auto& [name, index] : group_index_) {
+        const ConsumerGroup& g = *groups_[index];
+        std::string filters;
+        for (const auto& p : g.patterns()) filters += (filters.empty() ? "" : " ") + p;
+        rows.push_back({{"group", name},
+                        {"filters", filters},
+                        {"workers", std::to_string(g.workers.size())},
+                        {"pending", std::to_string(g.pending())},
+                        {"in_flight", std::to_string(g.in_flight.size())},
+                        {"delivered", std::to_string(g.delivered)},
+                        {"acked", std::to_string(g.acked)},
+                        {"retried", std::to_string(g.retried)},
+                        {"dead", std::to_string(g.dead)}});
+      }
+      return {};
+    }
+    if (command.size() == 3 && command[0] == "group" && command[1] == "rm") {
+      auto it = group_index_.find(command[2]);
+      if (it == group_index_.end()) return "no group named '" + command[2] + "'";
+      const std::size_t removed = delete_group(it->second);
+      rows.push_back({{"group", command[2]}, {"removed_pending", std::to_string(removed)}});
+      refresh_counters();
+      return {};
+    }
+    return "unknown admin command: the proxy answers 'stats', 'group ls', 'group rm NAME'";
   }
 
  private:
@@ -173,33 +214,86 @@ class ProxyPump final : public detail::Pump {
     return o;
   }
 
-  Group& declare_group(const std::string& name, const std::vector<std::string>& patterns) {
-    Group& g = groups_[name];
-    if (g.filters.empty()) {
-      for (const auto& p : patterns.empty() ? std::vector<std::string>{"#"} : patterns)
-        g.filters.emplace_back(p);
-    }
-    return g;
+  // ---- groups ----
+
+  ConsumerGroup* find_group(const std::string& name) {
+    auto it = group_index_.find(name);
+    return it == group_index_.end() ? nullptr : groups_[it->second].get();
   }
 
-  // Everything the spool holds goes back into its groups' queues.
-  void recover() {
-    std::size_t pending = 0;
-    for (const auto& name : spool_.groups()) {
-      Group& g = declare_group(name, {});
-      for (const auto& id : spool_.pending(name)) {
-        if (!frames_.contains(id)) {
-          auto stored = spool_.read(id);
-          if (!stored) continue;
-          frames_[id] = std::move(stored->frame);
-        }
-        ++remaining_[id];
-        g.ready.push_back(id);
-        remember(id);
-        ++pending;
+  // Creates the group (persisting it) or returns the existing one.
+  std::uint32_t declare_group(const std::string& name, const std::vector<std::string>& patterns) {
+    if (auto it = group_index_.find(name); it != group_index_.end()) return it->second;
+    auto g = std::make_unique<ConsumerGroup>();
+    g->name = name;
+    for (const auto& p : patterns.empty() ? std::vector<std::string>{"#"} : patterns)
+      g->filters.emplace_back(p);
+    const auto index = static_cast<std::uint32_t>(groups_.size());
+    groups_.push_back(std::move(g));
+    group_index_[name] = index;
+    save_group_table();
+    return index;
+  }
+
+  void save_group_table() {
+    detail::GroupTable table;
+    for (const auto& [name, index] : group_index_) table[name] = groups_[index]->patterns();
+    detail::save_groups(options_.spool_dir, table);
+  }
+
+  // Acks away everything pending for the group and forgets it.
+  std::size_t delete_group(std::uint32_t index) {
+    ConsumerGroup& g = *groups_[index];
+    std::vector<MessageId> ids(g.ready.begin(), g.ready.end());
+    for (const auto& [id, d] : g.in_flight) ids.push_back(id);
+    for (auto it = retries_.begin(); it != retries_.end();) {
+      if (it->second.first == index) {
+        ids.push_back(it->second.second);
+        it = retries_.erase(it);
+      } else {
+        ++it;
       }
     }
-    pending_.add(pending);
+    for (const auto& id : ids) {
+      spool_.ack(id, g.name, nullptr);
+      release(id);
+    }
+    for (const auto& worker : g.workers) {
+      reply_error(back_, worker,
+                  std::string(kNotAttached) + ": group '" + g.name + "' was deleted");
+      workers_.erase(worker);
+    }
+    group_index_.erase(g.name);
+    groups_[index].reset();  // the slot stays empty: timers naming it go stale
+    save_group_table();
+    return ids.size();
+  }
+
+  // Everything the spool holds goes back into its groups' queues, with the
+  // failed-attempt counts it had.
+  void recover() {
+    auto table = detail::load_groups(options_.spool_dir);
+    for (const auto& [name, patterns] : options_.groups) table[name] = patterns;
+    for (const auto& name : spool_.groups()) table.try_emplace(name, std::vector<std::string>{});
+    for (const auto& [name, patterns] : table) {
+      if (!valid_group_name(name))
+        throw Error(errc::bad_argument,
+                    "group name '" + name + "' may only hold letters, digits, '-', '_' and '.'");
+      ConsumerGroup& g = *groups_[declare_group(name, patterns)];
+      if (!patterns.empty() && g.patterns() != patterns) {  // the configuration wins
+        g.filters.clear();
+        for (const auto& p : patterns) g.filters.emplace_back(p);
+      }
+      for (const auto& id : spool_.pending(name)) {
+        auto [it, inserted] = messages_.try_emplace(id, StoredFrame{{}, 0});
+        ++it->second.remaining;
+        g.ready.push_back(id);
+        remember(id);
+        if (auto h = spool_.history(id, name))
+          g.failures[id] = {h->attempts, h->first_failure_ms, h->last_error};
+      }
+    }
+    save_group_table();
   }
 
   // ---- producers ----
@@ -222,80 +316,99 @@ class ProxyPump final : public detail::Pump {
     const auto decoded = decode_command(view(command), cmd);
     if (!decoded || cmd.command != Command::publish) {
       malformed_.add();
-      reply_error(front_, identity, decoded ? "producers may only PUBLISH" : decoded.detail);
+      reply_error(front_, std::string(view(identity)),
+                  decoded ? "producers may only PUBLISH" : decoded.detail);
       return true;
     }
+    std::vector<std::uint32_t> target;
+    if (cmd.target_group) {
+      auto it = group_index_.find(*cmd.target_group);
+      if (it != group_index_.end()) target.push_back(it->second);
+    }
     const std::string producer(view(identity));
-    for (const auto& frame : frames) publish(producer, view(frame), cmd.target_group);
+    for (const auto& frame : frames)
+      publish(producer, view(frame), cmd.target_group.has_value(), target);
     return true;
   }
 
-  void publish(const std::string& producer, std::string_view frame,
-               const std::optional<std::string>& target) {
-    Message m;
-    if (!has_envelope(frame) || decode(frame, m)) {
+  void publish(const std::string& producer, std::string_view frame, bool targeted,
+               const std::vector<std::uint32_t>& target) {
+    if (!md::envelope_offset(frame) || !codec_.decode(frame, decoded_, options_.socket.limits)) {
       malformed_.add();
       return;  // without an id there is nothing to confirm
     }
+    const MessageId id = decoded_.id();
     published_.add();
-    if (recent_.contains(m.id()) || publishing_.contains(m.id())) {
+    if (recent_.contains(id) || publishing_.contains(id)) {
       duplicates_.add();
-      confirm(producer, m.id(), ConfirmStatus::duplicate, "");
+      confirm(producer, id, ConfirmStatus::duplicate, "");
       return;
     }
-    std::vector<std::string> groups;
-    if (target) {
-      if (groups_.contains(*target)) groups.push_back(*target);
-    } else {
-      for (const auto& [name, g] : groups_)
-        if (g.matches(m.topic())) groups.push_back(name);
+    std::vector<std::uint32_t> groups = target;
+    if (!targeted) {
+      for (const auto& [name, index] : group_index_)
+        if (groups_[index]->matches(decoded_.topic())) groups.push_back(index);
     }
     if (groups.empty()) {
       unroutable_.add();
-      confirm(producer, m.id(), ConfirmStatus::unroutable, "no group's filters match the topic");
+      confirm(producer, id, ConfirmStatus::unroutable,
+              targeted ? "the target group does not exist" : "no group's filters match the topic");
       return;
     }
-    publishing_[m.id()] = {std::string(frame), groups};
-    spool_.publish(m.id(), groups, frame, [this, producer, id = m.id()](AppendResult r) {
-      {
-        std::lock_guard lock(completions_mutex_);
-        completions_.push_back({producer, id, r});
-      }
-      wakeup_.poke();
-    });
+    std::vector<std::string> names;
+    for (auto g : groups) names.push_back(groups_[g]->name);
+    publishing_[id] = {producer, std::string(frame), std::move(groups)};
+    spool_.publish(id, names, frame, [this, id](AppendResult r) { spool_done(id, r); });
   }
 
-  void take_completions() {
-    std::vector<Completion> done;
+  // On the spool's writer thread: hand the result to the loop.
+  void spool_done(const MessageId& id, AppendResult r) {
+    bool wake;
     {
       std::lock_guard lock(completions_mutex_);
-      done.swap(completions_);
+      wake = completions_.empty();
+      completions_.push_back({id, r});
     }
-    for (auto& c : done) {
+    if (wake) wakeup_.poke();
+  }
+
+  void take_spool_completions() {
+    {
+      std::lock_guard lock(completions_mutex_);
+      taken_.swap(completions_);
+    }
+    for (auto& c : taken_) {
       auto it = publishing_.find(c.id);
       if (it == publishing_.end()) continue;
-      auto [frame, groups] = std::move(it->second);
+      Publishing p = std::move(it->second);
       publishing_.erase(it);
       if (c.result.status == AppendStatus::full) {
         full_.add();
-        confirm(c.producer, c.id, ConfirmStatus::full, "the spool is full; retry later");
+        confirm(p.producer, c.id, ConfirmStatus::full, "the spool is full; retry later");
         continue;
       }
       if (!c.result) {
-        confirm(c.producer, c.id, ConfirmStatus::rejected,
+        rejected_.add();
+        confirm(p.producer, c.id, ConfirmStatus::rejected,
                 "the spool could not store it: " + std::string(std::strerror(c.result.error)));
         continue;
       }
       stored_.add();
       remember(c.id);
-      frames_[c.id] = std::move(frame);
-      for (const auto& g : groups) {
-        groups_[g].ready.push_back(c.id);
-        ++remaining_[c.id];
-        pending_.add();
+      std::uint32_t remaining = 0;
+      for (auto g : p.groups)
+        if (groups_[g]) {
+          groups_[g]->ready.push_back(c.id);
+          ++remaining;
+        }
+      if (remaining > 0) {
+        const bool keep = frame_bytes_ + p.frame.size() <= options_.frame_memory;
+        if (keep) frame_bytes_ += p.frame.size();
+        messages_[c.id] = {keep ? std::move(p.frame) : std::string(), remaining};
       }
-      confirm(c.producer, c.id, ConfirmStatus::stored, "");
+      confirm(p.producer, c.id, ConfirmStatus::stored, "");
     }
+    taken_.clear();
   }
 
   // The dedup window: the last `dedup_window` ids stored, oldest forgotten first.
@@ -315,7 +428,9 @@ class ProxyPump final : public detail::Pump {
 
   void flush_confirms() {
     for (auto& [producer, list] : confirms_) {
+      if (list.empty()) continue;
       CommandFrame c{.command = Command::confirm, .confirmations = std::move(list)};
+      list.clear();
       const auto encoded = encode_command(c);
       try {
         (void)front_.send(zmq::buffer(producer),
@@ -325,7 +440,7 @@ class ProxyPump final : public detail::Pump {
         // The producer is gone: it re-sends unconfirmed messages when it returns.
       }
     }
-    confirms_.clear();
+    if (confirms_.size() > 64) confirms_.clear();  // forget producers that come and go
   }
 
   // ---- workers ----
@@ -342,41 +457,48 @@ class ProxyPump final : public detail::Pump {
         extra = true;
       }
     }
-    CommandFrame cmd;
-    const auto decoded = decode_command(view(command), cmd);
     const std::string worker(view(identity));
+    const auto decoded = decode_command(view(command), cmd_);
     if (!decoded || extra) {
       malformed_.add();
-      reply_error(back_, identity, decoded ? "worker commands are one frame" : decoded.detail);
+      reply_error(back_, worker, decoded ? "worker commands are one frame" : decoded.detail);
       return true;
     }
-    switch (cmd.command) {
-      case Command::attach:
-        attach(worker, cmd);
-        break;
+    if (cmd_.command == Command::attach) {
+      attach(worker, cmd_);
+      return true;
+    }
+    auto it = workers_.find(worker);
+    if (it == workers_.end()) {
+      // A restarted proxy, or a worker given up as lost: it must attach again.
+      if (cmd_.command != Command::detach)
+        reply_error(back_, worker, std::string(kNotAttached) + ": send attach again");
+      return true;
+    }
+    WorkerState& w = it->second;
+    w.last_heard = Clock::now();
+    ConsumerGroup& g = *groups_[w.group];
+    switch (cmd_.command) {
       case Command::credit:
-        if (auto* w = find_worker(worker)) w->prefetch = cmd.credit;
+        w.prefetch = std::max<std::uint32_t>(cmd_.credit, 1);
         break;
       case Command::ack:
-        for (const auto& id : cmd.ids) ack(worker, id);
+        for (const auto& id : cmd_.ids) ack(g, worker, w, id);
         break;
       case Command::nack:
-        if (auto* w = find_worker(worker)) {
-          const DeliveryKey key{cmd.ids.at(0), w->group};
-          if (owned_by(key, worker)) {
-            if (cmd.action == NackAction::dead)
-              dead_letter(key, "nack dead", cmd.reason);
-            else
-              fail(key, cmd.reason.empty() ? "nack" : cmd.reason);
-          }
+        if (take_delivery(g, worker, w, cmd_.ids.at(0))) {
+          if (cmd_.action == NackAction::dead)
+            dead_letter(w.group, cmd_.ids[0], "nack dead", cmd_.reason, /*delivery_failed=*/true);
+          else
+            fail(w.group, cmd_.ids[0], cmd_.reason.empty() ? "nack" : cmd_.reason);
         }
         break;
       case Command::in_progress:
-        if (auto* w = find_worker(worker))
-          for (const auto& id : cmd.ids)
-            if (auto it = in_flight_.find({id, w->group});
-                it != in_flight_.end() && it->second.worker == worker)
-              it->second.deadline = Clock::now() + options_.ack_timeout;
+        for (const auto& id : cmd_.ids)
+          if (auto d = g.in_flight.find(id); d != g.in_flight.end() && d->second.worker == worker) {
+            d->second.deadline = Clock::now() + options_.ack_timeout;
+            deadlines_.push_back({d->second.deadline, w.group, id});
+          }
         break;
       case Command::detach:
         detach(worker);
@@ -385,177 +507,283 @@ class ProxyPump final : public detail::Pump {
         break;
       default:
         malformed_.add();
-        reply_error(back_, identity, "workers may attach, credit, ack, nack, in_progress, detach");
+        reply_error(back_, worker,
+                    "workers may attach, credit, ack, nack, in_progress, heartbeat, detach");
     }
     return true;
   }
 
-  WorkerState* find_worker(const std::string& identity) {
-    auto it = workers_.find(identity);
-    return it == workers_.end() ? nullptr : &it->second;
-  }
-
-  bool owned_by(const DeliveryKey& key, const std::string& worker) const {
-    auto it = in_flight_.find(key);
-    return it != in_flight_.end() && it->second.worker == worker;
-  }
-
   void attach(const std::string& worker, const CommandFrame& cmd) {
-    auto existing = groups_.find(cmd.group);
-    if (existing != groups_.end() && !cmd.filters.empty() &&
-        filter_patterns(existing->second.filters) != cmd.filters) {
+    if (!valid_group_name(cmd.group)) {
+      reply_error(back_, worker,
+                  "group name '" + cmd.group +
+                      "' is not valid: use 1-128 letters, digits, '-', '_' or '.'");
+      return;
+    }
+    std::vector<TopicFilter> parsed;
+    try {
+      for (const auto& p : cmd.filters) parsed.emplace_back(p);
+    } catch (const Error& e) {
+      reply_error(back_, worker, e.what());
+      return;
+    }
+    if (auto* existing = find_group(cmd.group);
+        existing != nullptr && !cmd.filters.empty() && existing->patterns() != cmd.filters) {
       std::string have;
-      for (const auto& p : filter_patterns(existing->second.filters)) have += " " + p;
+      for (const auto& p : existing->patterns()) have += " " + p;
       reply_error(back_, worker,
                   "group '" + cmd.group + "' exists with filters" + have +
                       "; attach without filters or with the same ones");
       return;
     }
-    Group& g = declare_group(cmd.group, cmd.filters);
-    if (find_worker(worker) == nullptr) g.workers.push_back(worker);
-    workers_[worker] = {cmd.group, std::max<std::uint32_t>(cmd.credit, 1), 0};
-    CommandFrame reply{
-        .command = Command::attached, .group = cmd.group, .filters = filter_patterns(g.filters)};
-    (void)send_to_worker(worker, encode_command(reply), nullptr);
+    std::uint32_t index;
+    try {
+      index = declare_group(cmd.group, cmd.filters);
+    } catch (const Error& e) {
+      reply_error(back_, worker, e.what());
+      return;
+    }
+    auto it = workers_.find(worker);
+    if (it != workers_.end() && it->second.group != index) {
+      detach(worker);  // moving to another group: hand the old one's messages back
+      it = workers_.end();
+    }
+    if (it == workers_.end()) {
+      it = workers_.emplace(worker, WorkerState{index, 1, 0, Clock::now()}).first;
+      groups_[index]->workers.push_back(worker);
+    }
+    it->second.prefetch = std::max<std::uint32_t>(cmd.credit, 1);
+    it->second.last_heard = Clock::now();
+    CommandFrame reply{.command = Command::attached,
+                       .group = cmd.group,
+                       .filters = groups_[index]->patterns(),
+                       .ack_timeout_ms = static_cast<std::uint64_t>(options_.ack_timeout.count()),
+                       .heartbeat_ms = static_cast<std::uint64_t>(options_.heartbeat.count())};
+    if (send_command(worker, encode_command(reply)) == Sent::gone) lose_worker(worker, "gone");
   }
 
+  // DETACH: unacked messages go back at once and cost no attempt.
   void detach(const std::string& worker) {
     auto w = workers_.find(worker);
     if (w == workers_.end()) return;
-    // Prefetched, unacked messages go back at once and cost no attempt.
-    for (auto it = in_flight_.begin(); it != in_flight_.end();) {
-      if (it->second.worker != worker) {
-        ++it;
-        continue;
-      }
-      auto& attempts = attempts_[it->first];
-      if (attempts > 0) --attempts;
-      groups_[it->first.group].ready.push_front(it->first.id);
-      it = in_flight_.erase(it);
+    ConsumerGroup& g = *groups_[w->second.group];
+    std::vector<MessageId> handed_back;
+    for (const auto& [id, d] : g.in_flight)
+      if (d.worker == worker) handed_back.push_back(id);
+    for (const auto& id : handed_back) {
+      g.in_flight.erase(id);
+      g.ready.push_front(id);
     }
-    auto& list = groups_[w->second.group].workers;
-    list.erase(std::remove(list.begin(), list.end(), worker), list.end());
+    remove_worker(g, w);
+  }
+
+  // A worker that disconnected or stopped heartbeating: its deliveries failed.
+  void lose_worker(const std::string& worker, const std::string& why) {
+    auto w = workers_.find(worker);
+    if (w == workers_.end()) return;
+    lost_workers_.add();
+    const std::uint32_t index = w->second.group;
+    ConsumerGroup& g = *groups_[index];
+    std::vector<MessageId> lost;
+    for (const auto& [id, d] : g.in_flight)
+      if (d.worker == worker) lost.push_back(id);
+    remove_worker(g, w);
+    for (const auto& id : lost) {
+      g.in_flight.erase(id);
+      fail(index, id, "worker " + why);
+    }
+  }
+
+  void remove_worker(ConsumerGroup& g, std::unordered_map<std::string, WorkerState>::iterator w) {
+    std::erase(g.workers, w->first);
     workers_.erase(w);
   }
 
-  void ack(const std::string& worker, const MessageId& id) {
-    auto* w = find_worker(worker);
-    if (w == nullptr) return;
-    const DeliveryKey key{id, w->group};
-    if (!owned_by(key, worker)) return;  // late ack after a redelivery: ignore
-    in_flight_.erase(key);
-    --w->unacked;
-    acked_.add();
-    spool_.ack(id, key.group, nullptr);
-    settle(key);
+  // Removes the worker's delivery of `id`; false when it is not the worker's
+  // (a late answer after a redelivery, which is ignored).
+  bool take_delivery(ConsumerGroup& g, const std::string& worker, WorkerState& w,
+                     const MessageId& id) {
+    auto d = g.in_flight.find(id);
+    if (d == g.in_flight.end() || d->second.worker != worker) return false;
+    g.in_flight.erase(d);
+    if (w.unacked > 0) --w.unacked;
+    return true;
   }
 
-  // The message is done for this group (acked or dead).
-  void settle(const DeliveryKey& key) {
-    attempts_.erase(key);
-    first_failure_.erase(key);
-    pending_.sub();
-    if (--remaining_[key.id] == 0) {
-      remaining_.erase(key.id);
-      frames_.erase(key.id);
+  void ack(ConsumerGroup& g, const std::string& worker, WorkerState& w, const MessageId& id) {
+    if (!take_delivery(g, worker, w, id)) return;
+    acked_.add();
+    ++g.acked;
+    spool_.ack(id, g.name, nullptr);
+    g.failures.erase(id);
+    release(id);
+  }
+
+  // One group is done with the message; the last one frees its frame.
+  void release(const MessageId& id) {
+    auto it = messages_.find(id);
+    if (it == messages_.end()) return;
+    if (--it->second.remaining == 0) {
+      frame_bytes_ -= it->second.frame.size();
+      messages_.erase(it);
     }
   }
 
-  void fail(const DeliveryKey& key, const std::string& error) {
-    auto it = in_flight_.find(key);
-    if (it == in_flight_.end()) return;
-    if (auto* w = find_worker(it->second.worker)) --w->unacked;
-    in_flight_.erase(it);
-    first_failure_.try_emplace(key, now_ms());
-    last_error_[key] = error;
-    const std::uint32_t attempts = attempts_[key];
-    if (options_.retry.exhausted(attempts)) {
-      dead_letter_after_failure(key, "max attempts", error);
+  // A failed delivery (its in-flight entry already removed): retry after the
+  // policy's delay, or dead-letter once the attempts are spent.
+  void fail(std::uint32_t index, const MessageId& id, const std::string& error) {
+    ConsumerGroup& g = *groups_[index];
+    FailureHistory& h = g.failures[id];
+    ++h.attempts;
+    if (h.first_failure_ms == 0) h.first_failure_ms = now_ms();
+    h.last_error = error;
+    if (options_.retry.exhausted(h.attempts)) {
+      dead_letter(index, id, "max attempts", error, /*delivery_failed=*/false);
       return;
     }
+    spool_.record_attempt(id, g.name, {h.attempts, h.first_failure_ms, h.last_error}, nullptr);
     retried_.add();
-    retries_.emplace(Clock::now() + options_.retry.delay(attempts, rng_), key);
+    ++g.retried;
+    ++g.retrying;
+    retries_.emplace(Clock::now() + options_.retry.delay(h.attempts, rng_), std::pair{index, id});
   }
 
-  void dead_letter(const DeliveryKey& key, const std::string& reason, const std::string& error) {
-    if (auto it = in_flight_.find(key); it != in_flight_.end()) {
-      if (auto* w = find_worker(it->second.worker)) --w->unacked;
-      in_flight_.erase(it);
-    }
-    first_failure_.try_emplace(key, now_ms());
-    dead_letter_after_failure(key, reason, error);
-  }
-
-  void dead_letter_after_failure(const DeliveryKey& key, const std::string& reason,
-                                 const std::string& error) {
-    const std::uint32_t attempts = attempts_[key];
-    DeadLetterInfo info{key.group, reason, attempts, first_failure_[key], now_ms(), error};
-    dlq_.add_dead_letter(key.id, frames_[key.id], info, nullptr);
-    spool_.dead(key.id, key.group, reason, attempts, error, nullptr);
-    last_error_.erase(key);
+  // Copies the message into the dead-letter spool and, once that is durable,
+  // settles it in the main spool (a crash in between redelivers, never loses).
+  void dead_letter(std::uint32_t index, const MessageId& id, const std::string& reason,
+                   const std::string& error, bool delivery_failed) {
+    ConsumerGroup& g = *groups_[index];
+    FailureHistory h = g.failures[id];
+    g.failures.erase(id);
+    const std::uint64_t now = now_ms();
+    if (delivery_failed) ++h.attempts;  // the delivery that was nacked dead
+    DeadLetterInfo info{g.name,     reason,
+                        h.attempts, h.first_failure_ms == 0 ? now : h.first_failure_ms,
+                        now,        error.empty() ? h.last_error : error};
+    const std::string frame = frame_of(id);
+    dlq_.add_dead_letter(id, frame, info, [this, id, info](AppendResult r) {
+      if (r) spool_.dead(id, info.group, info.reason, info.attempts, info.last_error, nullptr);
+    });
     dead_.add();
-    settle(key);
+    ++g.dead;
+    release(id);
   }
+
+  std::string frame_of(const MessageId& id) {
+    auto it = messages_.find(id);
+    if (it != messages_.end() && !it->second.frame.empty()) return it->second.frame;
+    auto stored = spool_.read(id);
+    return stored ? std::move(stored->frame) : std::string();
+  }
+
+  // ---- timers ----
 
   void run_timers() {
     const auto now = Clock::now();
-    std::vector<DeliveryKey> expired;
-    next_deadline_ = Clock::time_point::max();
-    for (const auto& [key, flight] : in_flight_) {
-      if (flight.deadline <= now)
-        expired.push_back(key);
-      else
-        next_deadline_ = std::min(next_deadline_, flight.deadline);
+    while (!deadlines_.empty() && deadlines_.front().at <= now) {
+      const Deadline d = deadlines_.front();
+      deadlines_.pop_front();
+      if (d.group >= groups_.size() || !groups_[d.group]) continue;
+      ConsumerGroup& g = *groups_[d.group];
+      auto it = g.in_flight.find(d.id);
+      if (it == g.in_flight.end() || it->second.deadline != d.at) continue;  // stale
+      if (auto w = workers_.find(it->second.worker); w != workers_.end() && w->second.unacked > 0)
+        --w->second.unacked;
+      g.in_flight.erase(it);
+      fail(d.group, d.id, "ack timeout");
     }
-    for (const auto& key : expired) fail(key, "ack timeout");
     while (!retries_.empty() && retries_.begin()->first <= now) {
-      const DeliveryKey key = retries_.begin()->second;
+      const auto [index, id] = retries_.begin()->second;
       retries_.erase(retries_.begin());
-      groups_[key.group].ready.push_front(key.id);
+      if (!groups_[index]) continue;
+      --groups_[index]->retrying;
+      groups_[index]->ready.push_front(id);
+    }
+    if (now >= next_heartbeat_) {
+      next_heartbeat_ = now + options_.heartbeat;
+      heartbeat_workers(now);
     }
   }
 
-  void dispatch(const std::string& name, Group& g) {
-    while (!g.ready.empty() && !g.workers.empty()) {
-      WorkerState* chosen = nullptr;
-      std::string identity;
-      for (std::size_t tried = 0; tried < g.workers.size() && chosen == nullptr; ++tried) {
-        const std::string& candidate = g.workers[g.next_worker++ % g.workers.size()];
-        auto* w = find_worker(candidate);
-        if (w != nullptr && w->unacked < w->prefetch) chosen = w, identity = candidate;
+  void heartbeat_workers(Clock::time_point now) {
+    static const std::string beat = encode_command({.command = Command::heartbeat});
+    std::vector<std::pair<std::string, std::string>> lost;
+    for (const auto& [worker, w] : workers_) {
+      if (now - w.last_heard > kMissedHeartbeats * options_.heartbeat)
+        lost.emplace_back(worker, "missed heartbeats");
+      else if (send_command(worker, beat) == Sent::gone)
+        lost.emplace_back(worker, "disconnected");
+    }
+    for (const auto& [worker, why] : lost) lose_worker(worker, why);
+  }
+
+  // ---- delivery ----
+
+  void dispatch(ConsumerGroup& g) {
+    std::size_t idle_workers = 0;
+    while (!g.ready.empty() && !g.workers.empty() && idle_workers < g.workers.size()) {
+      const std::string worker = g.workers[g.next_worker++ % g.workers.size()];
+      WorkerState& w = workers_.at(worker);
+      if (w.unacked >= w.prefetch) {
+        ++idle_workers;
+        continue;
       }
-      if (chosen == nullptr) return;  // every worker is at its prefetch
-      const MessageId id = g.ready.front();
-      g.ready.pop_front();
-      if (!deliver(name, identity, *chosen, id)) return;  // try again next turn
+      idle_workers = 0;
+      const std::size_t n =
+          std::min<std::size_t>({w.prefetch - w.unacked, g.ready.size(), kMaxBatch});
+      if (!deliver(g, worker, w, n)) return;  // try again next turn
     }
   }
 
-  // False when the message could not be sent now (it is back in the queue).
-  bool deliver(const std::string& group, const std::string& worker, WorkerState& w,
-               const MessageId& id) {
-    const DeliveryKey key{id, group};
-    const std::uint32_t attempt = ++attempts_[key];
-    std::string frame = frames_[id];
-    if (attempt > 1) {  // the envelope carries the attempt number
-      Message m;
-      if (!decode(frame, m)) {
-        m.envelope.attempt = attempt;
-        frame = encode(m.envelope, m.payload());
+  // Sends the next `n` ready messages to the worker in one DELIVER. False
+  // when it could not be sent now (the messages stay ready).
+  bool deliver(ConsumerGroup& g, const std::string& worker, WorkerState& w, std::size_t n) {
+    const std::uint32_t index = group_index_.at(g.name);
+    std::vector<zmq::message_t> frames;
+    frames.reserve(n);
+    for (std::size_t i = 0; i < n; ++i) {
+      const MessageId& id = g.ready[i];
+      auto h = g.failures.find(id);
+      const std::uint32_t attempt = h == g.failures.end() ? 1 : h->second.attempts + 1;
+      auto stored = messages_.find(id);
+      std::string loaded;
+      const std::string* frame = nullptr;
+      if (stored != messages_.end() && !stored->second.frame.empty()) {
+        frame = &stored->second.frame;
+      } else {
+        loaded = frame_of(id);
+        frame = &loaded;
       }
+      if (attempt > 1 && codec_.decode(*frame, decoded_, options_.socket.limits)) {
+        decoded_.envelope.attempt = attempt;  // the envelope carries the attempt number
+        loaded = encode(decoded_.envelope, decoded_.payload());
+        frame = &loaded;
+      }
+      frames.emplace_back(frame->data(), frame->size());
     }
-    const auto command = encode_command({.command = Command::deliver, .group = group});
-    const Sent sent = send_to_worker(worker, command, &frame);
-    if (sent != Sent::ok) {
-      --attempts_[key];
-      groups_[group].ready.push_front(id);
-      if (sent == Sent::gone) detach(worker);  // its other deliveries come back too
+    const std::string command = encode_command({.command = Command::deliver, .group = g.name});
+    try {
+      if (!back_.send(zmq::buffer(worker), zmq::send_flags::sndmore | zmq::send_flags::dontwait))
+        return false;  // its queue is full for now
+      // The rest of an accepted message is always accepted.
+      (void)back_.send(zmq::buffer(command), zmq::send_flags::sndmore);
+      for (std::size_t i = 0; i < frames.size(); ++i)
+        (void)back_.send(frames[i],
+                         i + 1 < frames.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
+    } catch (const zmq::error_t&) {
+      lose_worker(worker, "disconnected");
       return false;
     }
-    ++w.unacked;
-    delivered_.add();
-    in_flight_[key] = {worker, Clock::now() + options_.ack_timeout};
-    next_deadline_ = std::min(next_deadline_, in_flight_[key].deadline);
+    const auto deadline = Clock::now() + options_.ack_timeout;
+    for (std::size_t i = 0; i < n; ++i) {
+      const MessageId id = g.ready.front();
+      g.ready.pop_front();
+      g.in_flight[id] = {worker, deadline};
+      deadlines_.push_back({deadline, index, id});
+    }
+    w.unacked += static_cast<std::uint32_t>(n);
+    g.delivered += n;
+    delivered_.add(n);
     return true;
   }
 
@@ -563,27 +791,17 @@ class ProxyPump final : public detail::Pump {
 
   // `busy`: the worker's queue is full for now (it stays attached);
   // `gone`: ROUTER_MANDATORY says the worker has disconnected.
-  Sent send_to_worker(const std::string& worker, std::string_view command,
-                      const std::string* frame) {
+  Sent send_command(const std::string& worker, std::string_view command) {
     try {
       if (!back_.send(zmq::buffer(worker), zmq::send_flags::sndmore | zmq::send_flags::dontwait))
         return Sent::busy;
-      // The rest of an accepted message is always accepted.
-      if (frame == nullptr) {
-        (void)back_.send(zmq::buffer(command), zmq::send_flags::none);
-      } else {
-        (void)back_.send(zmq::buffer(command), zmq::send_flags::sndmore);
-        (void)back_.send(zmq::buffer(*frame), zmq::send_flags::none);
-      }
+      (void)back_.send(zmq::buffer(command), zmq::send_flags::none);
       return Sent::ok;
     } catch (const zmq::error_t&) {
       return Sent::gone;
     }
   }
 
-  void reply_error(zmq::socket_t& socket, const zmq::message_t& identity, std::string_view why) {
-    reply_error(socket, std::string(view(identity)), why);
-  }
   void reply_error(zmq::socket_t& socket, const std::string& identity, std::string_view why) {
     if (identity.empty()) return;
     const auto encoded = encode_command({.command = Command::error, .reason = std::string(why)});
@@ -599,27 +817,32 @@ class ProxyPump final : public detail::Pump {
   Spool spool_, dlq_;
   zmq::socket_t front_, back_;
   std::string front_endpoint_, back_endpoint_;
-  Wakeup wakeup_;
+  detail::Wakeup wakeup_;
   std::mutex completions_mutex_;
-  std::vector<Completion> completions_;  // guarded by completions_mutex_
+  std::vector<SpoolDone> completions_;  // guarded by completions_mutex_
+  std::vector<SpoolDone> taken_;
+  md::EnvelopeCodec codec_;
+  Message decoded_;
+  CommandFrame cmd_;
 
-  std::map<std::string, Group> groups_;
-  std::map<std::string, WorkerState> workers_;
-  std::unordered_map<MessageId, std::pair<std::string, std::vector<std::string>>> publishing_;
-  std::unordered_map<MessageId, std::string> frames_;
-  std::unordered_map<MessageId, std::uint32_t> remaining_;  // groups still to settle
-  std::map<DeliveryKey, std::uint32_t> attempts_;
-  std::map<DeliveryKey, InFlight> in_flight_;
-  std::map<DeliveryKey, std::uint64_t> first_failure_;
-  std::map<DeliveryKey, std::string> last_error_;
-  std::multimap<Clock::time_point, DeliveryKey> retries_;
-  std::map<std::string, std::vector<Confirmation>> confirms_;
+  std::vector<std::unique_ptr<ConsumerGroup>> groups_;  // deleted groups leave a null slot
+  std::map<std::string, std::uint32_t> group_index_;
+  std::unordered_map<std::string, WorkerState> workers_;
+  std::unordered_map<MessageId, Publishing> publishing_;
+  std::unordered_map<MessageId, StoredFrame> messages_;
+  std::size_t frame_bytes_ = 0;
+  std::deque<Deadline> deadlines_;  // in deadline order: the ack timeout is one constant
+  std::multimap<Clock::time_point, std::pair<std::uint32_t, MessageId>> retries_;
+  std::unordered_map<std::string, std::vector<Confirmation>> confirms_;
   std::unordered_set<MessageId> recent_;
   std::deque<MessageId> recent_order_;
-  Clock::time_point next_deadline_ = Clock::time_point::max();
+  Clock::time_point next_heartbeat_, next_snapshot_;
   std::mt19937_64 rng_{std::random_device{}()};
-  md::Counter published_, stored_, unroutable_, duplicates_, full_, delivered_, acked_, retried_,
-      dead_, malformed_, pending_;
+
+  mutable std::mutex snapshot_mutex_;
+  Counters snapshot_;  // guarded by snapshot_mutex_
+  md::Counter published_, stored_, unroutable_, duplicates_, full_, rejected_, delivered_, acked_,
+      retried_, dead_, malformed_, lost_workers_;
 };
 
 }  // namespace

@@ -2,6 +2,13 @@
 // its back). ATTACHes with the group's topic filters and a prefetch, calls
 // the handler for every delivery, and ACKs, NACK-retries or NACK-deads it
 // as the handler says. The handler sees Message::envelope.attempt.
+//
+// Acks go out in batches (when no more deliveries are waiting, or half the
+// prefetch has piled up). A heartbeat goes to the proxy at the interval the
+// proxy asks for, also while a slow handler runs (from a small thread that
+// shares the socket under a mutex), so only a dead or cut-off worker is
+// taken for lost. When the proxy restarts or stops answering, the consumer
+// ATTACHes again by itself.
 #pragma once
 
 #include <chrono>
@@ -21,6 +28,10 @@ struct ReliableConsumerOptions {
   std::string group;
   std::vector<std::string> filters;  // empty: join the group as it is ("#" if new)
   std::uint32_t prefetch = 100;
+  // While the handler runs, tell the proxy every third of its ack timeout
+  // that the message is still in progress (IN_PROGRESS), so a slow handler
+  // is never redelivered while it is still working. `consume --exec` sets it.
+  bool in_progress_while_handling = false;
   SocketOptions socket;
 };
 

@@ -155,6 +155,7 @@ class Spool {
   void flush();
 
   SpoolStats stats() const;
+  std::uint64_t bytes() const noexcept;  // on disk, all segments (cheap)
   const RecoveryReport& recovery() const noexcept;
   const std::string& dir() const noexcept;
 

@@ -30,6 +30,12 @@ bool read_u32(const msgpack::object& o, std::uint32_t& out) {
   return true;
 }
 
+bool read_u64(const msgpack::object& o, std::uint64_t& out) {
+  if (o.type != msgpack::type::POSITIVE_INTEGER) return false;
+  out = o.via.u64;
+  return true;
+}
+
 bool read_texts(const msgpack::object& o, std::vector<std::string>& out) {
   if (o.type != msgpack::type::ARRAY) return false;
   out.resize(o.via.array.size);
@@ -83,7 +89,7 @@ std::string encode_command(const CommandFrame& c) {
       args = 1;
       break;
     case Command::attached:
-      args = 2;
+      args = 4;
       break;
     case Command::attach:
     case Command::nack:
@@ -123,6 +129,8 @@ std::string encode_command(const CommandFrame& c) {
     case Command::attached:
       pk.pack(c.group);
       pk.pack(c.filters);
+      pk.pack(c.ack_timeout_ms);
+      pk.pack(c.heartbeat_ms);
       break;
     case Command::credit:
       pk.pack(c.credit);
@@ -206,6 +214,9 @@ DecodeResult decode_command(std::string_view frame, CommandFrame& out) noexcept 
         break;
       case Command::attached:
         ok = need(2) && read_text(a[4], out.group) && read_texts(a[5], out.filters);
+        // Timings came in with 1.0's heartbeats; absent, they stay 0 (unknown).
+        if (ok && need(4))
+          ok = read_u64(a[6], out.ack_timeout_ms) && read_u64(a[7], out.heartbeat_ms);
         break;
       case Command::credit:
         ok = need(1) && read_u32(a[4], out.credit);

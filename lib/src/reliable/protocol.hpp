@@ -24,7 +24,7 @@ enum class Command {
   publish,      // producer -> proxy: [target_group | nil], then N message frames
   confirm,      // proxy -> producer: [[id, status, reason], ...]
   attach,       // worker -> proxy: group, [filter, ...], credit
-  attached,     // proxy -> worker: group, [filter, ...]
+  attached,     // proxy -> worker: group, [filter, ...], ack_timeout_ms, heartbeat_ms
   credit,       // worker -> proxy: n more messages it can hold
   deliver,      // proxy -> worker: group, then N message frames (attempt in the envelope)
   ack,          // worker -> proxy: [id, ...]
@@ -54,7 +54,13 @@ struct CommandFrame {
   std::vector<Confirmation> confirmations;  // confirm
   NackAction action = NackAction::retry;    // nack
   std::string reason;                       // nack, error
+  std::uint64_t ack_timeout_ms = 0;         // attached
+  std::uint64_t heartbeat_ms = 0;           // attached: both sides heartbeat this often
 };
+
+// The start of an `error` reason that tells a worker to ATTACH again (the
+// proxy restarted, or dropped it as lost).
+inline constexpr std::string_view kNotAttached = "not attached";
 
 const char* command_name(Command command) noexcept;
 const char* status_name(ConfirmStatus status) noexcept;

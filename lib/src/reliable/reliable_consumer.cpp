@@ -1,5 +1,12 @@
-// ReliableConsumer: ATTACH, then a loop of DELIVER -> handler -> ACK/NACK.
+// ReliableConsumer: ATTACH, then a loop of DELIVER -> handler -> ACK/NACK,
+// with batched acks, heartbeats and re-attaching after a proxy restart.
 #include "mqkit/reliable_consumer.hpp"
+
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <optional>
+#include <thread>
 
 #include "mqkit/error.hpp"
 #include "reliable/protocol.hpp"
@@ -9,6 +16,10 @@
 namespace mqkit {
 namespace {
 using namespace detail::proxy;
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+constexpr int kMissedHeartbeats = 5;  // proxy silence that makes the worker attach again
 
 std::string_view view(const zmq::message_t& m) {
   return {static_cast<const char*>(m.data()), m.size()};
@@ -18,23 +29,56 @@ std::string_view view(const zmq::message_t& m) {
 struct ReliableConsumer::Impl {
   ReliableConsumerOptions options;
   zmq::socket_t socket;
+  std::mutex socket_mutex;  // the run loop and the heartbeat thread share the socket
   detail::StopEvent stop;
   detail::EnvelopeCodec codec;
+  milliseconds heartbeat{1000}, ack_timeout{0};  // from the proxy's ATTACHED
+  Clock::time_point last_heard = Clock::now(), next_beat = Clock::now();
+  std::vector<MessageId> acks;  // handled, not yet sent
+
+  // The heartbeat thread's view of the handler (guarded by socket_mutex).
+  std::optional<MessageId> handling;
+  std::condition_variable beat_cv;
+  bool closing = false;
+  std::thread beater;
 
   Impl(const std::string& endpoint, const ReliableConsumerOptions& o)
       : options(o), socket(detail::open_socket(zmq::socket_type::dealer, o.socket)) {
     detail::attach(socket, connect(endpoint));
   }
 
+  ~Impl() {
+    {
+      std::lock_guard lock(socket_mutex);
+      closing = true;
+    }
+    beat_cv.notify_all();
+    if (beater.joinable()) beater.join();
+  }
+
+  // Callers hold socket_mutex (or are the only thread, before run()).
   void send(const CommandFrame& c) {
     const auto encoded = encode_command(c);
     (void)socket.send(zmq::buffer(encoded), zmq::send_flags::none);
   }
 
+  void send_attach() {
+    send({.command = Command::attach,
+          .group = options.group,
+          .filters = options.filters,
+          .credit = options.prefetch});
+  }
+
+  void flush_acks() {
+    if (acks.empty()) return;
+    send({.command = Command::ack, .ids = acks});
+    acks.clear();
+  }
+
   bool stopping() const noexcept { return stop.is_set() || detail::global_stop().is_set(); }
 
   // Waits for input; false on timeout or stop.
-  bool wait(std::chrono::milliseconds timeout) {
+  bool wait(milliseconds timeout) {
     zmq::pollitem_t items[] = {{socket.handle(), 0, ZMQ_POLLIN, 0},
                                {nullptr, stop.fd(), ZMQ_POLLIN, 0},
                                {nullptr, detail::global_stop().fd(), ZMQ_POLLIN, 0}};
@@ -46,11 +90,13 @@ struct ReliableConsumer::Impl {
     return !stopping() && (items[0].revents & ZMQ_POLLIN);
   }
 
-  void attach(std::chrono::milliseconds timeout) {
-    send({.command = Command::attach,
-          .group = options.group,
-          .filters = options.filters,
-          .credit = options.prefetch});
+  void attached(const CommandFrame& c) {
+    if (c.heartbeat_ms > 0) heartbeat = milliseconds(c.heartbeat_ms);
+    if (c.ack_timeout_ms > 0) ack_timeout = milliseconds(c.ack_timeout_ms);
+  }
+
+  void attach(milliseconds timeout) {
+    send_attach();
     if (!wait(timeout))
       throw Error(errc::timeout, "the proxy did not answer the attach to group '" + options.group +
                                      "' (is a proxy's --back there?)");
@@ -60,46 +106,113 @@ struct ReliableConsumer::Impl {
     if (!decode_command(view(reply), c)) throw Error(errc::malformed, "bad reply to attach");
     if (c.command == Command::error) throw Error(errc::bad_argument, "proxy refused: " + c.reason);
     if (c.command != Command::attached) throw Error(errc::malformed, "unexpected reply to attach");
+    attached(c);
+    last_heard = Clock::now();
+    beater = std::thread([this] { beat_while_handling(); });
+  }
+
+  // The heartbeat thread: only speaks while a handler runs (the loop does
+  // its own heartbeats otherwise).
+  void beat_while_handling() {
+    std::unique_lock lock(socket_mutex);
+    auto last_progress = Clock::now();
+    while (!closing) {
+      beat_cv.wait_for(lock, heartbeat);
+      if (closing || !handling) continue;
+      const auto now = Clock::now();
+      try {
+        if (now >= next_beat) {
+          send({.command = Command::heartbeat});
+          next_beat = now + heartbeat;
+        }
+        if (options.in_progress_while_handling && ack_timeout.count() > 0 &&
+            now - last_progress >= ack_timeout / 3) {
+          send({.command = Command::in_progress, .ids = {*handling}});
+          last_progress = now;
+        }
+      } catch (const zmq::error_t&) {
+        return;  // the context is going away
+      }
+    }
+  }
+
+  void handle(const Message& message, const Handler& handler, std::unique_lock<std::mutex>& lock) {
+    Outcome outcome = Outcome::retry;
+    std::string reason;
+    handling = message.id();
+    lock.unlock();
+    beat_cv.notify_all();
+    try {
+      outcome = handler(message);
+    } catch (const std::exception& e) {
+      reason = e.what();
+    }
+    lock.lock();
+    handling.reset();
+    if (outcome == Outcome::ack) {
+      acks.push_back(message.id());
+      if (acks.size() >= std::clamp<std::size_t>(options.prefetch / 2, 1, 256)) flush_acks();
+      return;
+    }
+    flush_acks();
+    send({.command = Command::nack,
+          .ids = {message.id()},
+          .action = outcome == Outcome::dead ? NackAction::dead : NackAction::retry,
+          .reason = reason.empty()
+                        ? "handler asked for a " +
+                              std::string(outcome == Outcome::dead ? "dead letter" : "retry")
+                        : reason});
   }
 
   void run(const Handler& handler) {
+    std::unique_lock lock(socket_mutex);
     Message message;
+    zmq::message_t command;
+    std::vector<zmq::message_t> frames;
     while (!stopping()) {
-      if (!wait(std::chrono::milliseconds(-1))) continue;
-      zmq::message_t command, frame;
+      auto now = Clock::now();
+      if (now >= next_beat) {
+        send({.command = Command::heartbeat});
+        next_beat = now + heartbeat;
+      }
+      if (now - last_heard > kMissedHeartbeats * heartbeat) {
+        send_attach();  // the proxy went away or forgot us: join again
+        last_heard = now;
+      }
+      const auto until_beat = std::chrono::duration_cast<milliseconds>(next_beat - now);
+      if (!wait(std::max(until_beat, milliseconds(1)))) continue;
       while (!stopping() && socket.recv(command, zmq::recv_flags::dontwait)) {
-        std::vector<zmq::message_t> frames;
+        last_heard = Clock::now();
+        frames.clear();
         for (bool more = command.more(); more;) {
           frames.emplace_back();
           (void)socket.recv(frames.back(), zmq::recv_flags::dontwait);
           more = frames.back().more();
         }
         CommandFrame c;
-        if (!decode_command(view(command), c) || c.command != Command::deliver) continue;
-        for (const auto& f : frames) {
-          if (!codec.decode(view(f), message, options.socket.limits)) continue;
-          Outcome outcome = Outcome::retry;
-          std::string reason;
-          try {
-            outcome = handler(message);
-          } catch (const std::exception& e) {
-            reason = e.what();
-          }
-          if (outcome == Outcome::ack) {
-            send({.command = Command::ack, .ids = {message.id()}});
-          } else {
-            send(
-                {.command = Command::nack,
-                 .ids = {message.id()},
-                 .action = outcome == Outcome::dead ? NackAction::dead : NackAction::retry,
-                 .reason = reason.empty()
-                               ? "handler asked for a " +
-                                     std::string(outcome == Outcome::dead ? "dead letter" : "retry")
-                               : reason});
+        if (!decode_command(view(command), c)) continue;
+        if (c.command == Command::error && c.reason.starts_with(kNotAttached)) {
+          acks.clear();  // this proxy does not know those deliveries
+          send_attach();
+        } else if (c.command == Command::attached) {
+          attached(c);
+        } else if (c.command == Command::deliver) {
+          for (const auto& f : frames) {
+            if (stopping()) break;  // the rest go back with the DETACH
+            if (!codec.decode(view(f), message, options.socket.limits)) continue;
+            handle(message, handler, lock);
           }
         }
       }
+      flush_acks();
     }
+    flush_acks();
+  }
+
+  void detach() {
+    std::lock_guard lock(socket_mutex);
+    flush_acks();
+    send({.command = Command::detach});
   }
 };
 
@@ -113,7 +226,7 @@ ReliableConsumer::ReliableConsumer(const std::string& proxy_back,
 ReliableConsumer::~ReliableConsumer() {
   if (!impl_) return;
   try {
-    impl_->send({.command = Command::detach});
+    impl_->detach();
   } catch (...) {
   }
 }

@@ -721,6 +721,10 @@ SpoolStats Spool::stats() const {
   return s;
 }
 
+std::uint64_t Spool::bytes() const noexcept {
+  return impl_->disk_bytes.load();
+}
+
 const RecoveryReport& Spool::recovery() const noexcept {
   return impl_->report;
 }

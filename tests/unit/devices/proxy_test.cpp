@@ -40,20 +40,36 @@ class Peer {
   void send_raw(const std::string& bytes) {
     socket_.send(zmq::buffer(bytes), zmq::send_flags::none);
   }
-  // The next command and the message frames after it.
+  // The next command other than a heartbeat, and the message frames after it.
   std::optional<std::pair<CommandFrame, std::vector<mqkit::Message>>> receive(
       std::chrono::milliseconds timeout = 5s) {
-    zmq::pollitem_t item{socket_.handle(), 0, ZMQ_POLLIN, 0};
-    if (zmq::poll(&item, 1, timeout) == 0) return std::nullopt;
-    zmq::message_t first;
-    (void)socket_.recv(first);
-    std::pair<CommandFrame, std::vector<mqkit::Message>> out;
-    REQUIRE(decode_command(view(first), out.first));
-    for (bool more = first.more(); more;) {
-      zmq::message_t frame;
-      (void)socket_.recv(frame);
-      more = frame.more();
-      out.second.push_back(mqkit::decode(view(frame)));
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
+      zmq::pollitem_t item{socket_.handle(), 0, ZMQ_POLLIN, 0};
+      if (left.count() <= 0 || zmq::poll(&item, 1, left) == 0) return std::nullopt;
+      zmq::message_t first;
+      (void)socket_.recv(first);
+      std::pair<CommandFrame, std::vector<mqkit::Message>> out;
+      REQUIRE(decode_command(view(first), out.first));
+      for (bool more = first.more(); more;) {
+        zmq::message_t frame;
+        (void)socket_.recv(frame);
+        more = frame.more();
+        out.second.push_back(mqkit::decode(view(frame)));
+      }
+      if (out.first.command != Command::heartbeat) return out;
+    }
+  }
+  // The next `n` delivered messages, whatever DELIVER batches they came in.
+  std::vector<mqkit::Message> deliveries(std::size_t n, std::chrono::milliseconds timeout = 5s) {
+    std::vector<mqkit::Message> out;
+    while (out.size() < n) {
+      auto d = receive(timeout);
+      if (!d) break;
+      REQUIRE(d->first.command == Command::deliver);
+      for (auto& m : d->second) out.push_back(std::move(m));
     }
     return out;
   }
@@ -219,11 +235,9 @@ TEST_CASE("a restarted proxy delivers what was stored and not acked", "[proxy]")
   f.start();
   auto w = f.worker("g", 10);
   std::set<std::string> seen;
-  for (int i = 0; i < 2; ++i) {
-    auto d = w.receive();
-    REQUIRE(d);
-    seen.emplace(d->second[0].payload());
-    w.send({.command = Command::ack, .ids = {d->second[0].id()}});
+  for (const auto& m : w.deliveries(2)) {
+    seen.emplace(m.payload());
+    w.send({.command = Command::ack, .ids = {m.id()}});
   }
   CHECK(seen == std::set<std::string>{"b", "c"});
   CHECK_FALSE(w.receive(300ms));
@@ -307,8 +321,13 @@ TEST_CASE("a worker whose prefetch exceeds the socket's HWM still gets every mes
   while (seen.size() < 3000) {
     auto d = w.receive(5s);
     REQUIRE(d);
-    seen.insert(d->second.at(0).id());
-    w.send({.command = Command::ack, .ids = {d->second.at(0).id()}});
+    REQUIRE(d->first.command == Command::deliver);
+    CommandFrame ack{.command = Command::ack};
+    for (const auto& m : d->second) {
+      seen.insert(m.id());
+      ack.ids.push_back(m.id());
+    }
+    w.send(ack);
   }
   CHECK(mqkit::test::wait_for([&] { return f.proxy->stats().get("acked") == 3000; }));
 }

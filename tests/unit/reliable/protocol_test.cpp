@@ -46,7 +46,12 @@ TEST_CASE("every proxy command survives encode and decode", "[protocol]") {
     CHECK(out.filters == std::vector<std::string>{"order.#"});
     CHECK(out.credit == 100);
     c.command = Command::attached;
-    CHECK(round_trip(c).filters == std::vector<std::string>{"order.#"});
+    c.ack_timeout_ms = 30000;
+    c.heartbeat_ms = 1000;
+    const auto attached = round_trip(c);
+    CHECK(attached.filters == std::vector<std::string>{"order.#"});
+    CHECK(attached.ack_timeout_ms == 30000);
+    CHECK(attached.heartbeat_ms == 1000);
   }
   SECTION("acks and in-progress in batches") {
     CommandFrame c{.command = Command::ack};

@@ -11,8 +11,11 @@
 // (or still holds) is answered `duplicate` and not stored again, so a
 // producer's re-sends after a lost confirm are harmless.
 //
-// This first version has no heartbeats (a lost worker's messages come back
-// through the ack timeout), and recovery restarts attempt counts at 1.
+// Workers and proxy heartbeat each other every `heartbeat`; a worker silent
+// for five of them (or whose connection is gone) is lost, and its in-flight
+// messages are redelivered to the others with the attempt counted. Groups
+// (spool_dir/GROUPS) and failed-attempt counts (ATTEMPT records) survive
+// restarts. The stats endpoint also answers `group ls` and `group rm NAME`.
 #pragma once
 
 #include <chrono>
@@ -37,6 +40,11 @@ struct ProxyOptions {
   std::chrono::milliseconds ack_timeout{30000};
   std::size_t dedup_window = 100000;                       // recent message ids remembered
   std::map<std::string, std::vector<std::string>> groups;  // declared groups and filters
+  std::chrono::milliseconds heartbeat{1000};               // a worker silent for 5 of these is lost
+  // Bytes of message frames kept in memory for delivery; past it frames are
+  // read back from the spool when their turn comes (a backlog costs disk
+  // reads, not memory).
+  std::size_t frame_memory = 64ull * 1024 * 1024;
   SocketOptions socket;
 };
 

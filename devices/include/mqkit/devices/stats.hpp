@@ -24,4 +24,15 @@ struct DeviceStats {
 DeviceStats query_stats(const std::string& endpoint,
                         std::chrono::milliseconds timeout = std::chrono::seconds(2));
 
+// A row of an admin command's answer: (column, value) in the device's order.
+using AdminRow = std::vector<std::pair<std::string, std::string>>;
+
+// Sends an admin command (e.g. {"group", "ls"} or {"group", "rm", "email"})
+// to a device's stats endpoint and returns the rows it answers. Throws
+// Error(bad_argument) with the device's own message when it refuses, and
+// Error(timeout) like query_stats.
+std::vector<AdminRow> admin_request(const std::string& endpoint,
+                                    const std::vector<std::string>& command,
+                                    std::chrono::milliseconds timeout = std::chrono::seconds(5));
+
 }  // namespace mqkit::devices

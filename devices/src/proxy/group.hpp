@@ -1,0 +1,58 @@
+// ConsumerGroup: one group's share of the proxy's state. Every message the
+// group's filters match is, for this group, in exactly one place: `ready`
+// (waiting for a worker), `in_flight` (delivered, waiting for its ack) or
+// waiting out a retry delay (counted in `retrying`). `failures` remembers
+// failed deliveries of messages still pending, for attempt numbers and
+// dead letters.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "mqkit/message_id.hpp"
+#include "mqkit/topic_filter.hpp"
+
+namespace mqkit::devices::detail {
+
+using Clock = std::chrono::steady_clock;
+
+struct Delivery {
+  std::string worker;  // ROUTER identity
+  Clock::time_point deadline;
+};
+
+struct FailureHistory {
+  std::uint32_t attempts = 0;  // failed deliveries so far
+  std::uint64_t first_failure_ms = 0;
+  std::string last_error;
+};
+
+struct ConsumerGroup {
+  std::string name;
+  std::vector<TopicFilter> filters;
+  std::deque<MessageId> ready;
+  std::unordered_map<MessageId, Delivery> in_flight;
+  std::unordered_map<MessageId, FailureHistory> failures;
+  std::size_t retrying = 0;
+  std::vector<std::string> workers;  // served round-robin
+  std::size_t next_worker = 0;
+  std::uint64_t delivered = 0, acked = 0, retried = 0, dead = 0;
+
+  bool matches(std::string_view topic) const {
+    for (const auto& f : filters)
+      if (f.matches(topic)) return true;
+    return false;
+  }
+  std::size_t pending() const noexcept { return ready.size() + in_flight.size() + retrying; }
+  std::vector<std::string> patterns() const {
+    std::vector<std::string> out;
+    for (const auto& f : filters) out.push_back(f.pattern());
+    return out;
+  }
+};
+
+}  // namespace mqkit::devices::detail
