@@ -17,6 +17,7 @@ struct ProxyCliOptions {
   std::string backoff = "exponential:1s..60s";
   std::uint32_t max_attempts = 5;
   std::string max_spool;
+  std::string heartbeat = "1s";
   std::vector<std::string> groups;  // NAME=FILTER[,FILTER]
 };
 
@@ -24,6 +25,10 @@ int run_proxy(ProxyCliOptions o) {
   stop_on_signals();
   parse_durability(o.fsync, o.proxy.spool);
   o.proxy.ack_timeout = parse_duration(o.ack_timeout);
+  o.proxy.heartbeat = parse_duration(o.heartbeat);
+  if (o.proxy.heartbeat.count() <= 0) throw UsageError("--heartbeat must be positive, e.g. 1s");
+  if (o.proxy.ack_timeout.count() <= 0)
+    throw UsageError("--ack-timeout must be positive, e.g. 30s");
   o.proxy.retry = RetryPolicy::parse(o.backoff, o.max_attempts);
   if (!o.max_spool.empty()) o.proxy.spool.max_size = parse_size(o.max_spool);
   for (const auto& g : o.groups) {
@@ -77,12 +82,18 @@ void setup_proxy(CLI::App& app, Runner& runner) {
   sub->add_option("--max-spool", o->max_spool, "Spool size limit; past it publishes get 'full'")
       ->check(size_validator());
   sub->add_option("--group", o->groups, "Declare a group: NAME=FILTER[,FILTER] (repeatable)");
-  sub->add_option("--stats", o->proxy.stats, "Endpoint to bind for `mqkit stat`");
+  sub->add_option("--heartbeat", o->heartbeat,
+                  "Heartbeat interval with workers; a worker silent for 5 is lost and its "
+                  "messages redelivered (default 1s)")
+      ->check(duration_validator());
+  sub->add_option("--stats", o->proxy.stats,
+                  "Endpoint to bind for `mqkit stat` and `mqkit group ls|rm` (e.g. "
+                  "tcp://127.0.0.1:5560)");
   sub->add_option("--dedup-window", o->proxy.dedup_window,
                   "Recent message ids remembered to answer re-sends 'duplicate' (default 100000)");
   sub->footer(
-      "Producers and workers speak docs/proxy-protocol.md (send --proxy and consume "
-      "--proxy are not there yet).");
+      "Producers: mqkit send --proxy FRONT. Workers: mqkit consume --proxy BACK --group NAME. "
+      "Both speak docs/proxy-protocol.md; groups and attempt counts survive restarts.");
   sub->callback([&runner, o] { runner = [o] { return run_proxy(*o); }; });
 }
 

@@ -50,7 +50,9 @@ class ReliableProducer {
   PublishResult send(std::string_view topic, std::string_view payload);
   PublishResult send(const Envelope& envelope, std::string_view payload);
   // Blocks while `window` messages are unconfirmed; `done` runs on this thread
-  // (inside a later send_async, flush or send).
+  // (inside a later send_async, flush or send). Messages go out in batches
+  // of up to 64 in one PUBLISH: a partial batch leaves at the next flush(),
+  // send() or a send_async() that waits for the window, so end with flush().
   void send_async(const Envelope& envelope, std::string_view payload, Callback done);
   // Waits until nothing is unconfirmed; returns how many are still waiting
   // after `timeout` (they keep their callbacks).

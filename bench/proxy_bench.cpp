@@ -1,0 +1,260 @@
+// The reliable proxy end to end against the raw libzmq ceiling, in one run
+// on one machine (tcp loopback, one process, 100-byte payloads):
+//
+//   raw      DEALER -> ROUTER, one ack frame back per message, `window` in
+//            flight: what two sockets do with no disk, no envelope, one hop.
+//   stream   ReliableProducer -> Proxy (spool) -> ReliableConsumers -> ack,
+//            producing and consuming at once, per --fsync policy.
+//   backlog  publish everything first (no worker attached), then drain it.
+//   latency  publish at a fixed rate with --fsync always: publish -> confirm
+//            and publish -> handler, p50 / p99.
+//   memory   the process's RSS with `pending` messages stored and not acked.
+//
+// usage: mqkit_bench_proxy [count] [workers] [spool-parent-dir] [pending-for-rss]
+#include <zmq.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "mqkit/devices/proxy.hpp"
+#include "mqkit/mqkit.hpp"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+namespace fs = std::filesystem;
+constexpr std::size_t kPayload = 100;
+constexpr std::size_t kWindow = 1000;
+
+double seconds(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double>(b - a).count();
+}
+
+// ---- raw ceiling ----
+
+double raw_dealer_router(std::uint64_t count) {
+  zmq::context_t ctx;
+  zmq::socket_t router(ctx, zmq::socket_type::router);
+  router.bind("tcp://127.0.0.1:*");
+  const std::string ep = router.get(zmq::sockopt::last_endpoint);
+  std::thread echo([&] {
+    zmq::message_t id, body;
+    for (std::uint64_t i = 0; i < count; ++i) {
+      (void)router.recv(id);
+      (void)router.recv(body);
+      (void)router.send(id, zmq::send_flags::sndmore);
+      (void)router.send(zmq::buffer(body.data(), 17), zmq::send_flags::none);  // an ack
+    }
+  });
+  zmq::socket_t dealer(ctx, zmq::socket_type::dealer);
+  dealer.connect(ep);
+  const std::string payload(kPayload, 'x');
+  std::uint64_t sent = 0, acked = 0;
+  zmq::message_t ack;
+  const auto start = Clock::now();
+  while (acked < count) {
+    while (sent < count && sent - acked < kWindow) {
+      (void)dealer.send(zmq::buffer(payload), zmq::send_flags::none);
+      ++sent;
+    }
+    (void)dealer.recv(ack);
+    ++acked;
+    while (dealer.recv(ack, zmq::recv_flags::dontwait)) ++acked;
+  }
+  const double rate = double(count) / seconds(start, Clock::now());
+  echo.join();
+  return rate;
+}
+
+// ---- the proxy ----
+
+struct Bench {
+  fs::path dir;
+  mqkit::devices::ProxyOptions options;
+  std::unique_ptr<mqkit::devices::Proxy> proxy;
+
+  Bench(const fs::path& parent, const std::string& fsync) {
+    dir = parent / ("mqkit-proxy-bench-" + std::to_string(::getpid()));
+    fs::remove_all(dir);
+    options.front = options.back = "tcp://127.0.0.1:*";
+    options.spool_dir = (dir / "spool").string();
+    mqkit::parse_durability(fsync, options.spool);
+    options.groups = {{"work", {"#"}}};
+    proxy = std::make_unique<mqkit::devices::Proxy>(options);
+    proxy->start();
+  }
+  ~Bench() {
+    proxy.reset();
+    fs::remove_all(dir);
+  }
+};
+
+// Publishes `count` messages, pipelined, and waits for every confirm.
+void produce(const std::string& front, std::uint64_t count,
+             const std::function<void(std::uint64_t, mqkit::Envelope&)>& stamp = {}) {
+  mqkit::ReliableProducerOptions o;
+  o.window = kWindow;
+  mqkit::ReliableProducer producer(front, o);
+  const std::string payload(kPayload, 'x');
+  std::uint64_t failed = 0;
+  for (std::uint64_t i = 0; i < count; ++i) {
+    auto e = mqkit::Envelope::make("bench");
+    if (stamp) stamp(i, e);
+    producer.send_async(e, payload, [&](const mqkit::PublishResult& r) { failed += !r.ok(); });
+  }
+  producer.flush(std::chrono::seconds(120));
+  if (failed > 0)
+    std::fprintf(stderr, "warning: %llu publishes failed\n", (unsigned long long)failed);
+}
+
+// Runs `workers` consumers until `count` acks in total; returns when done.
+class Consumers {
+ public:
+  Consumers(const std::string& back, int workers, std::uint64_t count,
+            std::function<void(const mqkit::Message&)> on_message = {})
+      : count_(count), on_message_(std::move(on_message)) {
+    for (int i = 0; i < workers; ++i)
+      consumers_.push_back(std::make_unique<mqkit::ReliableConsumer>(
+          back, mqkit::ReliableConsumerOptions{.group = "work", .prefetch = 1000}));
+    for (auto& c : consumers_)
+      threads_.emplace_back([this, c = c.get()] {
+        c->run([this](const mqkit::Message& m) {
+          if (on_message_) on_message_(m);
+          if (++acked_ >= count_)
+            for (auto& other : consumers_) other->stop();
+          return mqkit::Outcome::ack;
+        });
+      });
+  }
+  void join() {
+    for (auto& t : threads_) t.join();
+  }
+
+ private:
+  std::uint64_t count_;
+  std::function<void(const mqkit::Message&)> on_message_;
+  std::atomic<std::uint64_t> acked_{0};
+  std::vector<std::unique_ptr<mqkit::ReliableConsumer>> consumers_;
+  std::vector<std::thread> threads_;
+};
+
+double stream(const fs::path& parent, const std::string& fsync, std::uint64_t count, int workers) {
+  Bench b(parent, fsync);
+  Consumers consumers(b.proxy->out_endpoint(), workers, count);
+  const auto start = Clock::now();
+  produce(b.proxy->in_endpoint(), count);
+  consumers.join();
+  return double(count) / seconds(start, Clock::now());
+}
+
+std::pair<double, double> backlog(const fs::path& parent, const std::string& fsync,
+                                  std::uint64_t count, int workers) {
+  Bench b(parent, fsync);
+  auto start = Clock::now();
+  produce(b.proxy->in_endpoint(), count);
+  const double in = double(count) / seconds(start, Clock::now());
+  start = Clock::now();
+  Consumers consumers(b.proxy->out_endpoint(), workers, count);
+  consumers.join();
+  return {in, double(count) / seconds(start, Clock::now())};
+}
+
+double percentile(std::vector<double> v, double p) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[std::min(v.size() - 1, static_cast<std::size_t>(p * double(v.size())))];
+}
+
+std::int64_t now_us() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(Clock::now().time_since_epoch())
+      .count();
+}
+
+// Publishes `count` messages at `rate`/s with send_async and a flush per
+// message (no batching delay), recording publish->confirm and
+// publish->handler in microseconds.
+void latency(const fs::path& parent, double rate, std::uint64_t count) {
+  Bench b(parent, "always");
+  std::vector<double> to_confirm, to_handler;
+  to_confirm.reserve(count);
+  std::mutex handler_mutex;
+  to_handler.reserve(count);
+  Consumers consumers(b.proxy->out_endpoint(), 1, count, [&](const mqkit::Message& m) {
+    const auto sent = std::stoll(std::string(m.envelope.headers.at("sent_us")));
+    std::lock_guard lock(handler_mutex);
+    to_handler.push_back(double(now_us() - sent));
+  });
+  mqkit::ReliableProducer producer(b.proxy->in_endpoint());
+  const std::string payload(kPayload, 'x');
+  const auto interval = std::chrono::duration<double>(1.0 / rate);
+  const auto start = Clock::now();
+  for (std::uint64_t i = 0; i < count; ++i) {
+    std::this_thread::sleep_until(
+        start + std::chrono::duration_cast<Clock::duration>(interval * double(i)));
+    auto e = mqkit::Envelope::make("bench");
+    const auto sent = now_us();
+    e.headers["sent_us"] = std::to_string(sent);
+    producer.send_async(e, payload, [&, sent](const mqkit::PublishResult&) {
+      to_confirm.push_back(double(now_us() - sent));
+    });
+    producer.flush(std::chrono::milliseconds(0));  // send now, take confirms that are in
+  }
+  producer.flush(std::chrono::seconds(30));
+  consumers.join();
+  std::printf(
+      "latency at %.0f msgs/s, fsync always, %llu msgs: publish->confirm p50 %.0f us p99 %.0f us; "
+      "publish->handler p50 %.0f us p99 %.0f us\n",
+      rate, (unsigned long long)count, percentile(to_confirm, 0.5), percentile(to_confirm, 0.99),
+      percentile(to_handler, 0.5), percentile(to_handler, 0.99));
+}
+
+long rss_kib() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line))
+    if (line.rfind("VmRSS:", 0) == 0) return std::atol(line.c_str() + 6);
+  return 0;
+}
+
+void memory(const fs::path& parent, std::uint64_t pending) {
+  const long before = rss_kib();
+  Bench b(parent, "never");
+  produce(b.proxy->in_endpoint(), pending);
+  const long after = rss_kib();
+  std::printf("memory: %llu pending 100-byte messages: RSS %ld MiB -> %ld MiB (%.0f bytes/msg)\n",
+              (unsigned long long)pending, before / 1024, after / 1024,
+              double(after - before) * 1024.0 / double(pending));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const std::uint64_t count = argc > 1 ? std::strtoull(argv[1], nullptr, 10) : 500000;
+  const int workers = argc > 2 ? std::atoi(argv[2]) : 2;
+  const fs::path parent = argc > 3 ? fs::path(argv[3]) : fs::temp_directory_path();
+  const std::uint64_t pending = argc > 4 ? std::strtoull(argv[4], nullptr, 10) : 1000000;
+
+  std::printf("proxy benchmark: %llu x %zu-byte msgs, %d workers, window %zu, spool under %s\n",
+              (unsigned long long)count, kPayload, workers, kWindow, parent.c_str());
+  const double raw = raw_dealer_router(count * 2);
+  std::printf("raw DEALER/ROUTER, one ack per msg, %zu in flight: %.0f msgs/s\n", kWindow, raw);
+  for (const char* fsync : {"never", "always"}) {
+    const double s = stream(parent, fsync, count, workers);
+    std::printf("proxy stream, fsync %-6s: %.0f msgs/s end to end (%.2f of raw)\n", fsync, s,
+                s / raw);
+    const auto [in, out] = backlog(parent, fsync, count, workers);
+    std::printf("proxy backlog, fsync %-6s: publish %.0f msgs/s, drain %.0f msgs/s\n", fsync, in,
+                out);
+  }
+  latency(parent, 10000, 30000);
+  if (pending > 0) memory(parent, pending);
+  return 0;
+}

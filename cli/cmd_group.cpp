@@ -1,0 +1,71 @@
+// `mqkit group ls EP` and `mqkit group rm EP NAME --yes`: a running proxy's
+// consumer groups, through its admin (stats) endpoint.
+#include <cstdio>
+#include <memory>
+
+#include "commands.hpp"
+#include "mqkit/devices/stats.hpp"
+#include "mqkit/duration.hpp"
+#include "table.hpp"
+
+namespace mqkit::cli {
+namespace {
+
+struct GroupOptions {
+  std::string endpoint;
+  std::string name;
+  bool json = false;
+  bool yes = false;
+  std::string timeout = "5s";
+};
+
+int run_group_ls(const GroupOptions& o) {
+  const auto rows = devices::admin_request(o.endpoint, {"group", "ls"}, parse_duration(o.timeout));
+  std::string out =
+      o.json ? format_json_rows(rows) : (rows.empty() ? "no groups\n" : format_table(rows));
+  std::fputs(out.c_str(), stdout);
+  return 0;
+}
+
+int run_group_rm(const GroupOptions& o) {
+  if (!o.yes)
+    throw UsageError("group rm deletes group '" + o.name +
+                     "' and acks away its pending messages: add --yes to do it");
+  const auto rows =
+      devices::admin_request(o.endpoint, {"group", "rm", o.name}, parse_duration(o.timeout));
+  std::string removed = "0";
+  if (!rows.empty())
+    for (const auto& [column, value] : rows.front())
+      if (column == "removed_pending") removed = value;
+  std::printf("deleted group %s and %s pending messages\n", o.name.c_str(), removed.c_str());
+  return 0;
+}
+
+void add_common(CLI::App& sub, GroupOptions& o) {
+  sub.add_option("endpoint", o.endpoint, "The proxy's --stats endpoint")->required();
+  sub.add_option("--timeout", o.timeout, "How long to wait for the reply (default 5s)")
+      ->check(duration_validator());
+}
+
+}  // namespace
+
+void setup_group(CLI::App& app, Runner& runner) {
+  auto* group = app.add_subcommand("group", "List or delete a running proxy's consumer groups");
+  group->require_subcommand(1);
+  auto o = std::make_shared<GroupOptions>();
+
+  auto* ls = group->add_subcommand(
+      "ls", "One row per group: filters, workers, pending, in flight, delivered, acked, ...");
+  add_common(*ls, *o);
+  ls->add_flag("--json", o->json, "Print a JSON array of objects");
+  ls->callback([&runner, o] { runner = [o] { return run_group_ls(*o); }; });
+
+  auto* rm = group->add_subcommand(
+      "rm", "Delete a group: its pending messages are acked away and its spool share freed");
+  add_common(*rm, *o);
+  rm->add_option("name", o->name, "The group to delete")->required();
+  rm->add_flag("--yes", o->yes, "Really delete it (required)");
+  rm->callback([&runner, o] { runner = [o] { return run_group_rm(*o); }; });
+}
+
+}  // namespace mqkit::cli
