@@ -1,4 +1,5 @@
 // `mqkit proxy`: the ack-and-retry device with its spool and dead-letter spool.
+#include <algorithm>
 #include <cstdio>
 #include <memory>
 
@@ -18,6 +19,7 @@ struct ProxyCliOptions {
   std::uint32_t max_attempts = 5;
   std::string max_spool;
   std::string heartbeat = "1s";
+  std::string segment_size;
   std::vector<std::string> groups;  // NAME=FILTER[,FILTER]
 };
 
@@ -31,6 +33,15 @@ int run_proxy(ProxyCliOptions o) {
     throw UsageError("--ack-timeout must be positive, e.g. 30s");
   o.proxy.retry = RetryPolicy::parse(o.backoff, o.max_attempts);
   if (!o.max_spool.empty()) o.proxy.spool.max_size = parse_size(o.max_spool);
+  if (!o.segment_size.empty()) {
+    o.proxy.spool.segment_size = parse_size(o.segment_size);
+  } else if (o.proxy.spool.max_size > 0) {
+    // Space comes back a whole segment at a time: keep segments well below
+    // the limit so that acks can free it.
+    o.proxy.spool.segment_size = std::clamp<std::uint64_t>(o.proxy.spool.max_size / 8, 64 * 1024,
+                                                           o.proxy.spool.segment_size);
+  }
+  if (o.proxy.spool.segment_size < 4096) throw UsageError("--segment-size must be at least 4KiB");
   for (const auto& g : o.groups) {
     const auto eq = g.find('=');
     if (eq == std::string::npos || eq == 0)
@@ -80,6 +91,10 @@ void setup_proxy(CLI::App& app, Runner& runner) {
   sub->add_option("--backoff", o->backoff,
                   "fixed:DUR or exponential:DUR..DUR (default exponential:1s..60s)");
   sub->add_option("--max-spool", o->max_spool, "Spool size limit; past it publishes get 'full'")
+      ->check(size_validator());
+  sub->add_option("--segment-size", o->segment_size,
+                  "Spool segment file size (default 64MiB, or --max-spool/8); space is freed "
+                  "a segment at a time")
       ->check(size_validator());
   sub->add_option("--group", o->groups, "Declare a group: NAME=FILTER[,FILTER] (repeatable)");
   sub->add_option("--heartbeat", o->heartbeat,

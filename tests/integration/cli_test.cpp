@@ -11,16 +11,20 @@
 #include <thread>
 
 #include "child_process.hpp"
+#include "cli_support.hpp"
 #include "helpers.hpp"
 
 using namespace std::chrono_literals;
 using mqkit::test::ChildProcess;
+using mqkit::test::count_newlines;
 using mqkit::test::DeviceEndpoints;
+using mqkit::test::free_endpoint;
+using mqkit::test::kAnyPort;
+using mqkit::test::run_mqkit;
+using mqkit::test::stat_json;
 using mqkit::test::TempDir;
 
 namespace {
-
-const std::string kAnyPort = "tcp://127.0.0.1:*";
 
 struct RunningDevice {
   ChildProcess process;
@@ -35,51 +39,6 @@ RunningDevice start_device(const std::string& kind) {
   REQUIRE(line);
   auto endpoints = mqkit::test::parse_up_line(*line);
   return {std::move(p), endpoints};
-}
-
-// A loopback endpoint whose port was free a moment ago, for commands that
-// bind a fixed endpoint (peer to peer, no device to report a port).
-std::string free_endpoint() {
-  zmq::context_t ctx;
-  zmq::socket_t probe(ctx, zmq::socket_type::pull);
-  probe.bind(kAnyPort);
-  return probe.get(zmq::sockopt::last_endpoint);
-}
-
-std::size_t count_newlines(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::size_t n = 0;
-  for (char c; in.get(c);) n += c == '\n';
-  return n;
-}
-
-// Runs the mqkit binary to completion; returns {exit code, stderr}.
-std::pair<int, std::string> run_mqkit(const std::vector<std::string>& args,
-                                      const mqkit::test::Stdio& stdio = {}) {
-  std::vector<std::string> argv{mqkit::test::mqkit_binary()};
-  argv.insert(argv.end(), args.begin(), args.end());
-  ChildProcess p(argv, stdio);
-  const auto code = p.wait(60s);
-  REQUIRE(code);
-  return {*code, p.stderr_text()};
-}
-
-std::map<std::string, std::uint64_t> stat_json(const std::string& endpoint) {
-  ChildProcess p({mqkit::test::mqkit_binary(), "stat", endpoint, "--json"});
-  const auto line = p.read_line(10s);
-  REQUIRE(line);
-  std::map<std::string, std::uint64_t> counters;
-  // {"device":"x","in":1,...,"groups":[...]}: the device-wide part is small
-  // enough to pick apart by hand.
-  std::string text = line->substr(0, line->find(",\"groups\""));
-  for (std::size_t at = 0; (at = text.find('"', at)) != std::string::npos;) {
-    const auto end = text.find('"', at + 1);
-    const std::string key = text.substr(at + 1, end - at - 1);
-    at = end + 1;
-    if (text[at] == ':' && std::isdigit(static_cast<unsigned char>(text[at + 1])))
-      counters[key] = std::stoull(text.substr(at + 1));
-  }
-  return counters;
 }
 
 }  // namespace

@@ -1,0 +1,69 @@
+// What the CLI tests share: running the mqkit binary to completion, reading
+// `mqkit stat --json`, and free loopback endpoints.
+#pragma once
+
+#include <catch2/catch.hpp>
+#include <zmq.hpp>
+
+#include <cctype>
+#include <fstream>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "child_process.hpp"
+#include "helpers.hpp"
+
+namespace mqkit::test {
+
+inline const std::string kAnyPort = "tcp://127.0.0.1:*";
+
+// A loopback endpoint whose port was free a moment ago, for commands that
+// bind a fixed endpoint (peer to peer, or a device restarted on its ports).
+inline std::string free_endpoint() {
+  zmq::context_t ctx;
+  zmq::socket_t probe(ctx, zmq::socket_type::pull);
+  probe.bind(kAnyPort);
+  return probe.get(zmq::sockopt::last_endpoint);
+}
+
+inline std::size_t count_newlines(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::size_t n = 0;
+  for (char c; in.get(c);) n += c == '\n';
+  return n;
+}
+
+// Runs the mqkit binary to completion; returns {exit code, stderr}.
+inline std::pair<int, std::string> run_mqkit(
+    const std::vector<std::string>& args, const Stdio& stdio = {},
+    std::chrono::milliseconds timeout = std::chrono::seconds(60)) {
+  std::vector<std::string> argv{mqkit_binary()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  ChildProcess p(argv, stdio);
+  const auto code = p.wait(timeout);
+  REQUIRE(code);
+  return {*code, p.stderr_text()};
+}
+
+// The device-wide counters of `mqkit stat EP --json` (not the per-group rows).
+inline std::map<std::string, std::uint64_t> stat_json(const std::string& endpoint) {
+  ChildProcess p({mqkit_binary(), "stat", endpoint, "--json"});
+  const auto line = p.read_line(std::chrono::seconds(10));
+  REQUIRE(line);
+  std::map<std::string, std::uint64_t> counters;
+  // {"device":"x","in":1,...,"groups":[...]}: the device-wide part is small
+  // enough to pick apart by hand.
+  std::string text = line->substr(0, line->find(",\"groups\""));
+  for (std::size_t at = 0; (at = text.find('"', at)) != std::string::npos;) {
+    const auto end = text.find('"', at + 1);
+    const std::string key = text.substr(at + 1, end - at - 1);
+    at = end + 1;
+    if (text[at] == ':' && std::isdigit(static_cast<unsigned char>(text[at + 1])))
+      counters[key] = std::stoull(text.substr(at + 1));
+  }
+  return counters;
+}
+
+}  // namespace mqkit::test
