@@ -331,3 +331,137 @@ TEST_CASE("a worker whose prefetch exceeds the socket's HWM still gets every mes
   }
   CHECK(mqkit::test::wait_for([&] { return f.proxy->stats().get("acked") == 3000; }));
 }
+
+TEST_CASE("attempt counts survive a restart of the proxy", "[proxy]") {
+  Fixture f;
+  f.options.groups = {{"g", {"#"}}};
+  f.options.retry = mqkit::RetryPolicy::parse("fixed:10ms", 5);
+  f.start();
+  {
+    Peer producer(f.front());
+    (void)producer.publish("t", {"flaky"});
+    auto w = f.worker("g", 1);
+    for (std::uint32_t attempt = 1; attempt <= 2; ++attempt) {
+      auto d = w.deliveries(1);
+      REQUIRE(d.size() == 1);
+      CHECK(d[0].envelope.attempt == attempt);
+      w.send({.command = Command::nack, .ids = {d[0].id()}, .reason = "try later"});
+    }
+    REQUIRE(mqkit::test::wait_for([&] { return f.proxy->stats().get("retried") == 2; }));
+  }
+  f.proxy.reset();
+  f.start();
+  auto w = f.worker("g", 1);
+  auto d = w.deliveries(1);
+  REQUIRE(d.size() == 1);
+  CHECK(d[0].payload() == "flaky");
+  CHECK(d[0].envelope.attempt == 3);
+}
+
+TEST_CASE("a NACK dead goes to the dead-letter spool at once, with its reason", "[proxy]") {
+  Fixture f;
+  f.options.groups = {{"billing", {"#"}}, {"email", {"#"}}};
+  f.start();
+  Peer producer(f.front());
+  (void)producer.publish("order.created", {"bad card", "good card"});
+  auto billing = f.worker("billing", 10);
+  const auto d = billing.deliveries(2);
+  REQUIRE(d.size() == 2);
+  billing.send({.command = Command::nack,
+                .ids = {d[0].id()},
+                .action = NackAction::dead,
+                .reason = "card number is malformed"});
+  billing.send({.command = Command::ack, .ids = {d[1].id()}});
+  REQUIRE(mqkit::test::wait_for([&] { return f.proxy->stats().get("dead") == 1; }));
+  CHECK(f.proxy->stats().get("retried") == 0);
+  // The other group still gets both.
+  auto email = f.worker("email", 10);
+  CHECK(email.deliveries(2).size() == 2);
+  f.proxy.reset();
+  const auto dead = mqkit::read_spool(f.options.dlq_dir).dead_letters;
+  REQUIRE(dead.size() == 1);
+  CHECK(dead[0].id == d[0].id());
+  CHECK(dead[0].dead_letter->reason == "nack dead");
+  CHECK(dead[0].dead_letter->last_error == "card number is malformed");
+  CHECK(dead[0].dead_letter->attempts == 1);
+  CHECK(dead[0].dead_letter->group == "billing");
+}
+
+TEST_CASE("a worker that stops heartbeating is lost and its message goes to another worker",
+          "[proxy]") {
+  Fixture f;
+  f.options.groups = {{"g", {"#"}}};
+  f.options.heartbeat = 100ms;
+  f.options.ack_timeout = 60s;  // only the missed heartbeats can bring it back
+  f.start();
+  Peer producer(f.front());
+  (void)producer.publish("t", {"job"});
+  auto silent = f.worker("g", 1);  // never heartbeats
+  REQUIRE(silent.deliveries(1).size() == 1);
+  auto alive = f.worker("g", 1);
+  std::optional<mqkit::Message> redelivered;
+  for (int i = 0; i < 100 && !redelivered; ++i) {
+    alive.send({.command = Command::heartbeat});
+    auto d = alive.receive(50ms);
+    if (d && d->first.command == Command::deliver) redelivered = d->second.at(0);
+  }
+  REQUIRE(redelivered);
+  CHECK(redelivered->payload() == "job");
+  CHECK(redelivered->envelope.attempt == 2);
+  CHECK(f.proxy->stats().get("lost_workers") >= 1);
+  // The lost worker is told to attach again when it speaks.
+  silent.send({.command = Command::ack, .ids = {redelivered->id()}});
+  auto told = silent.receive(2s);
+  REQUIRE(told);
+  CHECK(told->first.command == Command::error);
+  CHECK_THAT(told->first.reason, Catch::StartsWith("not attached"));
+}
+
+TEST_CASE("redelivery delays follow the backoff policy", "[proxy]") {
+  Fixture f;
+  f.options.groups = {{"g", {"#"}}};
+  f.options.retry = mqkit::RetryPolicy::parse("exponential:100ms..400ms", 4);
+  f.start();
+  Peer producer(f.front());
+  (void)producer.publish("t", {"slow to succeed"});
+  auto w = f.worker("g", 1);
+  std::vector<std::chrono::steady_clock::time_point> nacked, delivered;
+  for (int attempt = 1; attempt <= 4; ++attempt) {
+    auto d = w.deliveries(1);
+    REQUIRE(d.size() == 1);
+    delivered.push_back(std::chrono::steady_clock::now());
+    CHECK(d[0].envelope.attempt == static_cast<std::uint32_t>(attempt));
+    if (attempt < 4) {
+      w.send({.command = Command::nack, .ids = {d[0].id()}, .reason = "not yet"});
+      nacked.push_back(std::chrono::steady_clock::now());
+    } else {
+      w.send({.command = Command::ack, .ids = {d[0].id()}});
+    }
+  }
+  for (std::uint32_t failed = 1; failed <= 3; ++failed) {
+    const auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(delivered[failed] -
+                                                                              nacked[failed - 1]);
+    INFO("after failure " << failed << " waited " << waited.count() << " ms");
+    // Generous slack on top: the bounds are the policy's, not the scheduler's.
+    CHECK(waited >= f.options.retry.min_delay(failed) - 5ms);
+    CHECK(waited <= f.options.retry.max_delay(failed) + 250ms);
+  }
+}
+
+TEST_CASE("a publish to a target group reaches only it, and one no group takes is unroutable",
+          "[proxy]") {
+  Fixture f;
+  f.options.groups = {{"billing", {"order.#"}}, {"email", {"order.#"}}};
+  f.start();
+  Peer producer(f.front());
+  CHECK(producer.publish("order.created", {"replayed"}, "billing")[0].status ==
+        ConfirmStatus::stored);
+  CHECK(producer.publish("user.created", {"nobody"})[0].status == ConfirmStatus::unroutable);
+  CHECK(producer.publish("order.created", {"x"}, "no-such-group")[0].status ==
+        ConfirmStatus::unroutable);
+  auto billing = f.worker("billing", 10);
+  CHECK(billing.deliveries(1).at(0).payload() == "replayed");
+  auto email = f.worker("email", 10);
+  CHECK_FALSE(email.receive(300ms));
+  CHECK(f.proxy->stats().get("unroutable") == 2);
+}
