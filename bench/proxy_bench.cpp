@@ -10,9 +10,11 @@
 //            and publish -> handler, p50 / p99.
 //   memory   the process's RSS with `pending` messages stored and not acked.
 //
-// usage: mqkit_bench_proxy [count] [workers] [spool-parent-dir] [pending-for-rss]
+// usage: mqkit_bench_proxy [count] [workers] [spool-parent-dir] [pending-for-rss] [phase]
+//   phase: all (default), raw, stream, backlog, latency, memory
 #include <zmq.hpp>
 
+#include <unistd.h>
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -20,6 +22,8 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -126,6 +130,7 @@ class Consumers {
           back, mqkit::ReliableConsumerOptions{.group = "work", .prefetch = 1000}));
     for (auto& c : consumers_)
       threads_.emplace_back([this, c = c.get()] {
+        ::pthread_setname_np(::pthread_self(), "consumer");
         c->run([this](const mqkit::Message& m) {
           if (on_message_) on_message_(m);
           if (++acked_ >= count_)
@@ -146,13 +151,39 @@ class Consumers {
   std::vector<std::thread> threads_;
 };
 
+// CPU seconds each thread of this process used so far, by thread name.
+std::map<std::string, double> thread_cpu() {
+  std::map<std::string, double> out;
+  const double tick = double(::sysconf(_SC_CLK_TCK));
+  for (const auto& task : fs::directory_iterator("/proc/self/task")) {
+    std::ifstream comm(task.path() / "comm"), stat(task.path() / "stat");
+    std::string name, text;
+    std::getline(comm, name);
+    std::getline(stat, text);
+    std::istringstream fields(text.substr(text.rfind(')') + 2));
+    std::string skip;
+    for (int i = 0; i < 11; ++i) fields >> skip;  // fields 3..13
+    double utime = 0, stime = 0;
+    fields >> utime >> stime;
+    out[name] += (utime + stime) / tick;
+  }
+  return out;
+}
+
 double stream(const fs::path& parent, const std::string& fsync, std::uint64_t count, int workers) {
   Bench b(parent, fsync);
   Consumers consumers(b.proxy->out_endpoint(), workers, count);
+  const auto cpu_before = thread_cpu();
   const auto start = Clock::now();
   produce(b.proxy->in_endpoint(), count);
   consumers.join();
-  return double(count) / seconds(start, Clock::now());
+  const double elapsed = seconds(start, Clock::now());
+  if (std::getenv("MQKIT_BENCH_THREADS")) {  // where the CPU went, per thread
+    for (const auto& [name, cpu] : thread_cpu())
+      std::printf("  thread %-16s %5.0f%% of the run\n", name.c_str(),
+                  100.0 * (cpu - (cpu_before.contains(name) ? cpu_before.at(name) : 0)) / elapsed);
+  }
+  return double(count) / elapsed;
 }
 
 std::pair<double, double> backlog(const fs::path& parent, const std::string& fsync,
@@ -237,24 +268,35 @@ void memory(const fs::path& parent, std::uint64_t pending) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  ::pthread_setname_np(::pthread_self(), "producer");
   const std::uint64_t count = argc > 1 ? std::strtoull(argv[1], nullptr, 10) : 500000;
   const int workers = argc > 2 ? std::atoi(argv[2]) : 2;
   const fs::path parent = argc > 3 ? fs::path(argv[3]) : fs::temp_directory_path();
   const std::uint64_t pending = argc > 4 ? std::strtoull(argv[4], nullptr, 10) : 1000000;
+  const std::string phase = argc > 5 ? argv[5] : "all";
+  auto wanted = [&](const char* name) { return phase == "all" || phase == name; };
 
   std::printf("proxy benchmark: %llu x %zu-byte msgs, %d workers, window %zu, spool under %s\n",
               (unsigned long long)count, kPayload, workers, kWindow, parent.c_str());
-  const double raw = raw_dealer_router(count * 2);
-  std::printf("raw DEALER/ROUTER, one ack per msg, %zu in flight: %.0f msgs/s\n", kWindow, raw);
-  for (const char* fsync : {"never", "always"}) {
-    const double s = stream(parent, fsync, count, workers);
-    std::printf("proxy stream, fsync %-6s: %.0f msgs/s end to end (%.2f of raw)\n", fsync, s,
-                s / raw);
-    const auto [in, out] = backlog(parent, fsync, count, workers);
-    std::printf("proxy backlog, fsync %-6s: publish %.0f msgs/s, drain %.0f msgs/s\n", fsync, in,
-                out);
+  double raw = 0;
+  if (wanted("raw") || phase == "all") {
+    raw = raw_dealer_router(count * 2);
+    std::printf("raw DEALER/ROUTER, one ack per msg, %zu in flight: %.0f msgs/s\n", kWindow, raw);
   }
-  latency(parent, 10000, 30000);
-  if (pending > 0) memory(parent, pending);
+  for (const char* fsync : {"never", "always"}) {
+    if (wanted("stream")) {
+      const double s = stream(parent, fsync, count, workers);
+      std::printf("proxy stream, fsync %-6s: %.0f msgs/s end to end", fsync, s);
+      if (raw > 0) std::printf(" (%.2f of raw)", s / raw);
+      std::printf("\n");
+    }
+    if (wanted("backlog")) {
+      const auto [in, out] = backlog(parent, fsync, count, workers);
+      std::printf("proxy backlog, fsync %-6s: publish %.0f msgs/s, drain %.0f msgs/s\n", fsync, in,
+                  out);
+    }
+  }
+  if (wanted("latency")) latency(parent, 10000, 30000);
+  if (wanted("memory") && pending > 0) memory(parent, pending);
   return 0;
 }

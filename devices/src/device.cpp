@@ -3,6 +3,8 @@
 // loop never lets an exception escape the device thread.
 #include "mqkit/devices/device.hpp"
 
+#include <pthread.h>
+
 #include <cstdio>
 #include <thread>
 
@@ -94,7 +96,11 @@ Device::~Device() {
 
 void Device::start() {
   if (impl_->thread.joinable()) throw Error(errc::bad_argument, "device already started");
-  impl_->thread = std::thread([impl = impl_.get()] { impl->loop(); });
+  impl_->thread = std::thread([impl = impl_.get()] {
+    const std::string name = std::string("mqkit-") + impl->pump->kind();
+    ::pthread_setname_np(::pthread_self(), name.substr(0, 15).c_str());  // for top -H and perf
+    impl->loop();
+  });
 }
 
 void Device::run() {

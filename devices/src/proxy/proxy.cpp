@@ -14,6 +14,7 @@
 #include <unordered_set>
 
 #include "detail/counter.hpp"
+#include "detail/id_table.hpp"
 #include "envelope/codec.hpp"
 #include "mqkit/error.hpp"
 #include "proxy/group.hpp"
@@ -66,14 +67,21 @@ struct StoredFrame {
   std::uint32_t remaining;  // groups that have not settled it yet
 };
 
+// Which groups a topic goes to (and their names, as the spool wants them).
+struct Route {
+  std::vector<std::uint32_t> groups;
+  std::vector<std::string> names;
+};
+
 struct Publishing {
+  MessageId id;
   std::string producer;
   std::string frame;
-  std::vector<std::uint32_t> groups;
+  std::shared_ptr<const Route> route;  // the cache may be cleared meanwhile
 };
 
 struct SpoolDone {
-  MessageId id;
+  Publishing* publishing;  // a node of publishing_ (stable until erased)
   AppendResult result;
 };
 
@@ -231,6 +239,7 @@ class ProxyPump final : public detail::Pump {
     const auto index = static_cast<std::uint32_t>(groups_.size());
     groups_.push_back(std::move(g));
     group_index_[name] = index;
+    route_cache_.clear();
     save_group_table();
     return index;
   }
@@ -264,6 +273,7 @@ class ProxyPump final : public detail::Pump {
       workers_.erase(worker);
     }
     group_index_.erase(g.name);
+    route_cache_.clear();
     groups_[index].reset();  // the slot stays empty: timers naming it go stale
     save_group_table();
     return ids.size();
@@ -282,11 +292,12 @@ class ProxyPump final : public detail::Pump {
       ConsumerGroup& g = *groups_[declare_group(name, patterns)];
       if (!patterns.empty() && g.patterns() != patterns) {  // the configuration wins
         g.filters.clear();
+        route_cache_.clear();
         for (const auto& p : patterns) g.filters.emplace_back(p);
       }
       for (const auto& id : spool_.pending(name)) {
         auto [it, inserted] = messages_.try_emplace(id, StoredFrame{{}, 0});
-        ++it->second.remaining;
+        ++(*it).second.remaining;
         g.ready.push_back(id);
         remember(id);
         if (auto h = spool_.history(id, name))
@@ -320,19 +331,33 @@ class ProxyPump final : public detail::Pump {
                   decoded ? "producers may only PUBLISH" : decoded.detail);
       return true;
     }
-    std::vector<std::uint32_t> target;
-    if (cmd.target_group) {
-      auto it = group_index_.find(*cmd.target_group);
-      if (it != group_index_.end()) target.push_back(it->second);
-    }
     const std::string producer(view(identity));
-    for (const auto& frame : frames)
-      publish(producer, view(frame), cmd.target_group.has_value(), target);
+    for (const auto& frame : frames) publish(producer, view(frame), cmd.target_group);
     return true;
   }
 
-  void publish(const std::string& producer, std::string_view frame, bool targeted,
-               const std::vector<std::uint32_t>& target) {
+  // The groups a topic goes to, cached per topic (and per target group).
+  std::shared_ptr<const Route> route(std::string_view topic,
+                                     const std::optional<std::string>& target) {
+    route_key_.assign(target ? "\x01" + *target : std::string(topic));
+    if (auto it = route_cache_.find(route_key_); it != route_cache_.end()) return it->second;
+    if (route_cache_.size() >= 4096) route_cache_.clear();  // many one-off topics
+    auto made = std::make_shared<Route>();
+    Route& r = *made;
+    if (target) {
+      if (auto it = group_index_.find(*target); it != group_index_.end())
+        r.groups.push_back(it->second);
+    } else {
+      for (const auto& [name, index] : group_index_)
+        if (groups_[index]->matches(topic)) r.groups.push_back(index);
+    }
+    for (auto g : r.groups) r.names.push_back(groups_[g]->name);
+    route_cache_.emplace(route_key_, made);
+    return made;
+  }
+
+  void publish(const std::string& producer, std::string_view frame,
+               const std::optional<std::string>& target) {
     if (!md::envelope_offset(frame) || !codec_.decode(frame, decoded_, options_.socket.limits)) {
       malformed_.add();
       return;  // without an id there is nothing to confirm
@@ -344,30 +369,27 @@ class ProxyPump final : public detail::Pump {
       confirm(producer, id, ConfirmStatus::duplicate, "");
       return;
     }
-    std::vector<std::uint32_t> groups = target;
-    if (!targeted) {
-      for (const auto& [name, index] : group_index_)
-        if (groups_[index]->matches(decoded_.topic())) groups.push_back(index);
-    }
-    if (groups.empty()) {
+    auto r = route(decoded_.topic(), target);
+    if (r->groups.empty()) {
       unroutable_.add();
       confirm(producer, id, ConfirmStatus::unroutable,
-              targeted ? "the target group does not exist" : "no group's filters match the topic");
+              target ? "the target group does not exist" : "no group's filters match the topic");
       return;
     }
-    std::vector<std::string> names;
-    for (auto g : groups) names.push_back(groups_[g]->name);
-    publishing_[id] = {producer, std::string(frame), std::move(groups)};
-    spool_.publish(id, names, frame, [this, id](AppendResult r) { spool_done(id, r); });
+    Publishing* p = &publishing_[id];
+    *p = {id, producer, std::string(frame), r};
+    // The completion captures two pointers: small enough for std::function
+    // to keep without allocating.
+    spool_.publish(id, r->names, frame, [this, p](AppendResult result) { spool_done(p, result); });
   }
 
   // On the spool's writer thread: hand the result to the loop.
-  void spool_done(const MessageId& id, AppendResult r) {
+  void spool_done(Publishing* p, AppendResult r) {
     bool wake;
     {
       std::lock_guard lock(completions_mutex_);
       wake = completions_.empty();
-      completions_.push_back({id, r});
+      completions_.push_back({p, r});
     }
     if (wake) wakeup_.poke();
   }
@@ -378,47 +400,47 @@ class ProxyPump final : public detail::Pump {
       taken_.swap(completions_);
     }
     for (auto& c : taken_) {
-      auto it = publishing_.find(c.id);
-      if (it == publishing_.end()) continue;
-      Publishing p = std::move(it->second);
-      publishing_.erase(it);
+      Publishing& p = *c.publishing;
+      const MessageId id = p.id;
       if (c.result.status == AppendStatus::full) {
         full_.add();
-        confirm(p.producer, c.id, ConfirmStatus::full, "the spool is full; retry later");
-        continue;
-      }
-      if (!c.result) {
+        confirm(p.producer, id, ConfirmStatus::full, "the spool is full; retry later");
+      } else if (!c.result) {
         rejected_.add();
-        confirm(p.producer, c.id, ConfirmStatus::rejected,
+        confirm(p.producer, id, ConfirmStatus::rejected,
                 "the spool could not store it: " + std::string(std::strerror(c.result.error)));
-        continue;
-      }
-      stored_.add();
-      remember(c.id);
-      std::uint32_t remaining = 0;
-      for (auto g : p.groups)
-        if (groups_[g]) {
-          groups_[g]->ready.push_back(c.id);
-          ++remaining;
+      } else {
+        stored_.add();
+        remember(id);
+        std::uint32_t remaining = 0;
+        for (auto g : p.route->groups)
+          if (groups_[g]) {
+            groups_[g]->ready.push_back(id);
+            ++remaining;
+          }
+        if (remaining > 0) {
+          const bool keep = frame_bytes_ + p.frame.size() <= options_.frame_memory;
+          if (keep) frame_bytes_ += p.frame.size();
+          messages_.try_emplace(id,
+                                StoredFrame{keep ? std::move(p.frame) : std::string(), remaining});
         }
-      if (remaining > 0) {
-        const bool keep = frame_bytes_ + p.frame.size() <= options_.frame_memory;
-        if (keep) frame_bytes_ += p.frame.size();
-        messages_[c.id] = {keep ? std::move(p.frame) : std::string(), remaining};
+        confirm(p.producer, id, ConfirmStatus::stored, "");
       }
-      confirm(p.producer, c.id, ConfirmStatus::stored, "");
+      publishing_.erase(id);
     }
     taken_.clear();
   }
 
   // The dedup window: the last `dedup_window` ids stored, oldest forgotten first.
   void remember(const MessageId& id) {
-    if (options_.dedup_window == 0 || !recent_.insert(id).second) return;
-    recent_order_.push_back(id);
-    if (recent_order_.size() > options_.dedup_window) {
-      recent_.erase(recent_order_.front());
-      recent_order_.pop_front();
+    if (options_.dedup_window == 0 || !recent_.try_emplace(id, char{}).second) return;
+    if (recent_order_.size() < options_.dedup_window) {
+      recent_order_.push_back(id);
+      return;
     }
+    recent_.erase(recent_order_[recent_next_]);  // the oldest, overwritten in the ring
+    recent_order_[recent_next_] = id;
+    recent_next_ = (recent_next_ + 1) % recent_order_.size();
   }
 
   void confirm(const std::string& producer, const MessageId& id, ConfirmStatus status,
@@ -829,13 +851,16 @@ class ProxyPump final : public detail::Pump {
   std::map<std::string, std::uint32_t> group_index_;
   std::unordered_map<std::string, WorkerState> workers_;
   std::unordered_map<MessageId, Publishing> publishing_;
-  std::unordered_map<MessageId, StoredFrame> messages_;
+  md::IdTable<StoredFrame> messages_;
   std::size_t frame_bytes_ = 0;
   std::deque<Deadline> deadlines_;  // in deadline order: the ack timeout is one constant
   std::multimap<Clock::time_point, std::pair<std::uint32_t, MessageId>> retries_;
   std::unordered_map<std::string, std::vector<Confirmation>> confirms_;
-  std::unordered_set<MessageId> recent_;
-  std::deque<MessageId> recent_order_;
+  std::unordered_map<std::string, std::shared_ptr<const Route>> route_cache_;  // per topic
+  std::string route_key_;
+  md::IdTable<char> recent_;             // the dedup window
+  std::vector<MessageId> recent_order_;  // a ring of the same ids, oldest at recent_next_
+  std::size_t recent_next_ = 0;
   Clock::time_point next_heartbeat_, next_snapshot_;
   std::mt19937_64 rng_{std::random_device{}()};
 

@@ -27,6 +27,13 @@ struct DecodedRecord {
   std::string reason, last_error;
   std::uint32_t attempts = 0;
   std::uint64_t first_failure_ms = 0, last_failure_ms = 0;
+  // Set by the writer's own appends instead of `groups`, to spare the hot
+  // path an allocation: the groups' bits (PUBLISH), or the one group.
+  std::uint64_t group_mask = 0;
+  std::string group;
+
+  const std::string& one_group() const noexcept { return groups.empty() ? group : groups.front(); }
+  bool names_a_group() const noexcept { return !groups.empty() || !group.empty(); }
 };
 
 std::string encode_publish(std::uint64_t seq, const MessageId& id,

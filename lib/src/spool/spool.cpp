@@ -3,6 +3,7 @@
 #include "mqkit/spool.hpp"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -278,8 +279,9 @@ struct Spool::Impl {
   // ---- the writer thread ----
 
   void writer_loop() {
+    std::vector<QueuedRecord> batch;  // swapped with `queue`: both keep their capacity
     for (;;) {
-      std::vector<QueuedRecord> batch;
+      batch.clear();
       {
         std::unique_lock l(queue_mutex);
         auto ready = [&] { return !queue.empty() || closing; };
@@ -585,7 +587,10 @@ Spool::Spool(const std::string& dir, const SpoolOptions& options)
   impl_->dir = dir;
   impl_->options = options;
   impl_->open();
-  impl_->writer = std::thread([impl = impl_.get()] { impl->writer_loop(); });
+  impl_->writer = std::thread([impl = impl_.get()] {
+    ::pthread_setname_np(::pthread_self(), "mqkit-spool");  // for top -H and perf
+    impl->writer_loop();
+  });
 }
 
 Spool::~Spool() {
@@ -599,21 +604,25 @@ Spool::~Spool() {
 
 void Spool::publish(const MessageId& id, const std::vector<std::string>& groups,
                     std::string_view frame, Completion done) {
+  DecodedRecord update;
+  update.type = RecordType::publish;
+  update.id = id;
   {
     std::lock_guard l(impl_->index_mutex);
-    std::size_t known = impl_->index.group_names.size();
-    for (const auto& g : groups) known += impl_->index.find_group(g) < 0 ? 1 : 0;
-    if (known > SpoolIndex::kMaxGroups)
+    update.group_mask = impl_->index.mask_of(groups);  // gives new groups their bits
+    if (update.group_mask == 0 && !groups.empty())
       throw Error(errc::bad_argument, "a spool holds at most 64 groups");
   }
-  const std::uint64_t seq = impl_->next_seq++;
-  DecodedRecord update{RecordType::publish, id, seq, groups, {}, {}, {}, 0, 0, 0};
-  impl_->enqueue(RecordType::publish, encode_publish(seq, id, groups, frame), std::move(update),
-                 std::move(done));
+  update.seq = impl_->next_seq++;
+  impl_->enqueue(RecordType::publish, encode_publish(update.seq, id, groups, frame),
+                 std::move(update), std::move(done));
 }
 
 void Spool::ack(const MessageId& id, const std::string& group, Completion done) {
-  DecodedRecord update{RecordType::ack, id, 0, {group}, {}, {}, {}, 0, 0, 0};
+  DecodedRecord update;
+  update.type = RecordType::ack;
+  update.id = id;
+  update.group = group;
   impl_->enqueue(RecordType::ack, encode_ack(id, group), std::move(update), std::move(done));
 }
 

@@ -36,7 +36,7 @@ std::vector<std::string> SpoolIndex::groups_of(std::uint64_t mask) const {
   return out;
 }
 
-void SpoolIndex::forget(IdTable<IndexEntry>::iterator it) {
+void SpoolIndex::forget(mqkit::detail::IdTable<IndexEntry>::iterator it) {
   auto& u = usage[it->second.where.segment];
   u.live_messages -= 1;
   u.live_bytes -= it->second.where.size;
@@ -63,7 +63,7 @@ bool SpoolIndex::apply(const DecodedRecord& r, const Location& where) {
   switch (r.type) {
     case RecordType::publish:
     case RecordType::dead_letter: {
-      const std::uint64_t mask = mask_of(r.groups);
+      const std::uint64_t mask = r.group_mask != 0 ? r.group_mask : mask_of(r.groups);
       if (mask == 0 && !r.groups.empty()) return false;
       next_seq = std::max(next_seq, r.seq + 1);
       if (mask == 0) {
@@ -86,8 +86,8 @@ bool SpoolIndex::apply(const DecodedRecord& r, const Location& where) {
     case RecordType::dead:
     case RecordType::tombstone: {
       auto it = entries.find(r.id);
-      if (it == entries.end() || r.groups.empty()) return true;  // already gone
-      const int bit = find_group(r.groups.front());
+      if (it == entries.end() || !r.names_a_group()) return true;  // already gone
+      const int bit = find_group(r.one_group());
       if (bit < 0) return true;
       it->second.groups &= ~(std::uint64_t{1} << bit);
       forget_failures(r.id, bit);
@@ -96,8 +96,8 @@ bool SpoolIndex::apply(const DecodedRecord& r, const Location& where) {
     }
     case RecordType::attempt: {
       auto it = entries.find(r.id);
-      if (it == entries.end() || r.groups.empty()) return true;  // settled meanwhile
-      const int bit = find_group(r.groups.front());
+      if (it == entries.end() || !r.names_a_group()) return true;  // settled meanwhile
+      const int bit = find_group(r.one_group());
       if (bit < 0 || !(it->second.groups & (std::uint64_t{1} << bit))) return true;
       auto& list = failures[r.id];
       Failures f{bit, r.attempts, r.first_failure_ms, r.last_error};

@@ -11,8 +11,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "detail/id_table.hpp"
 #include "mqkit/message_id.hpp"
-#include "spool/id_table.hpp"
 #include "spool/records.hpp"
 
 namespace mqkit::detail::spool {
@@ -62,14 +62,14 @@ class SpoolIndex {
   // Failed-delivery history of pending messages, only for those that failed.
   const Failures* failures_of(const MessageId& id, int group_bit) const;
 
-  IdTable<IndexEntry> entries;
+  mqkit::detail::IdTable<IndexEntry> entries;
   std::unordered_map<MessageId, std::vector<Failures>> failures;
   std::vector<std::string> group_names;
   std::map<std::uint32_t, SegmentUsage> usage;  // per segment number
   std::uint64_t next_seq = 1;
 
  private:
-  void forget(IdTable<IndexEntry>::iterator it);
+  void forget(mqkit::detail::IdTable<IndexEntry>::iterator it);
   void forget_failures(const MessageId& id, int group_bit);
 };
 

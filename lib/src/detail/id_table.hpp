@@ -1,4 +1,5 @@
-// IdTable: the spool index's map from message id to entry. Open addressing
+// IdTable: a map from message id to value for hot paths (the spool index,
+// the proxy's messages and dedup window). Open addressing
 // with linear probing in one flat array: an insert or lookup costs about one
 // cache miss, where a node-based std::unordered_map costs two or three and a
 // heap allocation (the difference is most of the writer's time at a million
@@ -12,7 +13,7 @@
 
 #include "mqkit/message_id.hpp"
 
-namespace mqkit::detail::spool {
+namespace mqkit::detail {
 
 template <typename Value>
 class IdTable {
@@ -55,13 +56,20 @@ class IdTable {
   }
 
   bool contains(const MessageId& id) const { return find(id) != end(); }
+  bool erase(const MessageId& id) {
+    auto it = find(id);
+    if (it == end()) return false;
+    erase(it);
+    return true;
+  }
 
-  std::pair<iterator, bool> try_emplace(const MessageId& id, const Value& value) {
+  template <typename V = Value>
+  std::pair<iterator, bool> try_emplace(const MessageId& id, V&& value = V{}) {
     if ((size_ + 1) * 5 > slots_.size() * 4) grow();  // load factor at most 0.8
     for (std::size_t i = home(id);; i = next(i)) {
       if (same(slots_[i].first, id)) return {{data() + i, data() + slots_.size()}, false};
       if (is_empty(slots_[i])) {
-        slots_[i] = {id, value};
+        slots_[i] = {id, std::forward<V>(value)};
         ++size_;
         return {{data() + i, data() + slots_.size()}, true};
       }
@@ -78,7 +86,7 @@ class IdTable {
       // Move j back to i unless its home lies cyclically in (i, j].
       const bool stays = i <= j ? (i < k && k <= j) : (i < k || k <= j);
       if (stays) continue;
-      slots_[i] = slots_[j];
+      slots_[i] = std::move(slots_[j]);
       slots_[j] = Slot{};
       i = j;
     }
@@ -117,12 +125,12 @@ class IdTable {
     std::vector<Slot> old(slots_.empty() ? 1024 : slots_.size() * 3 / 2);
     old.swap(slots_);
     size_ = 0;
-    for (const auto& s : old)
-      if (!is_empty(s)) try_emplace(s.first, s.second);
+    for (auto& s : old)
+      if (!is_empty(s)) try_emplace(s.first, std::move(s.second));
   }
 
   std::vector<Slot> slots_;
   std::size_t size_ = 0;
 };
 
-}  // namespace mqkit::detail::spool
+}  // namespace mqkit::detail
