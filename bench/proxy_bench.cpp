@@ -14,6 +14,7 @@
 //   phase: all (default), raw, stream, backlog, latency, memory
 #include <zmq.hpp>
 
+#include <sys/resource.h>
 #include <unistd.h>
 #include <algorithm>
 #include <atomic>
@@ -36,7 +37,9 @@ namespace {
 using Clock = std::chrono::steady_clock;
 namespace fs = std::filesystem;
 constexpr std::size_t kPayload = 100;
-constexpr std::size_t kWindow = 1000;
+const std::size_t kWindow = std::getenv("MQKIT_BENCH_WINDOW")
+                                ? std::strtoul(std::getenv("MQKIT_BENCH_WINDOW"), nullptr, 10)
+                                : 1000;
 
 double seconds(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double>(b - a).count();
@@ -170,18 +173,32 @@ std::map<std::string, double> thread_cpu() {
   return out;
 }
 
+double process_cpu() {
+  rusage usage{};
+  ::getrusage(RUSAGE_SELF, &usage);
+  auto secs = [](const timeval& t) { return double(t.tv_sec) + double(t.tv_usec) / 1e6; };
+  return secs(usage.ru_utime) + secs(usage.ru_stime);
+}
+
 double stream(const fs::path& parent, const std::string& fsync, std::uint64_t count, int workers) {
   Bench b(parent, fsync);
   Consumers consumers(b.proxy->out_endpoint(), workers, count);
   const auto cpu_before = thread_cpu();
+  const double process_before = process_cpu();
   const auto start = Clock::now();
   produce(b.proxy->in_endpoint(), count);
   consumers.join();
   const double elapsed = seconds(start, Clock::now());
   if (std::getenv("MQKIT_BENCH_THREADS")) {  // where the CPU went, per thread
-    for (const auto& [name, cpu] : thread_cpu())
-      std::printf("  thread %-16s %5.0f%% of the run\n", name.c_str(),
-                  100.0 * (cpu - (cpu_before.contains(name) ? cpu_before.at(name) : 0)) / elapsed);
+    double listed = 0;
+    for (const auto& [name, cpu] : thread_cpu()) {
+      const double used = cpu - (cpu_before.contains(name) ? cpu_before.at(name) : 0);
+      listed += used;
+      std::printf("  thread %-16s %5.0f%% of the run\n", name.c_str(), 100.0 * used / elapsed);
+    }
+    // Joined threads (the consumers) are gone from /proc: the rest of the process total.
+    std::printf("  consumers (joined) %5.0f%% of the run\n",
+                100.0 * (process_cpu() - process_before - listed) / elapsed);
   }
   return double(count) / elapsed;
 }

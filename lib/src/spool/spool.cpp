@@ -137,6 +137,28 @@ struct Spool::Impl {
 
   std::string path_of(std::uint32_t number) const { return dir + "/" + segment_name(number); }
 
+  // Group bits never change once given, so publishers keep a copy of them
+  // and do not wait for the index, which the writer holds while it applies
+  // a whole batch.
+  std::mutex bits_mutex;
+  std::map<std::string, std::uint64_t, std::less<>> bits;  // guarded by bits_mutex
+
+  std::uint64_t mask_of(const std::vector<std::string>& groups) {
+    std::uint64_t mask = 0;
+    std::lock_guard b(bits_mutex);
+    for (const auto& g : groups) {
+      auto it = bits.find(g);
+      if (it == bits.end()) {
+        std::lock_guard l(index_mutex);
+        const int bit = index.group_bit(g);  // gives a new group its bit
+        if (bit < 0) return 0;
+        it = bits.emplace(g, std::uint64_t{1} << bit).first;
+      }
+      mask |= it->second;
+    }
+    return mask;
+  }
+
   // ---- open and recovery ----
 
   void open() {
@@ -607,12 +629,9 @@ void Spool::publish(const MessageId& id, const std::vector<std::string>& groups,
   DecodedRecord update;
   update.type = RecordType::publish;
   update.id = id;
-  {
-    std::lock_guard l(impl_->index_mutex);
-    update.group_mask = impl_->index.mask_of(groups);  // gives new groups their bits
-    if (update.group_mask == 0 && !groups.empty())
-      throw Error(errc::bad_argument, "a spool holds at most 64 groups");
-  }
+  update.group_mask = impl_->mask_of(groups);
+  if (update.group_mask == 0 && !groups.empty())
+    throw Error(errc::bad_argument, "a spool holds at most 64 groups");
   update.seq = impl_->next_seq++;
   impl_->enqueue(RecordType::publish, encode_publish(update.seq, id, groups, frame),
                  std::move(update), std::move(done));
