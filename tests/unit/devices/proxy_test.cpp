@@ -5,6 +5,7 @@
 #include <zmq.hpp>
 
 #include <optional>
+#include <random>
 #include <set>
 
 #include "helpers.hpp"
@@ -39,6 +40,11 @@ class Peer {
   }
   void send_raw(const std::string& bytes) {
     socket_.send(zmq::buffer(bytes), zmq::send_flags::none);
+  }
+  void send_frames(const std::vector<std::string>& frames) {
+    for (std::size_t i = 0; i < frames.size(); ++i)
+      socket_.send(zmq::buffer(frames[i]),
+                   i + 1 < frames.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
   }
   // The next command other than a heartbeat, and the message frames after it.
   std::optional<std::pair<CommandFrame, std::vector<mqkit::Message>>> receive(
@@ -286,6 +292,21 @@ TEST_CASE("garbage on both ports is answered or dropped while others are served"
   CHECK(producer.publish("t", {"fine"})[0].status == ConfirmStatus::stored);
   ack_next(w, "fine");
   CHECK(f.proxy->stats().get("malformed") == 2);
+
+  // Then 500 frames of random bytes and random lengths, some multi-part, on both ports.
+  std::mt19937 rng(7);
+  for (int i = 0; i < 500; ++i) {
+    std::string junk(rng() % 2048, '\0');
+    for (auto& c : junk) c = static_cast<char>(rng());
+    if (i % 5 == 0) junk.insert(0, "\x95\xa3MQK\x01\x00");  // a plausible start
+    std::vector<std::string> parts{junk};
+    if (i % 7 == 0) parts.push_back(junk.substr(0, junk.size() / 2));
+    auto& peer = i % 2 == 0 ? junk_producer : junk_worker;
+    peer.send_frames(parts);
+  }
+  CHECK(producer.publish("t", {"still fine"})[0].status == ConfirmStatus::stored);
+  ack_next(w, "still fine");
+  CHECK(mqkit::test::wait_for([&] { return f.proxy->stats().get("malformed") >= 2 + 400; }));
 }
 
 TEST_CASE("a message published twice with the same id is stored once", "[proxy]") {
