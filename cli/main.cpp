@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
                                         std::to_string(mqkit::kVersionPatch));
   app.require_subcommand(1);
   Runner runner;
+  setup_run(app, runner);
   setup_proxy(app, runner);
   setup_streamer(app, runner);
   setup_forwarder(app, runner);

@@ -15,5 +15,6 @@
 #include "mqkit/stop.hpp"
 #include "mqkit/subscriber.hpp"
 #include "mqkit/topic_filter.hpp"
+#include "mqkit/topology.hpp"
 #include "mqkit/version.hpp"
 #include "mqkit/worker.hpp"

@@ -1,0 +1,60 @@
+// DeviceSpec (validated text) -> the device's own options.
+#include "mqkit/devices/from_topology.hpp"
+
+#include <algorithm>
+
+#include "mqkit/devices/forwarder.hpp"
+#include "mqkit/devices/proxy.hpp"
+#include "mqkit/devices/streamer.hpp"
+#include "mqkit/duration.hpp"
+#include "mqkit/error.hpp"
+
+namespace mqkit::devices {
+namespace {
+
+std::string bind_of(const Topology& topology, const DeviceSpec& spec, const std::string& role) {
+  auto it = spec.endpoints.find(role);
+  return it == spec.endpoints.end() ? std::string() : topology.endpoint_info(it->second).bind;
+}
+
+ProxyOptions proxy_options(const Topology& topology, const DeviceSpec& spec) {
+  ProxyOptions o;
+  o.front = bind_of(topology, spec, "front");
+  o.back = bind_of(topology, spec, "back");
+  o.stats = bind_of(topology, spec, "stats");
+  o.spool_dir = spec.spool;
+  o.dlq_dir = spec.dlq;
+  parse_durability(spec.fsync, o.spool);
+  o.retry = RetryPolicy::parse(spec.backoff, spec.max_attempts);
+  o.ack_timeout = parse_duration(spec.ack_timeout);
+  o.heartbeat = parse_duration(spec.heartbeat);
+  o.dedup_window = spec.dedup_window;
+  o.groups = spec.groups;
+  if (!spec.max_spool.empty()) o.spool.max_size = parse_size(spec.max_spool);
+  if (!spec.segment_size.empty())
+    o.spool.segment_size = parse_size(spec.segment_size);
+  else if (o.spool.max_size > 0)  // space comes back a segment at a time
+    o.spool.segment_size =
+        std::clamp<std::uint64_t>(o.spool.max_size / 8, 64 * 1024, o.spool.segment_size);
+  return o;
+}
+
+}  // namespace
+
+std::unique_ptr<Device> make_device(const Topology& topology, const DeviceSpec& spec) {
+  try {
+    if (spec.kind == "proxy") return std::make_unique<Proxy>(proxy_options(topology, spec));
+    const DeviceOptions o{bind_of(topology, spec, "in"),
+                          bind_of(topology, spec, "out"),
+                          bind_of(topology, spec, "stats"),
+                          {}};
+    if (spec.kind == "streamer") return std::make_unique<Streamer>(o);
+    if (spec.kind == "forwarder") return std::make_unique<Forwarder>(o);
+  } catch (const Error& e) {
+    throw Error(e.code(), "device '" + spec.name + "': " + e.what());
+  }
+  throw Error(errc::bad_argument,
+              "device '" + spec.name + "' has unknown kind '" + spec.kind + "'");
+}
+
+}  // namespace mqkit::devices

@@ -1,0 +1,72 @@
+// Topology: a whole mqkit layout in one YAML file (docs/topology.md): named
+// endpoints, each with the address its device binds and the address services
+// connect to, and the devices (proxy, streamer, forwarder) with their
+// settings. Devices are started by `mqkit run FILE`; services find their
+// endpoints through the same file:
+//
+//   auto topo = mqkit::Topology::load("topology.yaml");
+//   mqkit::ReliableProducer orders(topo.endpoint("orders"));
+//
+// Loading validates everything: unknown keys, wrong types, missing required
+// fields, duplicate names, bad durations/sizes/filters and endpoints bound by
+// two devices are errors naming FILE:LINE:COLUMN and what is wrong.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace mqkit {
+
+struct TopologyEndpoint {
+  std::string name;
+  std::string bind;     // as the device binds it, e.g. tcp://*:5555
+  std::string connect;  // as services connect, e.g. tcp://127.0.0.1:5555
+};
+
+// One device as the file describes it. Durations, sizes and policies are kept
+// in their text form (already validated); devices::make_device() applies them.
+struct DeviceSpec {
+  std::string name;
+  std::string kind;                              // "proxy", "streamer", "forwarder"
+  std::map<std::string, std::string> endpoints;  // role (front/back/in/out/stats) -> endpoint name
+  // proxy
+  std::string spool, dlq;  // absolute, or relative to the file's directory
+  std::string fsync = "always";
+  std::uint32_t max_attempts = 5;
+  std::string ack_timeout = "30s", backoff = "exponential:1s..60s", heartbeat = "1s";
+  std::string max_spool, segment_size;
+  std::size_t dedup_window = 100000;
+  std::map<std::string, std::vector<std::string>> groups;  // name -> topic filters
+  int line = 0;                                            // where it is declared (1-based)
+};
+
+class Topology {
+ public:
+  // Throws Error(bad_argument) "FILE:LINE:COLUMN: what is wrong", or
+  // Error(io) when the file cannot be read.
+  static Topology load(const std::string& path);
+  // The same for YAML text; `source` names it in messages, relative paths are
+  // taken from `base_dir`.
+  static Topology parse(std::string_view yaml, const std::string& source,
+                        const std::string& base_dir = ".");
+
+  // The address services connect to. Throws Error(bad_argument) naming the
+  // endpoints there are.
+  std::string endpoint(const std::string& name) const;
+  const TopologyEndpoint& endpoint_info(const std::string& name) const;
+  const std::map<std::string, TopologyEndpoint>& endpoints() const noexcept { return endpoints_; }
+  const std::vector<DeviceSpec>& devices() const noexcept { return devices_; }
+  const std::string& source() const noexcept { return source_; }
+
+ private:
+  std::string source_;
+  std::map<std::string, TopologyEndpoint> endpoints_;
+  std::vector<DeviceSpec> devices_;
+  friend class TopologyParser;
+};
+
+}  // namespace mqkit

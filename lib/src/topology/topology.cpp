@@ -1,0 +1,318 @@
+// Loading and validating a topology file with yaml-cpp. Every error carries
+// the file, line and column of the node it is about.
+#include "mqkit/topology.hpp"
+
+#include <yaml-cpp/yaml.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "mqkit/duration.hpp"
+#include "mqkit/error.hpp"
+#include "mqkit/retry_policy.hpp"
+#include "mqkit/spool.hpp"
+#include "mqkit/topic_filter.hpp"
+
+namespace mqkit {
+namespace fs = std::filesystem;
+
+class TopologyParser {
+ public:
+  TopologyParser(std::string source, std::string base_dir)
+      : source_(std::move(source)), base_dir_(std::move(base_dir)) {}
+
+  Topology parse(std::string_view yaml) {
+    YAML::Node root;
+    try {
+      root = YAML::Load(std::string(yaml));
+    } catch (const YAML::ParserException& e) {
+      throw Error(errc::bad_argument, source_ + ":" + std::to_string(e.mark.line + 1) + ":" +
+                                          std::to_string(e.mark.column + 1) + ": " + e.msg);
+    }
+    topology_.source_ = source_;
+    if (!root.IsDefined() || root.IsNull())
+      throw Error(errc::bad_argument, source_ + ": the file is empty: it needs 'devices:'");
+    check_map(root, "the top level", {"endpoints", "devices"});
+    if (root["endpoints"]) read_endpoints(root["endpoints"]);
+    if (!root["devices"]) fail(root, "the top level needs 'devices:' (a map of device names)");
+    read_devices(root["devices"]);
+    return std::move(topology_);
+  }
+
+ private:
+  [[noreturn]] void fail(const YAML::Node& at, const std::string& what) const {
+    const auto mark = at.Mark();
+    std::string where = source_;
+    if (mark.line >= 0)
+      where += ":" + std::to_string(mark.line + 1) + ":" + std::to_string(mark.column + 1);
+    throw Error(errc::bad_argument, where + ": " + what);
+  }
+
+  // A map whose keys are all known and none repeated.
+  void check_map(const YAML::Node& node, const std::string& what,
+                 const std::set<std::string>& known) const {
+    if (!node.IsMap()) fail(node, what + " must be a map");
+    std::set<std::string> seen;
+    for (const auto& kv : node) {
+      const auto key = kv.first.as<std::string>();
+      if (!seen.insert(key).second) fail(kv.first, "'" + key + "' is given twice in " + what);
+      if (!known.empty() && !known.contains(key)) {
+        std::string list;
+        for (const auto& k : known) list += (list.empty() ? "" : ", ") + k;
+        fail(kv.first, "unknown key '" + key + "' in " + what + " (known: " + list + ")");
+      }
+    }
+  }
+
+  std::string text(const YAML::Node& node, const std::string& what) const {
+    if (!node.IsScalar()) fail(node, what + " must be a string");
+    return node.as<std::string>();
+  }
+
+  std::uint64_t positive(const YAML::Node& node, const std::string& what) const {
+    if (node.IsScalar()) {
+      const auto s = node.as<std::string>();
+      if (!s.empty() && s.size() < 19 && s.find_first_not_of("0123456789") == std::string::npos &&
+          std::stoull(s) > 0)
+        return std::stoull(s);
+    }
+    fail(node, what + " must be a positive integer");
+  }
+
+  // Runs `check` on the value; its Error becomes one at the node.
+  template <typename Check>
+  std::string checked(const YAML::Node& node, const std::string& what, Check check) const {
+    const std::string value = text(node, what);
+    try {
+      check(value);
+    } catch (const Error& e) {
+      fail(node, what + ": " + e.what());
+    }
+    return value;
+  }
+
+  static std::string connect_address(const std::string& bind) {
+    // tcp://*:5555 and tcp://0.0.0.0:5555 are reached on the loopback.
+    for (const char* any : {"tcp://*:", "tcp://0.0.0.0:"})
+      if (bind.starts_with(any)) return "tcp://127.0.0.1:" + bind.substr(std::string(any).size());
+    return bind;
+  }
+
+  void check_address(const YAML::Node& at, const std::string& address,
+                     const std::string& what) const {
+    const bool known = address.starts_with("tcp://") || address.starts_with("ipc://") ||
+                       address.starts_with("inproc://");
+    if (!known)
+      fail(at, what + " '" + address + "' is not an endpoint: use tcp://HOST:PORT or ipc://PATH");
+    if (address.starts_with("tcp://")) {
+      const auto colon = address.rfind(':');
+      const std::string port = colon > 5 ? address.substr(colon + 1) : "";
+      if (port.empty() || port.find_first_not_of("0123456789") != std::string::npos ||
+          port.size() > 5 || std::stoul(port) == 0 || std::stoul(port) > 65535)
+        fail(at,
+             what + " '" + address + "' needs a fixed port (1-65535) so that services can find it");
+    }
+  }
+
+  void add_endpoint(const YAML::Node& at, const std::string& name, const std::string& bind,
+                    const std::string& connect) {
+    check_address(at, bind, "endpoint '" + name + "' bind address");
+    check_address(at, connect, "endpoint '" + name + "' connect address");
+    if (!topology_.endpoints_.emplace(name, TopologyEndpoint{name, bind, connect}).second)
+      fail(at, "endpoint name '" + name + "' is used twice");
+  }
+
+  void read_endpoints(const YAML::Node& node) {
+    check_map(node, "'endpoints'", {});
+    for (const auto& kv : node) {
+      const auto name = kv.first.as<std::string>();
+      const YAML::Node& value = kv.second;
+      if (value.IsScalar()) {
+        const auto bind = value.as<std::string>();
+        add_endpoint(value, name, bind, connect_address(bind));
+      } else if (value.IsMap()) {
+        check_map(value, "endpoint '" + name + "'", {"bind", "connect"});
+        if (!value["bind"]) fail(value, "endpoint '" + name + "' needs 'bind:'");
+        const auto bind = text(value["bind"], "endpoint '" + name + "' bind");
+        const auto connect = value["connect"]
+                                 ? text(value["connect"], "endpoint '" + name + "' connect")
+                                 : connect_address(bind);
+        add_endpoint(value, name, bind, connect);
+      } else {
+        fail(value, "endpoint '" + name + "' must be an address or {bind: ..., connect: ...}");
+      }
+    }
+  }
+
+  // A device's endpoint: a name from 'endpoints', or an address that gets
+  // the name DEVICE.ROLE.
+  std::string device_endpoint(const YAML::Node& node, const std::string& device,
+                              const std::string& role) {
+    const auto value = text(node, "devices." + device + "." + role);
+    if (value.find("://") == std::string::npos) {
+      if (!topology_.endpoints_.contains(value)) {
+        std::string names;
+        for (const auto& [n, e] : topology_.endpoints_) names += (names.empty() ? "" : ", ") + n;
+        fail(node, "devices." + device + "." + role + ": no endpoint named '" + value +
+                       "' (endpoints: " + (names.empty() ? "none" : names) +
+                       "; or give an address like tcp://*:5555)");
+      }
+      return value;
+    }
+    const std::string name = device + "." + role;
+    add_endpoint(node, name, value, connect_address(value));
+    return name;
+  }
+
+  std::string path(const YAML::Node& node, const std::string& what) const {
+    const fs::path p = text(node, what);
+    return (p.is_absolute() ? p : fs::path(base_dir_) / p).lexically_normal().string();
+  }
+
+  void read_groups(const YAML::Node& node, DeviceSpec& d) {
+    const std::string what = "devices." + d.name + ".groups";
+    check_map(node, "'" + what + "'", {});
+    for (const auto& kv : node) {
+      const auto group = kv.first.as<std::string>();
+      if (group.empty() ||
+          group.find_first_not_of(
+              "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") !=
+              std::string::npos)
+        fail(kv.first, "group name '" + group + "' may only hold letters, digits, '-', '_', '.'");
+      std::vector<std::string> filters;
+      const YAML::Node& value = kv.second;
+      if (value.IsScalar()) {
+        filters.push_back(value.as<std::string>());
+      } else if (value.IsSequence() && value.size() > 0) {
+        for (const auto& f : value) filters.push_back(text(f, what + "." + group + " filter"));
+      } else {
+        fail(value, what + "." + group + " must be a topic filter or a list of them");
+      }
+      for (const auto& f : filters) {
+        try {
+          TopicFilter check(f);
+        } catch (const Error& e) {
+          fail(value, what + "." + group + ": " + e.what());
+        }
+      }
+      d.groups[group] = filters;
+    }
+  }
+
+  void read_devices(const YAML::Node& node) {
+    check_map(node, "'devices'", {});
+    if (node.size() == 0) fail(node, "'devices' is empty: describe at least one device");
+    std::map<std::string, std::string> bound_by;  // bind address -> device
+    for (const auto& kv : node) {
+      DeviceSpec d;
+      d.name = kv.first.as<std::string>();
+      d.line = kv.first.Mark().line + 1;
+      const YAML::Node& spec = kv.second;
+      const std::string where = "devices." + d.name;
+      if (!spec.IsMap()) fail(spec, where + " must be a map with 'kind:'");
+      if (!spec["kind"]) fail(spec, where + " needs 'kind:' (proxy, streamer or forwarder)");
+      d.kind = text(spec["kind"], where + ".kind");
+      std::vector<std::string> roles;
+      if (d.kind == "proxy") {
+        check_map(spec, "device '" + d.name + "'",
+                  {"kind", "front", "back", "stats", "spool", "dlq", "fsync", "max_attempts",
+                   "ack_timeout", "backoff", "heartbeat", "max_spool", "segment_size",
+                   "dedup_window", "groups"});
+        roles = {"front", "back"};
+        if (!spec["spool"]) fail(spec, where + " needs 'spool:' (a directory)");
+        d.spool = path(spec["spool"], where + ".spool");
+        if (spec["dlq"]) d.dlq = path(spec["dlq"], where + ".dlq");
+        if (spec["fsync"])
+          d.fsync = checked(spec["fsync"], where + ".fsync", [](const std::string& v) {
+            SpoolOptions o;
+            parse_durability(v, o);
+          });
+        if (spec["max_attempts"])
+          d.max_attempts = static_cast<std::uint32_t>(std::min<std::uint64_t>(
+              positive(spec["max_attempts"], where + ".max_attempts"), 1000000));
+        auto duration = [](const std::string& v) {
+          if (parse_duration(v).count() <= 0) throw Error(errc::bad_argument, "must be positive");
+        };
+        if (spec["ack_timeout"])
+          d.ack_timeout = checked(spec["ack_timeout"], where + ".ack_timeout", duration);
+        if (spec["heartbeat"])
+          d.heartbeat = checked(spec["heartbeat"], where + ".heartbeat", duration);
+        if (spec["backoff"])
+          d.backoff = checked(spec["backoff"], where + ".backoff",
+                              [](const std::string& v) { (void)RetryPolicy::parse(v); });
+        auto size = [](const std::string& v) { (void)parse_size(v); };
+        if (spec["max_spool"]) d.max_spool = checked(spec["max_spool"], where + ".max_spool", size);
+        if (spec["segment_size"])
+          d.segment_size = checked(spec["segment_size"], where + ".segment_size", size);
+        if (spec["dedup_window"])
+          d.dedup_window = positive(spec["dedup_window"], where + ".dedup_window");
+        if (spec["groups"]) read_groups(spec["groups"], d);
+      } else if (d.kind == "streamer" || d.kind == "forwarder") {
+        check_map(spec, "device '" + d.name + "'", {"kind", "in", "out", "stats"});
+        roles = {"in", "out"};
+      } else {
+        fail(spec["kind"], where + ".kind '" + d.kind +
+                               "' is not a device: use proxy, streamer "
+                               "or forwarder");
+      }
+      for (const auto& role : roles)
+        if (!spec[role]) fail(spec, where + " needs '" + role + ":' (an endpoint)");
+      roles.push_back("stats");
+      for (const auto& role : roles) {
+        if (!spec[role]) continue;
+        const auto name = device_endpoint(spec[role], d.name, role);
+        const auto& bind = topology_.endpoints_.at(name).bind;
+        if (auto [it, fresh] = bound_by.emplace(bind, d.name + "." + role); !fresh)
+          fail(spec[role],
+               where + "." + role + " binds " + bind + ", which " + it->second + " binds already");
+        d.endpoints[role] = name;
+      }
+      topology_.devices_.push_back(std::move(d));
+    }
+  }
+
+  std::string source_, base_dir_;
+  Topology topology_;
+};
+
+Topology Topology::load(const std::string& path) {
+  std::ifstream in(path);
+  if (!in)
+    throw Error(std::error_code(errno, std::system_category()),
+                "cannot read topology file " + path + ": " + std::strerror(errno));
+  std::stringstream text;
+  text << in.rdbuf();
+  const fs::path dir = fs::absolute(fs::path(path)).parent_path();
+  return parse(text.str(), path, dir.string());
+}
+
+Topology Topology::parse(std::string_view yaml, const std::string& source,
+                         const std::string& base_dir) {
+  try {
+    return TopologyParser(source, base_dir).parse(yaml);
+  } catch (const YAML::Exception& e) {  // a conversion the checks above did not foresee
+    throw Error(errc::bad_argument, source + ":" + std::to_string(e.mark.line + 1) + ":" +
+                                        std::to_string(e.mark.column + 1) + ": " + e.msg);
+  }
+}
+
+const TopologyEndpoint& Topology::endpoint_info(const std::string& name) const {
+  auto it = endpoints_.find(name);
+  if (it == endpoints_.end()) {
+    std::string names;
+    for (const auto& [n, e] : endpoints_) names += (names.empty() ? "" : ", ") + n;
+    throw Error(errc::bad_argument,
+                source_ + " has no endpoint named '" + name + "' (it has: " + names + ")");
+  }
+  return it->second;
+}
+
+std::string Topology::endpoint(const std::string& name) const {
+  return endpoint_info(name).connect;
+}
+
+}  // namespace mqkit

@@ -1,0 +1,144 @@
+// Topology files: what a valid one gives services and devices, and a clear
+// FILE:LINE:COLUMN error for every kind of mistake.
+#include <catch2/catch.hpp>
+
+#include "helpers.hpp"
+#include "mqkit/error.hpp"
+#include "mqkit/topology.hpp"
+
+using mqkit::Topology;
+
+namespace {
+
+const char* kValid = R"(
+endpoints:
+  orders: tcp://*:6555
+  work:
+    bind: tcp://0.0.0.0:6556
+    connect: tcp://orders.internal:6556
+devices:
+  order-proxy:
+    kind: proxy
+    front: orders
+    back: work
+    stats: tcp://127.0.0.1:6557
+    spool: data/spool
+    fsync: interval=10ms
+    max_attempts: 3
+    ack_timeout: 5s
+    backoff: fixed:100ms
+    groups:
+      email: order.#
+      billing: [order.created, order.paid]
+  jobs:
+    kind: streamer
+    in: tcp://*:6560
+    out: tcp://*:6561
+)";
+
+// The error message for `yaml`, which must not load.
+std::string error_of(const std::string& yaml) {
+  try {
+    (void)Topology::parse(yaml, "topo.yaml", "/srv/app");
+  } catch (const mqkit::Error& e) {
+    CHECK(e.code() == mqkit::errc::bad_argument);
+    return e.what();
+  }
+  FAIL("loaded without an error:\n" << yaml);
+  return {};
+}
+
+std::string with_proxy(const std::string& extra) {
+  return "devices:\n  p:\n    kind: proxy\n    front: tcp://*:7001\n    back: tcp://*:7002\n"
+         "    spool: s\n" +
+         extra;
+}
+
+}  // namespace
+
+TEST_CASE("a topology gives services connect addresses and devices their settings", "[topology]") {
+  const auto topo = Topology::parse(kValid, "topo.yaml", "/srv/app");
+  CHECK(topo.endpoint("orders") == "tcp://127.0.0.1:6555");
+  CHECK(topo.endpoint_info("orders").bind == "tcp://*:6555");
+  CHECK(topo.endpoint("work") == "tcp://orders.internal:6556");
+  CHECK(topo.endpoint("order-proxy.stats") == "tcp://127.0.0.1:6557");
+  CHECK(topo.endpoint("jobs.in") == "tcp://127.0.0.1:6560");
+  REQUIRE(topo.devices().size() == 2);
+  const auto& proxy = topo.devices()[0];
+  CHECK(proxy.name == "order-proxy");
+  CHECK(proxy.kind == "proxy");
+  CHECK(proxy.spool == "/srv/app/data/spool");
+  CHECK(proxy.fsync == "interval=10ms");
+  CHECK(proxy.max_attempts == 3);
+  CHECK(proxy.endpoints.at("front") == "orders");
+  CHECK(proxy.groups.at("billing") == std::vector<std::string>{"order.created", "order.paid"});
+  CHECK(proxy.groups.at("email") == std::vector<std::string>{"order.#"});
+  CHECK(topo.devices()[1].kind == "streamer");
+  CHECK_THROWS_WITH(topo.endpoint("nope"), Catch::Contains("it has: jobs.in"));
+}
+
+TEST_CASE("topology mistakes are errors with file, line, column and what is wrong", "[topology]") {
+  SECTION("an unknown key") {
+    const auto e = error_of(with_proxy("    fsynk: always\n"));
+    CHECK_THAT(e, Catch::StartsWith("topo.yaml:7:5: unknown key 'fsynk'"));
+    CHECK_THAT(e, Catch::Contains("known: ack_timeout"));
+  }
+  SECTION("a wrong type") {
+    CHECK_THAT(error_of(with_proxy("    max_attempts: three\n")),
+               Catch::StartsWith("topo.yaml:7:19: devices.p.max_attempts must be a positive"));
+    CHECK_THAT(error_of(with_proxy("    groups: [a, b]\n")),
+               Catch::Contains("'devices.p.groups' must be a map"));
+  }
+  SECTION("a missing required field") {
+    CHECK_THAT(error_of("devices:\n  p:\n    kind: proxy\n    front: tcp://*:7001\n    back: "
+                        "tcp://*:7002\n"),
+               Catch::Contains("devices.p needs 'spool:'"));
+    CHECK_THAT(error_of("devices:\n  s:\n    kind: streamer\n    in: tcp://*:7001\n"),
+               Catch::Contains("devices.s needs 'out:'"));
+    CHECK_THAT(error_of("endpoints: {}\n"), Catch::Contains("needs 'devices:'"));
+  }
+  SECTION("duplicate names and keys") {
+    CHECK_THAT(error_of(with_proxy("") + "  p:\n    kind: streamer\n"),
+               Catch::Contains("'p' is given twice in 'devices'"));
+    CHECK_THAT(error_of(with_proxy("    fsync: always\n    fsync: never\n")),
+               Catch::StartsWith("topo.yaml:8:5: 'fsync' is given twice"));
+  }
+  SECTION("an endpoint two devices bind") {
+    const auto e = error_of(
+        with_proxy("") + "  s:\n    kind: streamer\n    in: tcp://*:7002\n    out: tcp://*:7003\n");
+    CHECK_THAT(e, Catch::Contains("devices.s.in binds tcp://*:7002, which p.back binds already"));
+  }
+  SECTION("bad values") {
+    CHECK_THAT(error_of(with_proxy("    ack_timeout: soon\n")),
+               Catch::Contains("devices.p.ack_timeout"));
+    CHECK_THAT(error_of(with_proxy("    fsync: sometimes\n")), Catch::Contains("devices.p.fsync"));
+    CHECK_THAT(error_of(with_proxy("    backoff: linear\n")), Catch::Contains("devices.p.backoff"));
+    CHECK_THAT(error_of(with_proxy("    groups:\n      email: ord*\n")),
+               Catch::Contains("devices.p.groups.email"));
+    CHECK_THAT(error_of(with_proxy("    groups:\n      'bad name': order.#\n")),
+               Catch::Contains("group name 'bad name'"));
+    CHECK_THAT(error_of(with_proxy("    kind2: x\n")), Catch::Contains("unknown key 'kind2'"));
+  }
+  SECTION("endpoints that are not usable") {
+    CHECK_THAT(error_of("devices:\n  s:\n    kind: streamer\n    in: tcp://*:*\n    out: "
+                        "tcp://*:7003\n"),
+               Catch::Contains("needs a fixed port"));
+    CHECK_THAT(error_of("devices:\n  s:\n    kind: streamer\n    in: nowhere\n    out: "
+                        "tcp://*:7003\n"),
+               Catch::Contains("no endpoint named 'nowhere'"));
+    CHECK_THAT(error_of("endpoints:\n  a: http://x\ndevices: {}\n"),
+               Catch::Contains("is not an endpoint"));
+  }
+  SECTION("an unknown kind, broken YAML, an empty file") {
+    CHECK_THAT(error_of("devices:\n  x:\n    kind: broker\n"),
+               Catch::StartsWith("topo.yaml:3:11: devices.x.kind 'broker' is not a device"));
+    CHECK_THAT(error_of("devices:\n  x: [1, 2\n"), Catch::StartsWith("topo.yaml:"));
+    CHECK_THAT(error_of(""), Catch::Contains("the file is empty"));
+  }
+}
+
+TEST_CASE("a topology file that cannot be read says so", "[topology]") {
+  mqkit::test::TempDir dir;
+  CHECK_THROWS_WITH(Topology::load(dir.file("missing.yaml")),
+                    Catch::Contains("cannot read topology file"));
+}
