@@ -114,6 +114,10 @@ void Device::stop() noexcept {
     impl_->thread.join();
 }
 
+detail::Pump& Device::pump() noexcept {
+  return *impl_->pump;
+}
+
 std::string Device::in_endpoint() const {
   return impl_->pump->in_endpoint();
 }

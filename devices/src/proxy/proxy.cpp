@@ -113,6 +113,11 @@ class ProxyPump final : public detail::Pump {
   }
 
   const char* kind() const noexcept override { return "proxy"; }
+
+  void announce_admin_endpoint(const std::string& endpoint) {
+    spool_.set_admin_endpoint(endpoint);
+    dlq_.set_admin_endpoint(endpoint);
+  }
   std::string in_endpoint() const override { return front_endpoint_; }
   std::string out_endpoint() const override { return back_endpoint_; }
 
@@ -213,7 +218,24 @@ class ProxyPump final : public detail::Pump {
       refresh_counters();
       return {};
     }
-    return "unknown admin command: the proxy answers 'stats', 'group ls', 'group rm NAME'";
+    if (command.size() >= 3 && command[0] == "dlq" && command[1] == "rm") {
+      // Dead letters replayed or purged by `mqkit dlq`: tombstones, durable
+      // before the answer.
+      std::size_t removed = 0;
+      for (std::size_t i = 2; i < command.size(); ++i) {
+        const auto id = MessageId::parse(command[i]);
+        if (!id) return "'" + command[i] + "' is not a message id";
+        auto stored = dlq_.read(*id);
+        if (!stored || !stored->dead_letter) continue;
+        dlq_.remove_dead_letter(*id, nullptr);
+        ++removed;
+      }
+      dlq_.flush();
+      rows.push_back({{"removed", std::to_string(removed)}});
+      return {};
+    }
+    return "unknown admin command: the proxy answers 'stats', 'group ls', 'group rm NAME', "
+           "'dlq rm ID...'";
   }
 
  private:
@@ -874,6 +896,10 @@ class ProxyPump final : public detail::Pump {
 
 Proxy::Proxy(const ProxyOptions& options)
     : Device({options.front, options.back, options.stats, options.socket},
-             std::make_unique<ProxyPump>(options)) {}
+             std::make_unique<ProxyPump>(options)) {
+  // DLQ tools find the running proxy through its spools' LOCK files.
+  if (!stats_endpoint().empty())
+    static_cast<ProxyPump&>(pump()).announce_admin_endpoint(stats_endpoint());
+}
 
 }  // namespace mqkit::devices

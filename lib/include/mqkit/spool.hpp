@@ -154,6 +154,10 @@ class Spool {
   // compaction that follows each batch has run).
   void flush();
 
+  // Records where tools can reach this spool's owner (its admin endpoint)
+  // in DIR/LOCK, next to the pid.
+  void set_admin_endpoint(const std::string& endpoint);
+
   SpoolStats stats() const;
   std::uint64_t bytes() const noexcept;  // on disk, all segments (cheap)
   const RecoveryReport& recovery() const noexcept;
@@ -186,6 +190,14 @@ struct SpoolContents {
   std::map<std::string, std::uint64_t> pending;  // per group
   std::vector<StoredMessage> dead_letters;       // for a dead-letter spool
 };
+
+// The process that holds DIR's lock now (its pid, and its admin endpoint if
+// it recorded one); empty when no process does.
+struct SpoolOwner {
+  int pid = 0;
+  std::string admin_endpoint;
+};
+std::optional<SpoolOwner> spool_owner(const std::string& dir);
 
 SpoolContents read_spool(const std::string& dir,
                          std::uint64_t max_record_size = 16ull * 1024 * 1024 + 64 * 1024);

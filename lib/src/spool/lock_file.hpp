@@ -2,6 +2,8 @@
 // records the owner's pid, so a second writer's error can name it.
 #pragma once
 
+#include <sys/types.h>
+#include <optional>
 #include <string>
 
 namespace mqkit::detail::spool {
@@ -14,8 +16,20 @@ class LockFile {
   LockFile(const LockFile&) = delete;
   LockFile& operator=(const LockFile&) = delete;
 
+  // Adds "admin ENDPOINT" to the owner note, for tools that must change the
+  // spool through its owner.
+  void set_admin_endpoint(const std::string& endpoint);
+
  private:
+  void write_note(const std::string& admin);
   int fd_ = -1;
 };
+
+// The process holding DIR's lock right now, if any.
+struct LockOwner {
+  pid_t pid = 0;
+  std::string admin;  // empty when the owner has none
+};
+std::optional<LockOwner> lock_owner(const std::string& dir);
 
 }  // namespace mqkit::detail::spool

@@ -749,6 +749,16 @@ SpoolStats Spool::stats() const {
   return s;
 }
 
+void Spool::set_admin_endpoint(const std::string& endpoint) {
+  impl_->lock->set_admin_endpoint(endpoint);
+}
+
+std::optional<SpoolOwner> spool_owner(const std::string& dir) {
+  auto owner = lock_owner(dir);
+  if (!owner) return std::nullopt;
+  return SpoolOwner{static_cast<int>(owner->pid), owner->admin};
+}
+
 std::uint64_t Spool::bytes() const noexcept {
   return impl_->disk_bytes.load();
 }

@@ -41,6 +41,7 @@ class Device {
 
  protected:
   Device(const DeviceOptions& options, std::unique_ptr<detail::Pump> pump);
+  detail::Pump& pump() noexcept;  // for a subclass's constructor, before start()
 
  private:
   struct Impl;

@@ -1,0 +1,317 @@
+// `mqkit dlq ls|show|replay|purge DIR`: fixing failures from a dead-letter
+// spool. `ls` and `show` read the files (also while a proxy owns them).
+// `replay` and `purge` change the DLQ through the proxy that holds its lock
+// (its admin endpoint is in DIR/LOCK), or directly when no process does: one
+// writer at a time.
+#include <cstdio>
+#include <ctime>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <set>
+#include <thread>
+
+#include "commands.hpp"
+#include "mqkit/devices/stats.hpp"
+#include "mqkit/duration.hpp"
+#include "mqkit/envelope.hpp"
+#include "mqkit/error.hpp"
+#include "mqkit/reliable_producer.hpp"
+#include "mqkit/spool.hpp"
+#include "mqkit/stop.hpp"
+#include "table.hpp"
+#include "text_output.hpp"
+
+namespace mqkit::cli {
+namespace {
+
+constexpr const char* kReplayHeader = "mqkit-replay-of";
+
+struct DlqOptions {
+  std::string dir;
+  std::string id;                // show
+  std::vector<std::string> ids;  // replay, purge
+  std::string group, topic;
+  std::string proxy;
+  double rate = 0;
+  bool dry_run = false;
+  bool json = false;
+  bool all = false;
+  std::string older_than;
+  std::string timeout = "60s";
+};
+
+std::string utc(std::uint64_t ms) {
+  if (ms == 0) return "-";
+  const std::time_t seconds = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  ::gmtime_r(&seconds, &tm);
+  char date[32], millis[8];
+  std::strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%S", &tm);
+  std::snprintf(millis, sizeof millis, ".%03uZ", static_cast<unsigned>(ms % 1000));
+  return std::string(date) + millis;
+}
+
+struct DeadLetter {
+  StoredMessage stored;
+  Message message;
+  const DeadLetterInfo& info() const { return *stored.dead_letter; }
+};
+
+std::vector<DeadLetter> read_dead_letters(const std::string& dir) {
+  std::error_code ec;
+  if (!std::filesystem::is_directory(dir, ec))
+    throw Error(errc::bad_argument, dir +
+                                        " is not a directory (give the proxy's --dlq, by default "
+                                        "SPOOL.dlq)");
+  std::vector<DeadLetter> out;
+  for (auto& stored : read_spool(dir).dead_letters) {
+    DeadLetter d{std::move(stored), {}};
+    if (const auto r = decode(d.stored.frame, d.message); r) continue;  // unreadable: skip
+    out.push_back(std::move(d));
+  }
+  return out;
+}
+
+// The dead letters `o` selects: by id, group, topic, age; all when none given.
+std::vector<DeadLetter> select(const DlqOptions& o) {
+  std::set<std::string> ids(o.ids.begin(), o.ids.end());
+  for (const auto& id : ids)
+    if (!MessageId::parse(id)) throw UsageError("'" + id + "' is not a message id");
+  const std::uint64_t now =
+      static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                     std::chrono::system_clock::now().time_since_epoch())
+                                     .count());
+  const std::uint64_t older_than =
+      o.older_than.empty() ? 0 : static_cast<std::uint64_t>(parse_duration(o.older_than).count());
+  std::vector<DeadLetter> out;
+  for (auto& d : read_dead_letters(o.dir)) {
+    if (!ids.empty() && !ids.contains(d.stored.id.to_string())) continue;
+    if (!o.group.empty() && d.info().group != o.group) continue;
+    if (!o.topic.empty() && d.message.topic() != o.topic) continue;
+    if (older_than > 0 && now - d.info().last_failure_ms < older_than) continue;
+    out.push_back(std::move(d));
+  }
+  return out;
+}
+
+int run_ls(const DlqOptions& o) {
+  std::vector<TableRow> rows;
+  for (const auto& d : read_dead_letters(o.dir))
+    rows.push_back({{"id", d.stored.id.to_string()},
+                    {"topic", d.message.topic()},
+                    {"group", d.info().group},
+                    {"attempts", std::to_string(d.info().attempts)},
+                    {"reason", d.info().reason},
+                    {"last_error", d.info().last_error},
+                    {"first_failure", utc(d.info().first_failure_ms)},
+                    {"last_failure", utc(d.info().last_failure_ms)}});
+  std::string out =
+      o.json ? format_json_rows(rows)
+             : (rows.empty() ? "no dead letters in " + o.dir + "\n" : format_table(rows));
+  std::fputs(out.c_str(), stdout);
+  return 0;
+}
+
+int run_show(const DlqOptions& o) {
+  const auto id = MessageId::parse(o.id);
+  if (!id) throw UsageError("'" + o.id + "' is not a message id");
+  for (const auto& d : read_dead_letters(o.dir)) {
+    if (d.stored.id != *id) continue;
+    if (o.json) {
+      std::string out = message_json(d.message);
+      out.pop_back();  // the closing brace: add the dead letter's history
+      for (const auto& [k, v] :
+           std::vector<std::pair<std::string, std::string>>{{"group", d.info().group},
+                                                            {"reason", d.info().reason},
+                                                            {"last_error", d.info().last_error}}) {
+        out += ",";
+        append_json_string(out, k);
+        out += ":";
+        append_json_string(out, escape_line(v));
+      }
+      out += ",\"attempts\":" + std::to_string(d.info().attempts) +
+             ",\"first_failure_ms\":" + std::to_string(d.info().first_failure_ms) +
+             ",\"last_failure_ms\":" + std::to_string(d.info().last_failure_ms) + "}\n";
+      std::fputs(out.c_str(), stdout);
+      return 0;
+    }
+    const Envelope& e = d.message.envelope;
+    std::string out = "id:            " + e.id.to_string() +
+                      "\ntopic:         " + escape_line(e.topic) +
+                      "\ncreated at:    " + utc(e.created_at) + "\n";
+    if (e.key) out += "key:           " + escape_line(*e.key) + "\n";
+    for (const auto& [k, v] : e.headers)
+      out += "header:        " + escape_line(k) + "=" + escape_line(v) + "\n";
+    out += "group:         " + d.info().group + "\nreason:        " + escape_line(d.info().reason) +
+           "\nattempts:      " + std::to_string(d.info().attempts) +
+           "\nlast error:    " + escape_line(d.info().last_error) +
+           "\nfirst failure: " + utc(d.info().first_failure_ms) +
+           "\nlast failure:  " + utc(d.info().last_failure_ms) + "\npayload (" +
+           std::to_string(d.message.payload().size()) + " bytes):\n" +
+           escape_line(d.message.payload()) + "\n";
+    std::fputs(out.c_str(), stdout);
+    return 0;
+  }
+  throw Error(errc::bad_argument, "no dead letter " + o.id + " in " + o.dir);
+}
+
+// Removes dead letters: through the proxy that owns the DLQ, or directly.
+std::size_t remove_dead_letters(const std::string& dir, const std::vector<MessageId>& ids) {
+  if (ids.empty()) return 0;
+  if (auto owner = spool_owner(dir)) {
+    if (owner->admin_endpoint.empty())
+      throw Error(errc::in_use, dir + " is owned by pid " + std::to_string(owner->pid) +
+                                    ", which has no admin endpoint: start the proxy with --stats, "
+                                    "or stop it");
+    std::size_t removed = 0;
+    for (std::size_t at = 0; at < ids.size(); at += 1000) {  // bounded requests
+      std::vector<std::string> command{"dlq", "rm"};
+      for (std::size_t i = at; i < std::min(ids.size(), at + 1000); ++i)
+        command.push_back(ids[i].to_string());
+      const auto rows = devices::admin_request(owner->admin_endpoint, command);
+      if (!rows.empty() && !rows.front().empty())
+        removed += std::stoull(rows.front().front().second);
+    }
+    return removed;
+  }
+  SpoolOptions options;
+  options.dead_letters = true;
+  Spool spool(dir, options);  // locks it: no proxy can start on it meanwhile
+  std::size_t removed = 0;
+  for (const auto& id : ids) {
+    auto stored = spool.read(id);
+    if (!stored || !stored->dead_letter) continue;
+    spool.remove_dead_letter(id, nullptr);
+    ++removed;
+  }
+  spool.flush();
+  return removed;
+}
+
+int run_replay(const DlqOptions& o) {
+  stop_on_signals();
+  auto chosen = select(o);
+  if (chosen.empty()) {
+    report("dlq replay", "nothing to replay in " + o.dir);
+    return 0;
+  }
+  if (o.dry_run) {
+    for (const auto& d : chosen)
+      std::printf("would replay %s (topic %s) to group %s\n", d.stored.id.to_string().c_str(),
+                  escape_line(d.message.topic()).c_str(), d.info().group.c_str());
+    std::printf("%zu dead letters would be replayed through %s\n", chosen.size(), o.proxy.c_str());
+    return 0;
+  }
+  // One producer per group: a replayed copy goes only to the group it died in.
+  std::map<std::string, std::unique_ptr<ReliableProducer>> producers;
+  std::vector<MessageId> confirmed;
+  std::size_t refused = 0;
+  std::string last_problem;
+  const auto start = std::chrono::steady_clock::now();
+  for (std::size_t i = 0; i < chosen.size() && !stop_requested(); ++i) {
+    if (o.rate > 0)
+      std::this_thread::sleep_until(start + std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                                std::chrono::duration<double>(double(i) / o.rate)));
+    const auto& d = chosen[i];
+    auto& producer = producers[d.info().group];
+    if (!producer) {
+      ReliableProducerOptions options;
+      options.target_group = d.info().group;
+      options.timeout = parse_duration(o.timeout);
+      producer = std::make_unique<ReliableProducer>(o.proxy, options);
+    }
+    // A copy with a new id (the dedup window must not swallow it), attempt 1,
+    // and a header naming the message it replaces.
+    Envelope copy = d.message.envelope;
+    copy.id = MessageId::generate();
+    copy.attempt = 1;
+    copy.headers[kReplayHeader] = d.stored.id.to_string();
+    producer->send_async(copy, d.message.payload(),
+                         [&, original = d.stored.id](const PublishResult& r) {
+                           if (r.status == PublishStatus::stored) {
+                             confirmed.push_back(original);
+                           } else {
+                             ++refused;
+                             last_problem = std::string(to_string(r.status)) + ": " + r.reason;
+                           }
+                         });
+  }
+  std::size_t unconfirmed = 0;
+  for (auto& [group, producer] : producers)
+    unconfirmed += producer->flush(parse_duration(o.timeout));
+  const std::size_t removed = remove_dead_letters(o.dir, confirmed);
+  std::string summary = std::to_string(confirmed.size()) + " of " + std::to_string(chosen.size()) +
+                        " dead letters replayed through " + o.proxy + " and removed (" +
+                        std::to_string(removed) + ")";
+  if (refused + unconfirmed > 0)
+    summary += "; " + std::to_string(refused) + " refused" +
+               (last_problem.empty() ? "" : " (last: " + last_problem + ")") + ", " +
+               std::to_string(unconfirmed) + " unconfirmed: they stay in the DLQ";
+  report("dlq replay", summary);
+  return confirmed.size() == chosen.size() ? 0 : 1;
+}
+
+int run_purge(const DlqOptions& o) {
+  if (o.ids.empty() && o.older_than.empty() && o.group.empty() && o.topic.empty() && !o.all)
+    throw UsageError(
+        "say which dead letters to purge: --id, --older-than, --group, --topic, "
+        "or --all");
+  std::vector<MessageId> ids;
+  for (const auto& d : select(o)) ids.push_back(d.stored.id);
+  const std::size_t removed = remove_dead_letters(o.dir, ids);
+  report("dlq purge", "purged " + std::to_string(removed) + " dead letters from " + o.dir);
+  return 0;
+}
+
+void add_selection(CLI::App& sub, DlqOptions& o) {
+  sub.add_option("--id", o.ids, "Only this dead letter (repeatable)");
+  sub.add_option("--group", o.group, "Only those that died in this group");
+  sub.add_option("--topic", o.topic, "Only those with this topic");
+}
+
+}  // namespace
+
+void setup_dlq(CLI::App& app, Runner& runner) {
+  auto* dlq = app.add_subcommand("dlq", "List, show, replay and purge dead letters");
+  dlq->require_subcommand(1);
+  auto o = std::make_shared<DlqOptions>();
+
+  auto* ls = dlq->add_subcommand(
+      "ls", "One row per dead letter: id, topic, group, attempts, reason, last error, times");
+  ls->add_option("dir", o->dir, "The dead-letter spool (the proxy's --dlq)")->required();
+  ls->add_flag("--json", o->json, "Print a JSON array of objects");
+  ls->callback([&runner, o] { runner = [o] { return run_ls(*o); }; });
+
+  auto* show = dlq->add_subcommand("show", "One dead letter: envelope, headers, history, payload");
+  show->add_option("dir", o->dir, "The dead-letter spool")->required();
+  show->add_option("id", o->id, "Its message id")->required();
+  show->add_flag("--json", o->json, "Print one JSON object");
+  show->callback([&runner, o] { runner = [o] { return run_show(*o); }; });
+
+  auto* replay = dlq->add_subcommand(
+      "replay",
+      "Publish copies (new id, attempt 1, header mqkit-replay-of) to the group each died in; "
+      "remove each once the proxy confirmed its copy");
+  replay->add_option("dir", o->dir, "The dead-letter spool")->required();
+  replay->add_option("--proxy", o->proxy, "The proxy's --front endpoint")->required();
+  add_selection(*replay, *o);
+  replay->add_option("--rate", o->rate, "At most this many messages per second")
+      ->check(CLI::PositiveNumber);
+  replay->add_flag("--dry-run", o->dry_run, "Only list what would be replayed");
+  replay->add_option("--timeout", o->timeout, "How long to wait for confirms (default 60s)")
+      ->check(duration_validator());
+  replay->callback([&runner, o] { runner = [o] { return run_replay(*o); }; });
+
+  auto* purge = dlq->add_subcommand("purge", "Delete dead letters for good");
+  purge->add_option("dir", o->dir, "The dead-letter spool")->required();
+  add_selection(*purge, *o);
+  purge
+      ->add_option("--older-than", o->older_than,
+                   "Only those whose last failure is older than DUR (e.g. 7d, 12h)")
+      ->check(duration_validator());
+  purge->add_flag("--all", o->all, "Every dead letter");
+  purge->callback([&runner, o] { runner = [o] { return run_purge(*o); }; });
+}
+
+}  // namespace mqkit::cli

@@ -1,0 +1,112 @@
+// `mqkit dlq`: dead letters made by a real proxy, listed, shown, replayed
+// through the running proxy (which then removes them), and purged directly
+// from the files once no proxy owns them.
+#include <catch2/catch.hpp>
+
+#include <csignal>
+#include <filesystem>
+
+#include "child_process.hpp"
+#include "cli_support.hpp"
+#include "helpers.hpp"
+
+using namespace std::chrono_literals;
+using mqkit::test::ChildProcess;
+using mqkit::test::kAnyPort;
+using mqkit::test::run_mqkit;
+using mqkit::test::TempDir;
+
+namespace {
+
+std::vector<std::string> output_of(const std::vector<std::string>& args) {
+  std::vector<std::string> argv{mqkit::test::mqkit_binary()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  ChildProcess p(argv);
+  std::vector<std::string> lines;
+  while (auto line = p.read_line(10s)) lines.push_back(*line);
+  const auto code = p.wait(10s);
+  INFO(p.stderr_text());
+  CHECK(code == 0);
+  return lines;
+}
+
+std::vector<std::string> ids_in(const std::vector<std::string>& ls_lines) {
+  std::vector<std::string> ids;
+  for (std::size_t i = 1; i < ls_lines.size(); ++i) ids.push_back(ls_lines[i].substr(0, 36));
+  return ids;
+}
+
+}  // namespace
+
+TEST_CASE("dead letters are listed, shown, replayed through the proxy and purged",
+          "[integration][dlq]") {
+  TempDir dir;
+  const std::string dlq = dir.file("dlq");
+  ChildProcess proxy({mqkit::test::mqkit_binary(), "proxy", "--front", kAnyPort, "--back", kAnyPort,
+                      "--stats", kAnyPort, "--spool", dir.file("spool"), "--dlq", dlq, "--group",
+                      "billing=order.#", "--max-attempts", "2", "--backoff", "fixed:20ms"});
+  const auto up = proxy.read_line(15s);
+  REQUIRE(up);
+  const auto ep = mqkit::test::parse_up_line(*up);
+  // Billing is broken for "bad" orders while the marker file exists.
+  mqkit::test::write_file(dir.file("broken"), "");
+  ChildProcess worker(
+      {mqkit::test::mqkit_binary(), "consume", "--proxy", ep.out, "--group", "billing", "--exec",
+       "if grep -q bad && [ -e " + dir.file("broken") + " ]; then echo declined >&2; exit 3; fi"},
+      mqkit::test::Stdio{false, "", dir.file("worker.out")});
+  mqkit::test::write_file(dir.file("orders"), "ok 1\nbad 1\nok 2\nbad 2\nbad 3\n");
+  auto [code, err] = run_mqkit(
+      {"send", "--proxy", ep.in, "--topic", "order.created", "--file", dir.file("orders")});
+  REQUIRE(code == 0);
+  REQUIRE(
+      mqkit::test::wait_for([&] { return mqkit::test::stat_json(ep.stats).at("dead") == 3; }, 20s));
+
+  const auto table = output_of({"dlq", "ls", dlq});
+  REQUIRE(table.size() == 4);
+  CHECK_THAT(table[0], Catch::StartsWith("ID "));
+  CHECK_THAT(table[0], Catch::Contains("LAST_ERROR"));
+  CHECK_THAT(table[1],
+             Catch::Contains("billing  2         max attempts  command exited with status 3"));
+  const auto ids = ids_in(table);
+  const auto json = output_of({"dlq", "ls", dlq, "--json"});
+  REQUIRE(json.size() == 1);
+  CHECK_THAT(json[0], Catch::Contains("\"attempts\":2"));
+
+  const auto shown = output_of({"dlq", "show", dlq, ids[0]});
+  CHECK(shown.front() == "id:            " + ids[0]);
+  CHECK(shown.back() == "bad 1");
+  std::tie(code, err) = run_mqkit({"dlq", "show", dlq, "01a22000-0000-7000-8000-000000000000"});
+  CHECK(code == 2);
+  CHECK_THAT(err, Catch::Contains("no dead letter"));
+
+  // Fixed: replay two of them through the running proxy; the third stays.
+  std::filesystem::remove(dir.file("broken"));
+  const auto dry = output_of(
+      {"dlq", "replay", dlq, "--proxy", ep.in, "--id", ids[0], "--id", ids[1], "--dry-run"});
+  CHECK(dry.back() == "2 dead letters would be replayed through " + ep.in);
+  CHECK(ids_in(output_of({"dlq", "ls", dlq})).size() == 3);  // a dry run changes nothing
+  std::tie(code, err) =
+      run_mqkit({"dlq", "replay", dlq, "--proxy", ep.in, "--id", ids[0], "--id", ids[1]});
+  INFO(err);
+  CHECK(code == 0);
+  CHECK_THAT(err, Catch::Contains("2 of 2 dead letters replayed"));
+  CHECK(ids_in(output_of({"dlq", "ls", dlq})) == std::vector<std::string>{ids[2]});
+  REQUIRE(mqkit::test::wait_for([&] { return mqkit::test::stat_json(ep.stats).at("acked") == 4; },
+                                10s));
+  // The copies went to billing only and were handled: "bad 1" and "bad 2" now passed.
+
+  // Purge needs a selection; with the proxy gone it edits the files directly.
+  std::tie(code, err) = run_mqkit({"dlq", "purge", dlq});
+  CHECK(code == 2);
+  worker.signal(SIGTERM);
+  CHECK(worker.wait(10s) == 0);
+  proxy.signal(SIGTERM);
+  REQUIRE(proxy.wait(15s) == 0);
+  std::tie(code, err) = run_mqkit({"dlq", "purge", dlq, "--older-than", "1h"});
+  CHECK(code == 0);
+  CHECK_THAT(err, Catch::Contains("purged 0 dead letters"));
+  std::tie(code, err) = run_mqkit({"dlq", "purge", dlq, "--all"});
+  CHECK(code == 0);
+  CHECK_THAT(err, Catch::Contains("purged 1 dead letters"));
+  CHECK(output_of({"dlq", "ls", dlq}) == std::vector<std::string>{"no dead letters in " + dlq});
+}
