@@ -14,6 +14,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -23,6 +24,14 @@
 namespace mqkit {
 
 enum class Outcome { ack, retry, dead };
+
+// Thrown by a handler: the message goes to the dead-letter spool at once
+// (NACK dead) with what() as its reason, e.g. throw Reject("card number is
+// malformed"). Any other exception is a retry with what() as the error.
+class Reject : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
 
 struct ReliableConsumerOptions {
   std::string group;
@@ -49,7 +58,7 @@ class ReliableConsumer {
   ReliableConsumer& operator=(ReliableConsumer&&) noexcept;
 
   // Runs until stop() or a process-wide stop. An exception from the handler
-  // is a retry with its what() as the reason.
+  // is a retry with its what() as the reason (Reject: a dead letter).
   void run(const Handler& handler);
   // Auto-ack: ack when the handler returns, retry when it throws.
   void run_auto(const std::function<void(const Message&)>& handler);

@@ -144,6 +144,9 @@ struct ReliableConsumer::Impl {
     beat_cv.notify_all();
     try {
       outcome = handler(message);
+    } catch (const Reject& e) {
+      outcome = Outcome::dead;
+      reason = e.what();
     } catch (const std::exception& e) {
       reason = e.what();
     }
