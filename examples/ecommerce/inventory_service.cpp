@@ -16,7 +16,7 @@
 
 namespace {
 
-constexpr int kInitialStock = 150;
+constexpr int kInitialStock = 100000;  // the demo's orders never run it out
 
 // The flock'ed lock file next to the stock file, held while in scope.
 class StockLock {

@@ -11,14 +11,18 @@
 #      (`mqkit dlq ls`) and the command that replays it.
 # Every process it starts is stopped on exit, also on failure or Ctrl-C.
 #
-# usage: examples/ecommerce/run.sh [path/to/mqkit]   (ORDERS=300 by default)
+# usage: examples/ecommerce/run.sh [path/to/mqkit]
+#   ORDERS=300   how many orders
+#   WORK=DIR     where everything goes (default: a new /tmp/mqkit-ecommerce-*);
+#                a DIR/topology.yaml there is used instead of the example's
 set -eu
 mqkit=${1:-build/cli/mqkit}
 bin=$(cd "$(dirname "$mqkit")/../examples/ecommerce" && pwd)
 here=$(cd "$(dirname "$0")" && pwd)
 orders=${ORDERS:-300}
-work=$(mktemp -d /tmp/mqkit-ecommerce-XXXXXX)
-cp "$here/topology.yaml" "$work/topology.yaml"
+work=${WORK:-$(mktemp -d /tmp/mqkit-ecommerce-XXXXXX)}
+mkdir -p "$work"
+[ -f "$work/topology.yaml" ] || cp "$here/topology.yaml" "$work/topology.yaml"
 pids=""
 cleanup() {
   for pid in $pids; do kill "$pid" 2>/dev/null || true; done
@@ -70,7 +74,8 @@ echo "== 5. the dead-letter spool"
 "$mqkit" dlq ls "$work/data/dlq"
 echo
 echo "Fix the cause, then replay them (each goes back to the group it died in):"
-echo "  $mqkit dlq replay $work/data/dlq --proxy tcp://127.0.0.1:6555 [--group billing] [--dry-run]"
+front=$(sed -n 's/.* front \(tcp:[^ ]*\).*/\1/p' "$work/run.out" | sed 's/0\.0\.0\.0/127.0.0.1/')
+echo "  $mqkit dlq replay $work/data/dlq --proxy ${front:-FRONT} [--group billing] [--dry-run]"
 
 # Stop the services first (they hand back what they hold), then the proxy.
 for pid in $service_pids; do kill -TERM "$pid" 2>/dev/null || true; done

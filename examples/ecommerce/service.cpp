@@ -42,7 +42,12 @@ int run_service(int argc, char** argv, const std::string& group, const OrderHand
         return mqkit::Outcome::dead;  // not an order: retrying will not help
       }
       const auto outcome = handler(*order, m);
-      if (outcome == mqkit::Outcome::ack) ++handled;
+      if (outcome == mqkit::Outcome::ack) {
+        ++handled;
+        // Every handled delivery, for anyone who wants to check the counts.
+        std::ofstream(std::string(argv[2]) + "/handled.log", std::ios::app)
+            << order->id << " attempt " << m.envelope.attempt << "\n";
+      }
       return outcome;
     });
     std::fprintf(stderr, "%s service (pid %d): handled %llu orders, refused %llu\n", group.c_str(),

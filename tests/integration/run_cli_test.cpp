@@ -1,7 +1,10 @@
 // `mqkit run FILE`: a topology file started, used and stopped as a process.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <csignal>
+#include <filesystem>
+#include <fstream>
 
 #include "child_process.hpp"
 #include "cli_support.hpp"
@@ -109,4 +112,30 @@ TEST_CASE("mqkit run refuses a topology whose port is taken and names the device
   CHECK_THAT(err, Catch::StartsWith("mqkit run: device 'jobs': cannot bind"));
   first.signal(SIGTERM);
   CHECK(first.wait(15s) == 0);
+}
+
+TEST_CASE("mqkit run --check accepts the example and names line and problem for each broken file",
+          "[integration][run]") {
+  auto [code, err] = run_mqkit(
+      {"run", "--check", std::string(MQKIT_SOURCE_DIR) + "/examples/ecommerce/topology.yaml"});
+  CHECK(code == 0);
+  // tests/data/topology/*.yaml: one file per error class, its first line
+  // "# expect: LINE:COLUMN: message".
+  int files = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(std::string(MQKIT_SOURCE_DIR) +
+                                                               "/tests/data/topology")) {
+    const std::string path = entry.path().string();
+    std::ifstream in(path);
+    std::string first;
+    std::getline(in, first);
+    REQUIRE(first.starts_with("# expect: "));
+    const std::string expected = "mqkit run: " + path + ":" + first.substr(10);
+    std::tie(code, err) = run_mqkit({"run", "--check", path});
+    INFO(path);
+    CHECK(code == 2);
+    CHECK_THAT(err, Catch::StartsWith(expected));
+    CHECK(std::count(err.begin(), err.end(), '\n') == 1);  // one line
+    ++files;
+  }
+  CHECK(files >= 12);
 }

@@ -1,0 +1,154 @@
+// The e-commerce example as the README runs it (examples/ecommerce/run.sh),
+// checked against what it claims: every order reached every service as
+// often as the summary says, the dead letters are exactly the orders the
+// generator made bad, and replaying them with billing's fix on empties the DLQ.
+#include <catch2/catch.hpp>
+
+#include <array>
+#include <csignal>
+#include <fstream>
+#include <map>
+#include <regex>
+#include <set>
+#include <sstream>
+
+#include "child_process.hpp"
+#include "cli_support.hpp"
+#include "helpers.hpp"
+#include "mqkit/envelope.hpp"
+#include "mqkit/spool.hpp"
+
+using namespace std::chrono_literals;
+using mqkit::test::ChildProcess;
+using mqkit::test::TempDir;
+
+namespace {
+
+const std::string kExample = MQKIT_ECOMMERCE_DIR;
+const std::string kBinaries = MQKIT_ECOMMERCE_BIN;
+constexpr int kOrders = 200;
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+std::string replace_all(std::string text, const std::string& from, const std::string& to) {
+  for (auto at = text.find(from); at != std::string::npos; at = text.find(from, at + to.size()))
+    text.replace(at, from.size(), to);
+  return text;
+}
+
+// The example's topology on free loopback ports, so tests can run in parallel.
+std::string topology_on_free_ports(const TempDir& work, std::string* front) {
+  *front = mqkit::test::free_endpoint();
+  const std::string back = mqkit::test::free_endpoint(), admin = mqkit::test::free_endpoint();
+  std::string yaml = read_text(kExample + "/topology.yaml");
+  yaml = replace_all(yaml, "tcp://*:6555", *front);
+  yaml = replace_all(yaml, "tcp://*:6556", back);
+  yaml = replace_all(yaml, "tcp://127.0.0.1:6557", admin);
+  mqkit::test::write_file(work.file("topology.yaml"), yaml);
+  return work.file("topology.yaml");
+}
+
+// Order ids in a service's handled.log, with how often each was handled.
+std::map<std::string, int> handled(const TempDir& work, const std::string& service) {
+  std::map<std::string, int> count;
+  for (const auto& line : mqkit::test::read_lines(work.file(service + "/handled.log")))
+    ++count[line.substr(0, line.find(' '))];
+  return count;
+}
+
+std::string order_id(int n) {
+  char id[16];
+  std::snprintf(id, sizeof id, "ORD-%06d", n);
+  return id;
+}
+
+// Stops a process tree politely (its traps clean up), then the destructor's SIGKILL.
+struct Polite {
+  ChildProcess& p;
+  ~Polite() {
+    p.signal(SIGTERM);
+    (void)p.wait(20s);
+  }
+};
+
+}  // namespace
+
+TEST_CASE("the e-commerce demo delivers what its summary claims and its DLQ replays clean",
+          "[integration][ecommerce]") {
+  TempDir work;
+  std::string front;
+  const auto topology = topology_on_free_ports(work, &front);
+  ChildProcess demo(
+      {"/usr/bin/env", "WORK=" + work.path().string(), "ORDERS=" + std::to_string(kOrders),
+       "/bin/sh", kExample + "/run.sh", mqkit::test::mqkit_binary()},
+      mqkit::test::Stdio{false, "", work.file("demo.out")});
+  Polite stop_demo{demo};
+  const auto code = demo.wait(150s);
+  const std::string out = read_text(work.file("demo.out"));
+  INFO(out << demo.stderr_text());
+  REQUIRE(code == 0);
+
+  // The summary table: SERVICE PROCESSED RETRIED DEAD-LETTERED.
+  std::map<std::string, std::array<int, 3>> summary;
+  const std::regex row(R"((email|inventory|billing|warehouse)\s+(\d+)\s+(\d+)\s+(\d+))");
+  for (std::sregex_iterator it(out.begin(), out.end(), row), end; it != end; ++it)
+    summary[(*it)[1]] = {std::stoi((*it)[2]), std::stoi((*it)[3]), std::stoi((*it)[4])};
+  REQUIRE(summary.size() == 4);
+
+  std::set<std::string> bad;  // what the generator made bad: a malformed card
+  for (int n = 1; n <= kOrders; ++n)
+    if (n % 40 == 13) bad.insert(order_id(n));
+  for (const auto& [service, figures] : summary) {
+    INFO(service);
+    const auto counts = handled(work, service);
+    int deliveries = 0;
+    for (const auto& [id, n] : counts) deliveries += n;
+    CHECK(deliveries == figures[0]);  // handled exactly as often as claimed
+    const int expected = kOrders - (service == "billing" ? static_cast<int>(bad.size()) : 0);
+    CHECK(static_cast<int>(counts.size()) == expected);
+    CHECK(figures[0] == expected);
+    CHECK(figures[2] == (service == "billing" ? static_cast<int>(bad.size()) : 0));
+    if (service == "billing")
+      for (const auto& id : bad) CHECK_FALSE(counts.contains(id));
+  }
+  CHECK(summary["billing"][1] > 0);  // the transient gateway timeouts were retried
+  CHECK_THAT(out, Catch::Contains("card number is malformed"));
+  CHECK_THAT(out, Catch::Contains("dlq replay " + work.file("data/dlq") + " --proxy " + front));
+
+  // The DLQ holds exactly the bad orders.
+  std::set<std::string> dead;
+  for (const auto& d : mqkit::read_spool(work.file("data/dlq")).dead_letters) {
+    const auto m = mqkit::decode(d.frame);
+    dead.insert(std::string(m.payload().substr(6, 10)));  // "order=ORD-000013 ..."
+    CHECK(d.dead_letter->group == "billing");
+  }
+  CHECK(dead == bad);
+
+  // Billing fixed: start the topology again, replay, and the DLQ empties.
+  ChildProcess run({mqkit::test::mqkit_binary(), "run", topology, "--quiet"});
+  Polite stop_run{run};
+  REQUIRE(run.read_line(15s));
+  ChildProcess billing({"/usr/bin/env", "ECOMMERCE_BILLING_FIX=1",
+                        kBinaries + "/mqkit_ecommerce_billing", topology, work.file("billing")});
+  Polite stop_billing{billing};
+  const auto [replay_code, replay_err] =
+      mqkit::test::run_mqkit({"dlq", "replay", work.file("data/dlq"), "--proxy", front});
+  INFO(replay_err);
+  CHECK(replay_code == 0);
+  CHECK(mqkit::test::wait_for(
+      [&] {
+        const auto counts = handled(work, "billing");
+        for (const auto& id : bad)
+          if (!counts.contains(id)) return false;
+        return true;
+      },
+      30s));
+  CHECK(mqkit::read_spool(work.file("data/dlq")).dead_letters.empty());
+  CHECK_THAT(read_text(work.file("billing/invoices/" + *bad.begin() + ".txt")),
+             Catch::Contains("payment: bank transfer"));
+}
