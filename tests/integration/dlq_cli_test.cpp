@@ -5,6 +5,7 @@
 
 #include <csignal>
 #include <filesystem>
+#include <set>
 
 #include "child_process.hpp"
 #include "cli_support.hpp"
@@ -109,4 +110,65 @@ TEST_CASE("dead letters are listed, shown, replayed through the proxy and purged
   CHECK(code == 0);
   CHECK_THAT(err, Catch::Contains("purged 1 dead letters"));
   CHECK(output_of({"dlq", "ls", dlq}) == std::vector<std::string>{"no dead letters in " + dlq});
+}
+
+TEST_CASE("dlq tools work while the proxy keeps writing dead letters: none lost or doubled",
+          "[integration][dlq]") {
+  TempDir dir;
+  const std::string dlq = dir.file("dlq");
+  ChildProcess proxy({mqkit::test::mqkit_binary(), "proxy", "--front", kAnyPort, "--back", kAnyPort,
+                      "--stats", kAnyPort, "--spool", dir.file("spool"), "--dlq", dlq, "--group",
+                      "g=#", "--max-attempts", "1", "--fsync", "never"});
+  const auto up = proxy.read_line(15s);
+  REQUIRE(up);
+  const auto ep = mqkit::test::parse_up_line(*up);
+  // Every delivery fails at once: a steady stream of new dead letters.
+  ChildProcess worker({mqkit::test::mqkit_binary(), "consume", "--proxy", ep.out, "--group", "g",
+                       "--exec", "exit 1"});
+  constexpr int kMessages = 600;
+  ChildProcess producer({mqkit::test::mqkit_binary(), "send", "--proxy", ep.in, "--topic", "t",
+                         "--count", std::to_string(kMessages), "--size", "20", "--rate", "300"});
+  std::size_t purged = 0, replayed = 0, listings = 0;
+  const auto deadline = std::chrono::steady_clock::now() + 60s;
+  while (std::chrono::steady_clock::now() < deadline) {
+    const bool producing = !producer.wait(0ms).has_value();
+    // A listing while the proxy writes: every id once.
+    const auto listed = ids_in(output_of({"dlq", "ls", dlq}));
+    CHECK(std::set<std::string>(listed.begin(), listed.end()).size() == listed.size());
+    ++listings;
+    if (listed.size() >= 4 && replayed < 20) {  // copies die again under new ids
+      const auto [code, err] =
+          run_mqkit({"dlq", "replay", dlq, "--proxy", ep.in, "--id", listed[0], "--id", listed[1]});
+      INFO(err);
+      CHECK(code == 0);
+      replayed += 2;
+      CHECK_FALSE(ids_in(output_of({"dlq", "ls", dlq})).empty());
+    }
+    if (listed.size() >= 10) {
+      const auto [code, err] =
+          run_mqkit({"dlq", "purge", dlq, "--id", listed[2], "--id", listed[3], "--id", listed[4]});
+      CHECK(code == 0);
+      CHECK_THAT(err, Catch::Contains("purged 3 dead letters"));
+      purged += 3;
+    }
+    if (!producing && mqkit::test::stat_json(ep.stats).at("pending") == 0) break;
+  }
+  REQUIRE(producer.wait(10s) == 0);
+  REQUIRE(mqkit::test::wait_for(
+      [&] {
+        const auto s = mqkit::test::stat_json(ep.stats);
+        return s.at("dead") == kMessages + replayed && s.at("pending") == 0;
+      },
+      20s));
+  const auto final_ids = ids_in(output_of({"dlq", "ls", dlq}));
+  CHECK(std::set<std::string>(final_ids.begin(), final_ids.end()).size() == final_ids.size());
+  // Every message died once; replayed ones were replaced by their copies;
+  // only the purged ones are gone.
+  CHECK(final_ids.size() + purged == kMessages);
+  CHECK(listings > 3);
+  WARN(listings << " listings, " << replayed << " replayed, " << purged
+                << " purged while the proxy wrote " << kMessages + replayed << " dead letters");
+  worker.signal(SIGTERM);
+  proxy.signal(SIGTERM);
+  CHECK(proxy.wait(15s) == 0);
 }
