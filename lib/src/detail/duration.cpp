@@ -39,9 +39,10 @@ std::chrono::milliseconds parse_duration(std::string_view text) {
       ms = n * 86'400'000;
     if (ms >= 0) return std::chrono::milliseconds(static_cast<std::int64_t>(ms + 0.5));
   }
-  throw Error(errc::bad_argument, "'" + std::string(text) +
-                                      "' is not a duration: use a number with us, ms, s, m, h or d, "
-                                      "e.g. 500ms or 2s");
+  throw Error(errc::bad_argument,
+              "'" + std::string(text) +
+                  "' is not a duration: use a number with us, ms, s, m, h or d, "
+                  "e.g. 500ms or 2s");
 }
 
 std::string format_duration(std::chrono::milliseconds d) {
