@@ -7,6 +7,7 @@
 #include <stdexcept>
 
 #include "commands.hpp"
+#include "curve_flags.hpp"
 #include "exec_command.hpp"
 #include "mqkit/reliable_consumer.hpp"
 #include "mqkit/stop.hpp"
@@ -18,6 +19,7 @@ namespace mqkit::cli {
 namespace {
 
 struct ConsumeOptions {
+  CurveFlags curve;
   std::string from;
   std::string proxy;
   std::string group;
@@ -67,8 +69,9 @@ int consume_via_proxy(const ConsumeOptions& o) {
   return 0;
 }
 
-int run_consume(const ConsumeOptions& o) {
+int run_consume(ConsumeOptions o) {
   stop_on_signals();
+  apply_curve_client_flags(o.curve, o.socket.security);
   if (o.from.empty() == o.proxy.empty())
     throw UsageError("give --from EP (work queue, or sub with --sub) or --proxy EP --group NAME");
   if (!o.proxy.empty()) return consume_via_proxy(o);
@@ -133,6 +136,7 @@ void setup_consume(CLI::App& app, Runner& runner) {
                   "MQKIT_ID, MQKIT_TOPIC and MQKIT_ATTEMPT in its environment");
   sub->add_option("--count", o->count, "Exit after N messages")->check(CLI::PositiveNumber);
   add_socket_options(*sub, o->socket);
+  add_curve_client_flags(*sub, o->curve);
   sub->footer(
       "Output: one payload per line, flushed after each message. Printable ASCII and valid "
       "UTF-8 are printed as they are; backslash, newline, CR and tab as \\\\ \\n \\r \\t; any "

@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "commands.hpp"
+#include "curve_flags.hpp"
 #include "mqkit/devices/stats.hpp"
 #include "mqkit/duration.hpp"
 #include "mqkit/envelope.hpp"
@@ -28,6 +29,7 @@ namespace {
 constexpr const char* kReplayHeader = "mqkit-replay-of";
 
 struct DlqOptions {
+  CurveFlags curve;
   std::string dir;
   std::string id;                // show
   std::vector<std::string> ids;  // replay, purge
@@ -157,7 +159,8 @@ int run_show(const DlqOptions& o) {
 }
 
 // Removes dead letters: through the proxy that owns the DLQ, or directly.
-std::size_t remove_dead_letters(const std::string& dir, const std::vector<MessageId>& ids) {
+std::size_t remove_dead_letters(const std::string& dir, const std::vector<MessageId>& ids,
+                                const Security& security) {
   if (ids.empty()) return 0;
   if (auto owner = spool_owner(dir)) {
     if (owner->admin_endpoint.empty())
@@ -169,7 +172,8 @@ std::size_t remove_dead_letters(const std::string& dir, const std::vector<Messag
       std::vector<std::string> command{"dlq", "rm"};
       for (std::size_t i = at; i < std::min(ids.size(), at + 1000); ++i)
         command.push_back(ids[i].to_string());
-      const auto rows = devices::admin_request(owner->admin_endpoint, command);
+      const auto rows = devices::admin_request(owner->admin_endpoint, command,
+                                               std::chrono::seconds(10), security);
       if (!rows.empty() && !rows.front().empty())
         removed += std::stoull(rows.front().front().second);
     }
@@ -191,6 +195,8 @@ std::size_t remove_dead_letters(const std::string& dir, const std::vector<Messag
 
 int run_replay(const DlqOptions& o) {
   stop_on_signals();
+  Security security;
+  apply_curve_client_flags(o.curve, security);
   auto chosen = select(o);
   if (chosen.empty()) {
     report("dlq replay", "nothing to replay in " + o.dir);
@@ -217,6 +223,7 @@ int run_replay(const DlqOptions& o) {
     auto& producer = producers[d.info().group];
     if (!producer) {
       ReliableProducerOptions options;
+      options.socket.security = security;
       options.target_group = d.info().group;
       options.timeout = parse_duration(o.timeout);
       producer = std::make_unique<ReliableProducer>(o.proxy, options);
@@ -240,7 +247,7 @@ int run_replay(const DlqOptions& o) {
   std::size_t unconfirmed = 0;
   for (auto& [group, producer] : producers)
     unconfirmed += producer->flush(parse_duration(o.timeout));
-  const std::size_t removed = remove_dead_letters(o.dir, confirmed);
+  const std::size_t removed = remove_dead_letters(o.dir, confirmed, security);
   std::string summary = std::to_string(confirmed.size()) + " of " + std::to_string(chosen.size()) +
                         " dead letters replayed through " + o.proxy + " and removed (" +
                         std::to_string(removed) + ")";
@@ -259,12 +266,15 @@ int run_purge(const DlqOptions& o) {
         "or --all");
   std::vector<MessageId> ids;
   for (const auto& d : select(o)) ids.push_back(d.stored.id);
-  const std::size_t removed = remove_dead_letters(o.dir, ids);
+  Security security;
+  apply_curve_client_flags(o.curve, security);
+  const std::size_t removed = remove_dead_letters(o.dir, ids, security);
   report("dlq purge", "purged " + std::to_string(removed) + " dead letters from " + o.dir);
   return 0;
 }
 
 void add_selection(CLI::App& sub, DlqOptions& o) {
+  add_curve_client_flags(sub, o.curve);
   sub.add_option("--id", o.ids, "Only this dead letter (repeatable)");
   sub.add_option("--group", o.group, "Only those that died in this group");
   sub.add_option("--topic", o.topic, "Only those with this topic");

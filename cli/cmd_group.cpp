@@ -4,6 +4,7 @@
 #include <memory>
 
 #include "commands.hpp"
+#include "curve_flags.hpp"
 #include "mqkit/devices/stats.hpp"
 #include "mqkit/duration.hpp"
 #include "table.hpp"
@@ -12,6 +13,7 @@ namespace mqkit::cli {
 namespace {
 
 struct GroupOptions {
+  CurveFlags curve;
   std::string endpoint;
   std::string name;
   bool json = false;
@@ -19,8 +21,15 @@ struct GroupOptions {
   std::string timeout = "5s";
 };
 
+Security security_of(const GroupOptions& o) {
+  Security security;
+  apply_curve_client_flags(o.curve, security);
+  return security;
+}
+
 int run_group_ls(const GroupOptions& o) {
-  const auto rows = devices::admin_request(o.endpoint, {"group", "ls"}, parse_duration(o.timeout));
+  const auto rows = devices::admin_request(o.endpoint, {"group", "ls"}, parse_duration(o.timeout),
+                                           security_of(o));
   std::string out =
       o.json ? format_json_rows(rows) : (rows.empty() ? "no groups\n" : format_table(rows));
   std::fputs(out.c_str(), stdout);
@@ -31,8 +40,8 @@ int run_group_rm(const GroupOptions& o) {
   if (!o.yes)
     throw UsageError("group rm deletes group '" + o.name +
                      "' and acks away its pending messages: add --yes to do it");
-  const auto rows =
-      devices::admin_request(o.endpoint, {"group", "rm", o.name}, parse_duration(o.timeout));
+  const auto rows = devices::admin_request(o.endpoint, {"group", "rm", o.name},
+                                           parse_duration(o.timeout), security_of(o));
   std::string removed = "0";
   if (!rows.empty())
     for (const auto& [column, value] : rows.front())
@@ -45,6 +54,7 @@ void add_common(CLI::App& sub, GroupOptions& o) {
   sub.add_option("endpoint", o.endpoint, "The proxy's --stats endpoint")->required();
   sub.add_option("--timeout", o.timeout, "How long to wait for the reply (default 5s)")
       ->check(duration_validator());
+  add_curve_client_flags(sub, o.curve);
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 #include <memory>
 
 #include "commands.hpp"
+#include "curve_flags.hpp"
 #include "mqkit/devices/proxy.hpp"
 #include "mqkit/duration.hpp"
 #include "mqkit/stop.hpp"
@@ -12,6 +13,7 @@ namespace mqkit::cli {
 namespace {
 
 struct ProxyCliOptions {
+  CurveFlags curve;
   devices::ProxyOptions proxy;
   std::string fsync = "always";
   std::string ack_timeout = "30s";
@@ -25,6 +27,7 @@ struct ProxyCliOptions {
 
 int run_proxy(ProxyCliOptions o) {
   stop_on_signals();
+  apply_curve_server_flags(o.curve, o.proxy.socket.security);
   parse_durability(o.fsync, o.proxy.spool);
   o.proxy.ack_timeout = parse_duration(o.ack_timeout);
   o.proxy.heartbeat = parse_duration(o.heartbeat);
@@ -101,9 +104,11 @@ void setup_proxy(CLI::App& app, Runner& runner) {
                   "Heartbeat interval with workers; a worker silent for 5 is lost and its "
                   "messages redelivered (default 1s)")
       ->check(duration_validator());
+  o->proxy.stats = "tcp://127.0.0.1:*";  // the admin surface stays on this host by default
   sub->add_option("--stats", o->proxy.stats,
-                  "Endpoint to bind for `mqkit stat` and `mqkit group ls|rm` (e.g. "
-                  "tcp://127.0.0.1:5560)");
+                  "Endpoint to bind for `mqkit stat`, `mqkit group` and `mqkit dlq` (default "
+                  "tcp://127.0.0.1:*, a free loopback port; guarded by --allow too)");
+  add_curve_server_flags(*sub, o->curve);
   sub->add_option("--dedup-window", o->proxy.dedup_window,
                   "Recent message ids remembered to answer re-sends 'duplicate' (default 100000)");
   sub->footer(

@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "commands.hpp"
+#include "curve_flags.hpp"
 #include "message_source.hpp"
 #include "mqkit/duration.hpp"
 #include "mqkit/error.hpp"
@@ -17,6 +18,7 @@ namespace mqkit::cli {
 namespace {
 
 struct SendOptions {
+  CurveFlags curve;
   std::string to;
   std::string proxy;
   std::size_t window = 1000;
@@ -65,6 +67,7 @@ int send_via_proxy(const SendOptions& o, MessageSource& source) {
 
 int run_send(SendOptions o) {
   stop_on_signals();
+  apply_curve_client_flags(o.curve, o.socket.security);
   if (o.to.empty() == o.proxy.empty())
     throw UsageError("give --to EP (work queue, or pub with --pub) or --proxy EP (reliable)");
   if (o.count > 0 && o.size.empty()) throw UsageError("--count needs --size BYTES");
@@ -145,6 +148,7 @@ void setup_send(CLI::App& app, Runner& runner) {
                   "may take to leave at exit (default 60s)")
       ->check(duration_validator());
   add_socket_options(*sub, o->socket);
+  add_curve_client_flags(*sub, o->curve);
   sub->footer(
       "Each line is one message, without its newline. Prints how many were sent on stderr.\n"
       "Exit: 0 sent, 1 runtime error (no peer, stopped), 2 usage error.");

@@ -3,6 +3,7 @@
 #include <memory>
 
 #include "commands.hpp"
+#include "curve_flags.hpp"
 #include "mqkit/devices/stats.hpp"
 #include "mqkit/duration.hpp"
 #include "table.hpp"
@@ -12,6 +13,7 @@ namespace mqkit::cli {
 namespace {
 
 struct StatOptions {
+  CurveFlags curve;
   std::string endpoint;
   bool json = false;
   std::string timeout = "2s";
@@ -41,7 +43,9 @@ SplitCounters split(const devices::DeviceStats& stats) {
 }
 
 int run_stat(const StatOptions& o) {
-  const auto stats = devices::query_stats(o.endpoint, parse_duration(o.timeout));
+  Security security;
+  apply_curve_client_flags(o.curve, security);
+  const auto stats = devices::query_stats(o.endpoint, parse_duration(o.timeout), security);
   const auto counters = split(stats);
   std::string out;
   if (o.json) {
@@ -74,6 +78,7 @@ void setup_stat(CLI::App& app, Runner& runner) {
   auto o = std::make_shared<StatOptions>();
   sub->add_option("endpoint", o->endpoint, "The device's --stats endpoint")->required();
   sub->add_flag("--json", o->json, "Print one JSON object");
+  add_curve_client_flags(*sub, o->curve);
   sub->add_option("--timeout", o->timeout, "How long to wait for the reply (default 2s)")
       ->check(duration_validator());
   sub->callback([&runner, o] { runner = [o] { return run_stat(*o); }; });

@@ -16,5 +16,6 @@ void setup_proxy(CLI::App& app, Runner& runner);
 void setup_group(CLI::App& app, Runner& runner);
 void setup_run(CLI::App& app, Runner& runner);
 void setup_dlq(CLI::App& app, Runner& runner);
+void setup_keygen(CLI::App& app, Runner& runner);
 
 }  // namespace mqkit::cli

@@ -3,6 +3,7 @@
 
 #include <cstdio>
 
+#include "curve_flags.hpp"
 #include "mqkit/stop.hpp"
 
 namespace mqkit::cli {
@@ -15,9 +16,10 @@ void print_counters(const std::string& name, const devices::DeviceStats& stats) 
   report(name, "stopped;" + line);
 }
 
-int run_device(const std::string& name, const devices::DeviceOptions& options,
+int run_device(const std::string& name, devices::DeviceOptions options, const CurveFlags& curve,
                const DeviceFactory& factory) {
   stop_on_signals();
+  apply_curve_server_flags(curve, options.socket.security);
   const auto device = factory(options);
   std::string up =
       "mqkit " + name + ": up, in " + device->in_endpoint() + " out " + device->out_endpoint();
@@ -35,19 +37,24 @@ CLI::App* add_device_command(CLI::App& app, const std::string& name, const std::
                              DeviceFactory factory, Runner& runner) {
   auto* sub = app.add_subcommand(name, help);
   auto options = std::make_shared<devices::DeviceOptions>();
+  auto curve = std::make_shared<CurveFlags>();
+  options->stats = "tcp://127.0.0.1:*";  // the admin surface stays on this host by default
   sub->add_option("--in", options->in, "Endpoint to bind for senders, e.g. tcp://*:5557")
       ->required();
   sub->add_option("--out", options->out, "Endpoint to bind for receivers, e.g. tcp://*:5558")
       ->required();
   sub->add_option("--stats", options->stats,
-                  "Endpoint to bind for stats requests (`mqkit stat EP`), e.g. "
-                  "tcp://127.0.0.1:5559");
+                  "Endpoint to bind for stats requests (`mqkit stat EP`); default "
+                  "tcp://127.0.0.1:*, a free loopback port");
   add_socket_options(*sub, options->socket);
+  add_curve_server_flags(*sub, *curve);
   sub->footer(
       "Binds every endpoint (a port of * picks a free one), prints one line with the "
       "bound endpoints, and runs until SIGINT or SIGTERM.");
-  sub->callback([&runner, name, options, factory] {
-    runner = [name, options, factory] { return run_device(name, *options, factory); };
+  sub->callback([&runner, name, options, curve, factory] {
+    runner = [name, options, curve, factory] {
+      return run_device(name, *options, *curve, factory);
+    };
   });
   return sub;
 }

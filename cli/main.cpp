@@ -26,6 +26,7 @@ int main(int argc, char** argv) {
   setup_stat(app, runner);
   setup_group(app, runner);
   setup_dlq(app, runner);
+  setup_keygen(app, runner);
   setup_spool(app, runner);
 
   std::string command = "mqkit";

@@ -24,10 +24,12 @@ struct Device::Impl {
   mqkit::detail::StopEvent stop;
   std::thread thread;
   mqkit::detail::Counter bad_stats_requests;
+  bool curve = false;  // CURVE handshakes refused by the allow-list are counted
 
   DeviceStats snapshot() const {
     DeviceStats s{pump->kind(), pump->counters()};
     if (stats_socket) s.counters.emplace_back("bad_stats_requests", bad_stats_requests.get());
+    if (curve) s.counters.emplace_back("curve_refused", curve_clients_refused());
     return s;
   }
 
@@ -82,9 +84,11 @@ struct Device::Impl {
 Device::Device(const DeviceOptions& options, std::unique_ptr<detail::Pump> pump)
     : impl_(std::make_unique<Impl>()) {
   impl_->pump = std::move(pump);
+  impl_->curve = options.socket.security.server.has_value();
   if (!options.stats.empty()) {
     SocketOptions stats_options;
     stats_options.linger = std::chrono::milliseconds(0);
+    stats_options.security = options.socket.security;  // the admin surface is guarded too
     impl_->stats_socket = mqkit::detail::open_socket(zmq::socket_type::rep, stats_options);
     impl_->stats_endpoint = mqkit::detail::attach(*impl_->stats_socket, bind(options.stats));
   }

@@ -186,9 +186,10 @@ namespace {
 
 // One REQ/REP exchange with a device's stats endpoint.
 std::string ask(const std::string& endpoint, const std::string& request, const char* what,
-                std::chrono::milliseconds timeout) {
+                std::chrono::milliseconds timeout, const Security& security) {
   SocketOptions options;
   options.linger = std::chrono::milliseconds(0);
+  options.security = security;
   auto socket = mqkit::detail::open_socket(zmq::socket_type::req, options);
   mqkit::detail::attach(socket, connect(endpoint));
   socket.send(zmq::buffer(request), zmq::send_flags::none);
@@ -204,16 +205,17 @@ std::string ask(const std::string& endpoint, const std::string& request, const c
 
 }  // namespace
 
-DeviceStats query_stats(const std::string& endpoint, std::chrono::milliseconds timeout) {
+DeviceStats query_stats(const std::string& endpoint, std::chrono::milliseconds timeout,
+                        const Security& security) {
   return detail::decode_stats_reply(
-      ask(endpoint, detail::encode_stats_request(), "stats", timeout));
+      ask(endpoint, detail::encode_stats_request(), "stats", timeout, security));
 }
 
 std::vector<AdminRow> admin_request(const std::string& endpoint,
                                     const std::vector<std::string>& command,
-                                    std::chrono::milliseconds timeout) {
+                                    std::chrono::milliseconds timeout, const Security& security) {
   return detail::decode_rows_reply(
-      ask(endpoint, detail::encode_admin_request(command), "admin", timeout));
+      ask(endpoint, detail::encode_admin_request(command), "admin", timeout, security));
 }
 
 }  // namespace mqkit::devices

@@ -10,6 +10,7 @@
 #include "mqkit/reliable_consumer.hpp"
 #include "mqkit/reliable_producer.hpp"
 #include "mqkit/retry_policy.hpp"
+#include "mqkit/security.hpp"
 #include "mqkit/socket_options.hpp"
 #include "mqkit/spool.hpp"
 #include "mqkit/stop.hpp"

@@ -1,12 +1,13 @@
 // Where a pattern's socket attaches (bind or connect) and the ZeroMQ socket
 // options users expect to reach: HWM, linger, reconnect, ZMTP heartbeats,
-// send timeout and the receive limits.
+// send timeout, the receive limits and CURVE security.
 #pragma once
 
 #include <chrono>
 #include <string>
 
 #include "mqkit/envelope.hpp"
+#include "mqkit/security.hpp"
 
 namespace mqkit {
 
@@ -36,6 +37,7 @@ struct SocketOptions {
   ms send_timeout{-1};           // ZMQ_SNDTIMEO for blocking sends; -1 blocks forever
   bool immediate = false;        // ZMQ_IMMEDIATE: queue only to completed connections
   Limits limits;                 // enforced on receive, also through ZMQ_MAXMSGSIZE
+  Security security;             // CURVE: server keys + allow-list, or client keys
 };
 
 // Counters of a receiving pattern. Readable from any thread.

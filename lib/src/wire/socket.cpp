@@ -2,6 +2,7 @@
 #include "wire/socket.hpp"
 
 #include "mqkit/error.hpp"
+#include "security/zap_handler.hpp"
 
 namespace mqkit::detail {
 
@@ -10,6 +11,24 @@ zmq::context_t& default_context() {
   // that zmq_ctx_term gives queued messages their linger time to leave.
   static zmq::context_t context;
   return context;
+}
+
+void apply_security(zmq::socket_t& socket, const Security& security) {
+  if (!security.enabled()) return;
+  require_curve();
+  if (security.server) {
+    socket.set(zmq::sockopt::curve_server, true);
+    socket.set(zmq::sockopt::curve_secretkey, security.server->secret_key);
+    socket.set(zmq::sockopt::curve_publickey, security.server->public_key);
+    // Only the listed client keys pass the handshake (ZAP, in this process).
+    socket.set(zmq::sockopt::zap_domain, register_allow_list(security.allowed_clients));
+  } else {
+    if (security.server_public_key.empty())
+      throw Error(errc::bad_argument, "a CURVE client needs the server's public key");
+    socket.set(zmq::sockopt::curve_serverkey, security.server_public_key);
+    socket.set(zmq::sockopt::curve_publickey, security.client->public_key);
+    socket.set(zmq::sockopt::curve_secretkey, security.client->secret_key);
+  }
 }
 
 zmq::socket_t open_socket(zmq::socket_type type, const SocketOptions& o) {
@@ -30,6 +49,7 @@ zmq::socket_t open_socket(zmq::socket_type type, const SocketOptions& o) {
   socket.set(zmq::sockopt::sndtimeo, static_cast<int>(o.send_timeout.count()));
   socket.set(zmq::sockopt::immediate, o.immediate);
   socket.set(zmq::sockopt::maxmsgsize, static_cast<std::int64_t>(o.limits.max_frame_size()));
+  apply_security(socket, o.security);
   return socket;
 }
 

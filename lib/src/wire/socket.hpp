@@ -16,6 +16,9 @@ zmq::context_t& default_context();
 
 zmq::socket_t open_socket(zmq::socket_type type, const SocketOptions& options);
 
+// CURVE server (with its allow-list) or client settings; nothing when off.
+void apply_security(zmq::socket_t& socket, const Security& security);
+
 // Binds or connects; returns the resolved endpoint. Throws Error(bad_endpoint)
 // with a message such as "cannot bind tcp://127.0.0.1:5555: Address already in use".
 std::string attach(zmq::socket_t& socket, const Endpoint& endpoint);

@@ -8,6 +8,8 @@
 #include <utility>
 #include <vector>
 
+#include "mqkit/security.hpp"
+
 namespace mqkit::devices {
 
 struct DeviceStats {
@@ -22,7 +24,8 @@ struct DeviceStats {
 // when nothing answers in time and Error(malformed) on a reply that is not a
 // stats reply.
 DeviceStats query_stats(const std::string& endpoint,
-                        std::chrono::milliseconds timeout = std::chrono::seconds(2));
+                        std::chrono::milliseconds timeout = std::chrono::seconds(2),
+                        const Security& security = {});
 
 // A row of an admin command's answer: (column, value) in the device's order.
 using AdminRow = std::vector<std::pair<std::string, std::string>>;
@@ -33,6 +36,7 @@ using AdminRow = std::vector<std::pair<std::string, std::string>>;
 // Error(timeout) like query_stats.
 std::vector<AdminRow> admin_request(const std::string& endpoint,
                                     const std::vector<std::string>& command,
-                                    std::chrono::milliseconds timeout = std::chrono::seconds(5));
+                                    std::chrono::milliseconds timeout = std::chrono::seconds(5),
+                                    const Security& security = {});
 
 }  // namespace mqkit::devices
