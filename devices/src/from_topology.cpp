@@ -17,6 +17,14 @@ std::string bind_of(const Topology& topology, const DeviceSpec& spec, const std:
   return it == spec.endpoints.end() ? std::string() : topology.endpoint_info(it->second).bind;
 }
 
+Security security_of(const DeviceSpec& spec) {
+  Security s;
+  if (spec.curve_key.empty()) return s;
+  s.server = load_key_pair(spec.curve_key);
+  s.allowed_clients = load_allow_list(spec.allow);
+  return s;
+}
+
 ProxyOptions proxy_options(const Topology& topology, const DeviceSpec& spec) {
   ProxyOptions o;
   o.front = bind_of(topology, spec, "front");
@@ -30,6 +38,7 @@ ProxyOptions proxy_options(const Topology& topology, const DeviceSpec& spec) {
   o.heartbeat = parse_duration(spec.heartbeat);
   o.dedup_window = spec.dedup_window;
   o.groups = spec.groups;
+  o.socket.security = security_of(spec);
   if (!spec.max_spool.empty()) o.spool.max_size = parse_size(spec.max_spool);
   if (!spec.segment_size.empty())
     o.spool.segment_size = parse_size(spec.segment_size);
@@ -44,10 +53,11 @@ ProxyOptions proxy_options(const Topology& topology, const DeviceSpec& spec) {
 std::unique_ptr<Device> make_device(const Topology& topology, const DeviceSpec& spec) {
   try {
     if (spec.kind == "proxy") return std::make_unique<Proxy>(proxy_options(topology, spec));
-    const DeviceOptions o{bind_of(topology, spec, "in"),
-                          bind_of(topology, spec, "out"),
-                          bind_of(topology, spec, "stats"),
-                          {}};
+    DeviceOptions o{bind_of(topology, spec, "in"),
+                    bind_of(topology, spec, "out"),
+                    bind_of(topology, spec, "stats"),
+                    {}};
+    o.socket.security = security_of(spec);
     if (spec.kind == "streamer") return std::make_unique<Streamer>(o);
     if (spec.kind == "forwarder") return std::make_unique<Forwarder>(o);
   } catch (const Error& e) {

@@ -41,7 +41,9 @@ struct DeviceSpec {
   std::string max_spool, segment_size;
   std::size_t dedup_window = 100000;
   std::map<std::string, std::vector<std::string>> groups;  // name -> topic filters
-  int line = 0;                                            // where it is declared (1-based)
+  // CURVE (every kind): the device's key pair file and its clients' allow-list.
+  std::string curve_key, allow;
+  int line = 0;  // where it is declared (1-based)
 };
 
 class Topology {

@@ -221,7 +221,7 @@ class TopologyParser {
         check_map(spec, "device '" + d.name + "'",
                   {"kind", "front", "back", "stats", "spool", "dlq", "fsync", "max_attempts",
                    "ack_timeout", "backoff", "heartbeat", "max_spool", "segment_size",
-                   "dedup_window", "groups"});
+                   "dedup_window", "groups", "curve_key", "allow"});
         roles = {"front", "back"};
         if (!spec["spool"]) fail(spec, where + " needs 'spool:' (a directory)");
         d.spool = path(spec["spool"], where + ".spool");
@@ -252,7 +252,8 @@ class TopologyParser {
           d.dedup_window = positive(spec["dedup_window"], where + ".dedup_window");
         if (spec["groups"]) read_groups(spec["groups"], d);
       } else if (d.kind == "streamer" || d.kind == "forwarder") {
-        check_map(spec, "device '" + d.name + "'", {"kind", "in", "out", "stats"});
+        check_map(spec, "device '" + d.name + "'",
+                  {"kind", "in", "out", "stats", "curve_key", "allow"});
         roles = {"in", "out"};
       } else {
         fail(spec["kind"], where + ".kind '" + d.kind +
@@ -261,6 +262,12 @@ class TopologyParser {
       }
       for (const auto& role : roles)
         if (!spec[role]) fail(spec, where + " needs '" + role + ":' (an endpoint)");
+      if (spec["curve_key"]) d.curve_key = path(spec["curve_key"], where + ".curve_key");
+      if (spec["allow"]) d.allow = path(spec["allow"], where + ".allow");
+      if (d.curve_key.empty() != d.allow.empty())
+        fail(spec, where +
+                       ": curve_key and allow go together (the device's key pair and the "
+                       "clients it lets in)");
       roles.push_back("stats");
       for (const auto& role : roles) {
         if (!spec[role]) continue;
