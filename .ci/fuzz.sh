@@ -12,7 +12,7 @@ runs=${FUZZ_RUNS:-1000000}
 flags="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer -g -O1"
 cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
   -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMQKIT_FUZZ=ON -DMQKIT_BUILD_TESTS=OFF \
-  -DMQKIT_BUILD_EXAMPLES=OFF -DMQKIT_BUILD_BENCH=OFF -DMQKIT_INSTALL=OFF \
+  -DMQKIT_BUILD_EXAMPLES=OFF -DMQKIT_BUILD_BENCH=OFF -DMQKIT_INSTALL=OFF -DMQKIT_WERROR=OFF \
   -DCMAKE_CXX_FLAGS="$flags -fsanitize=fuzzer-no-link" -DCMAKE_C_FLAGS="$flags" \
   -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=address,undefined" > /dev/null
 cmake --build build-fuzz -j2 --target mqkit_fuzz_envelope mqkit_fuzz_proxy_command \
