@@ -20,6 +20,6 @@ cmake -S . -B build-tsan $common -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=c
 cmake --build build-tsan -j2 --target unit_tests spool_tests spool_crash_child > /dev/null
 # libzmq is not instrumented: its own lock-free queues look like races to TSan.
 export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$PWD/.ci/tsan.supp"
-build-tsan/tests/unit_tests "[proxy],[reliable],[protocol],[topology]"
+build-tsan/tests/unit_tests "[proxy],[protocol],[retry],[topic_filter],[topology]"
 build-tsan/tests/spool_tests
 echo "sanitizers: all passed"

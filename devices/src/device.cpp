@@ -33,29 +33,51 @@ struct Device::Impl {
     return s;
   }
 
+  // A ROUTER, not a REP: a REP socket stalls on a hostile peer's broken
+  // envelope until libzmq drops the connection; here such a message is
+  // dropped and counted at once. Requests are [identity][""][request].
   void serve_stats() {
-    zmq::message_t request;
-    while (stats_socket->recv(request, zmq::recv_flags::dontwait)) {
-      // REP delivers whole messages; drain extra frames of a malformed one.
-      while (request.more()) (void)stats_socket->recv(request, zmq::recv_flags::dontwait);
-      std::vector<std::string> command;
-      std::string problem = detail::parse_request(
-          {static_cast<const char*>(request.data()), request.size()}, command);
-      std::string reply;
-      if (problem.empty() && command == std::vector<std::string>{"stats"}) {
-        pump->refresh_counters();
-        reply = detail::encode_stats_reply(snapshot());
-      } else if (problem.empty()) {
-        std::vector<AdminRow> rows;
-        problem = pump->admin(command, rows);
-        if (problem.empty()) reply = detail::encode_rows_reply(pump->kind(), rows);
+    std::vector<zmq::message_t> frames;
+    for (int budget = 0; budget < 64; ++budget) {
+      frames.clear();
+      frames.emplace_back();
+      if (!stats_socket->recv(frames.back(), zmq::recv_flags::dontwait)) return;
+      while (frames.back().more() && frames.size() < 8) {
+        frames.emplace_back();
+        (void)stats_socket->recv(frames.back(), zmq::recv_flags::dontwait);
       }
-      if (!problem.empty()) {
-        bad_stats_requests.add();
-        reply = detail::encode_error_reply(problem);
+      for (zmq::message_t rest; frames.back().more();)  // drain an oversized envelope
+        if (!stats_socket->recv(rest, zmq::recv_flags::dontwait) || !rest.more()) break;
+      if (frames.size() != 3 || frames[1].size() != 0) {
+        bad_stats_requests.add();  // not a REQ request: no one to answer
+        continue;
       }
-      (void)stats_socket->send(zmq::buffer(reply), zmq::send_flags::dontwait);
+      const std::string reply =
+          answer({static_cast<const char*>(frames[2].data()), frames[2].size()});
+      try {
+        (void)stats_socket->send(frames[0], zmq::send_flags::sndmore | zmq::send_flags::dontwait);
+        (void)stats_socket->send(zmq::buffer(std::string_view()), zmq::send_flags::sndmore);
+        (void)stats_socket->send(zmq::buffer(reply), zmq::send_flags::none);
+      } catch (const zmq::error_t&) {
+        // The asker is gone.
+      }
     }
+  }
+
+  std::string answer(std::string_view request) {
+    std::vector<std::string> command;
+    std::string problem = detail::parse_request(request, command);
+    if (problem.empty() && command == std::vector<std::string>{"stats"}) {
+      pump->refresh_counters();
+      return detail::encode_stats_reply(snapshot());
+    }
+    if (problem.empty()) {
+      std::vector<AdminRow> rows;
+      problem = pump->admin(command, rows);
+      if (problem.empty()) return detail::encode_rows_reply(pump->kind(), rows);
+    }
+    bad_stats_requests.add();
+    return detail::encode_error_reply(problem);
   }
 
   void loop() {
@@ -89,7 +111,7 @@ Device::Device(const DeviceOptions& options, std::unique_ptr<detail::Pump> pump)
     SocketOptions stats_options;
     stats_options.linger = std::chrono::milliseconds(0);
     stats_options.security = options.socket.security;  // the admin surface is guarded too
-    impl_->stats_socket = mqkit::detail::open_socket(zmq::socket_type::rep, stats_options);
+    impl_->stats_socket = mqkit::detail::open_socket(zmq::socket_type::router, stats_options);
     impl_->stats_endpoint = mqkit::detail::attach(*impl_->stats_socket, bind(options.stats));
   }
 }

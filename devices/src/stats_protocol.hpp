@@ -1,4 +1,4 @@
-// The stats request and reply on a device's stats endpoint (REQ/REP), in
+// The stats request and reply on a device's stats endpoint (REQ clients, a ROUTER in the device), in
 // msgpack, with the same magic-and-version rule as the envelope:
 //   request: ["MQK", 1, 0, "stats"]
 //   reply:   ["MQK", 1, 0, "ok", device, {counter: value, ...}]
