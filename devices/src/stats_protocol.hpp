@@ -1,5 +1,5 @@
-// The stats request and reply on a device's stats endpoint (REQ clients, a ROUTER in the device), in
-// msgpack, with the same magic-and-version rule as the envelope:
+// The stats request and reply on a device's stats endpoint (REQ clients, a ROUTER in the device),
+// in msgpack, with the same magic-and-version rule as the envelope:
 //   request: ["MQK", 1, 0, "stats"]
 //   reply:   ["MQK", 1, 0, "ok", device, {counter: value, ...}]
 //            ["MQK", 1, 0, "error", "what is wrong"]
