@@ -5,6 +5,7 @@
 
 #include <pthread.h>
 
+#include <atomic>
 #include <cstdio>
 #include <thread>
 
@@ -17,6 +18,8 @@
 
 namespace mqkit::devices {
 
+constexpr std::size_t kMaxMonitors = 4;  // the pump's bound sockets and the stats socket
+
 struct Device::Impl {
   std::unique_ptr<detail::Pump> pump;
   std::optional<zmq::socket_t> stats_socket;
@@ -24,12 +27,17 @@ struct Device::Impl {
   mqkit::detail::StopEvent stop;
   std::thread thread;
   mqkit::detail::Counter bad_stats_requests;
+  // Handshake monitors of the bound sockets: connections that never became
+  // peers (random bytes, a wrong socket type, a refused CURVE key) are counted.
+  std::vector<zmq::socket_t> monitors;
+  mqkit::detail::Counter refused_connections;
   bool curve = false;  // CURVE handshakes refused by the allow-list are counted
 
   DeviceStats snapshot() const {
     DeviceStats s{pump->kind(), pump->counters()};
     if (stats_socket) s.counters.emplace_back("bad_stats_requests", bad_stats_requests.get());
     if (curve) s.counters.emplace_back("curve_refused", curve_clients_refused());
+    s.counters.emplace_back("refused_connections", refused_connections.get());
     return s;
   }
 
@@ -80,17 +88,41 @@ struct Device::Impl {
     return detail::encode_error_reply(problem);
   }
 
+  void watch(zmq::socket_t& socket) {
+    if (monitors.size() >= kMaxMonitors) return;
+    static std::atomic<int> next{0};
+    const std::string endpoint = "inproc://mqkit-monitor-" + std::to_string(next++);
+    const int events = ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                       ZMQ_EVENT_HANDSHAKE_FAILED_AUTH;
+    if (zmq_socket_monitor(socket.handle(), endpoint.c_str(), events) != 0) return;
+    zmq::socket_t pair(mqkit::detail::default_context(), zmq::socket_type::pair);
+    pair.set(zmq::sockopt::linger, 0);
+    pair.connect(endpoint);
+    monitors.push_back(std::move(pair));
+  }
+
+  void read_monitor(zmq::socket_t& monitor) {
+    zmq::message_t event, address;
+    while (monitor.recv(event, zmq::recv_flags::dontwait)) {
+      if (event.more()) (void)monitor.recv(address, zmq::recv_flags::dontwait);
+      refused_connections.add();
+    }
+  }
+
   void loop() {
     while (!stop.is_set() && !mqkit::detail::global_stop().is_set()) {
-      zmq::pollitem_t items[detail::Pump::kMaxItems + 3];
+      zmq::pollitem_t items[detail::Pump::kMaxItems + 3 + kMaxMonitors];
       const std::size_t n = pump->poll_items(items);
       std::size_t count = n;
+      for (auto& m : monitors) items[count++] = {m.handle(), 0, ZMQ_POLLIN, 0};
       items[count++] = {nullptr, stop.fd(), ZMQ_POLLIN, 0};
       items[count++] = {nullptr, mqkit::detail::global_stop().fd(), ZMQ_POLLIN, 0};
       if (stats_socket) items[count++] = {stats_socket->handle(), 0, ZMQ_POLLIN, 0};
       try {
         zmq::poll(items, count, pump->poll_timeout());
         if (stats_socket && (items[count - 1].revents & ZMQ_POLLIN)) serve_stats();
+        for (std::size_t i = 0; i < monitors.size(); ++i)
+          if (items[n + i].revents & ZMQ_POLLIN) read_monitor(monitors[i]);
         pump->pump(items);
       } catch (const zmq::error_t& e) {
         if (e.num() == EINTR) continue;
@@ -114,6 +146,8 @@ Device::Device(const DeviceOptions& options, std::unique_ptr<detail::Pump> pump)
     impl_->stats_socket = mqkit::detail::open_socket(zmq::socket_type::router, stats_options);
     impl_->stats_endpoint = mqkit::detail::attach(*impl_->stats_socket, bind(options.stats));
   }
+  for (auto* socket : impl_->pump->bound_sockets()) impl_->watch(*socket);
+  if (impl_->stats_socket) impl_->watch(*impl_->stats_socket);
 }
 
 Device::~Device() {

@@ -44,6 +44,8 @@ class ForwarderPump final : public detail::Pump {
     relay_.step(in_, out_, kBudget);
   }
 
+  std::vector<zmq::socket_t*> bound_sockets() override { return {&in_, &out_}; }
+
   Counters counters() const override {
     return {{"in", relay_.in()},
             {"out", relay_.out()},

@@ -32,6 +32,9 @@ class Pump {
   virtual void pump(const zmq::pollitem_t* items) = 0;
   // Safe to call from any thread.
   virtual Counters counters() const = 0;
+  // The sockets the device binds for its peers; the device watches their
+  // handshakes and counts the connections it refused.
+  virtual std::vector<zmq::socket_t*> bound_sockets() { return {}; }
   // Called on the device thread right before a stats request is answered,
   // so counters that the loop only publishes now and then are current.
   virtual void refresh_counters() {}

@@ -32,6 +32,7 @@ class StreamerPump final : public detail::Pump {
 
   void pump(const zmq::pollitem_t*) override { relay_.step(in_, out_, kBudget); }
 
+  std::vector<zmq::socket_t*> bound_sockets() override { return {&in_, &out_}; }
   Counters counters() const override { return {{"in", relay_.in()}, {"out", relay_.out()}}; }
 
  private:

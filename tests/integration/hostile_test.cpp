@@ -137,6 +137,9 @@ TEST_CASE("floods, random bytes and oversized frames on every port leave every d
   CHECK(stats.at("malformed") > 0);
   CHECK(stats.at("stored") == 3);
   CHECK(mqkit::test::stat_json(s.stats).at("in") >= 3);
+  // The connections that never became peers were refused and counted.
+  for (const auto* ep : {&s, &f, &p})
+    CHECK(mqkit::test::stat_json(ep->stats).at("refused_connections") > 0);
 
   for (auto* d : {&streamer, &forwarder, &proxy}) {
     d->signal(SIGTERM);

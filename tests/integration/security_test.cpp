@@ -188,6 +188,13 @@ TEST_CASE("a CURVE proxy serves listed keys only, guards its admin endpoint and 
   CHECK(code == 1);
   CHECK(stored() == 1);
   CHECK(mqkit::devices::query_stats(ep.stats, 5s, admin).get("curve_refused") >= 1);
+  CHECK(mqkit::devices::query_stats(ep.stats, 5s, admin).get("refused_connections") >= 1);
+  // Nothing they sent is in the spool: one PUBLISH record, the listed client's.
+  ChildProcess dump({mqkit::test::mqkit_binary(), "spool", "dump", dir.file("spool")});
+  std::size_t publishes = 0;
+  while (auto line = dump.read_line(5s)) publishes += line->starts_with("PUBLISH ");
+  CHECK(dump.wait(5s) == 0);
+  CHECK(publishes == 1);
 
   // The admin endpoint is guarded the same way.
   std::tie(code, err) = run_mqkit({"stat", ep.stats, "--timeout", "1s"});

@@ -121,6 +121,8 @@ class ProxyPump final : public detail::Pump {
   std::string in_endpoint() const override { return front_endpoint_; }
   std::string out_endpoint() const override { return back_endpoint_; }
 
+  std::vector<zmq::socket_t*> bound_sockets() override { return {&front_, &back_}; }
+
   std::size_t poll_items(zmq::pollitem_t* items) override {
     items[0] = {front_.handle(), 0, ZMQ_POLLIN, 0};
     items[1] = {back_.handle(), 0, ZMQ_POLLIN, 0};
