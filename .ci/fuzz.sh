@@ -5,6 +5,7 @@
 # New inputs go to a scratch corpus; a crash leaves its input in
 # build-fuzz/crashes/ and fails the job (keep it in the corpus as a
 # regression input once fixed: the normal suite replays the corpus).
+# FUZZ_TARGETS="envelope topology" runs only those.
 set -eu
 cd "$(dirname "$0")/.."
 seconds=${FUZZ_SECONDS:-60}
@@ -19,7 +20,7 @@ cmake --build build-fuzz -j2 --target mqkit_fuzz_envelope mqkit_fuzz_proxy_comma
   mqkit_fuzz_spool_segment mqkit_fuzz_topology > /dev/null
 mkdir -p build-fuzz/crashes
 status=0
-for target in envelope proxy_command spool_segment topology; do
+for target in ${FUZZ_TARGETS:-envelope proxy_command spool_segment topology}; do
   scratch=build-fuzz/corpus/$target
   mkdir -p "$scratch"
   if ! build-fuzz/tests/fuzz/mqkit_fuzz_$target "$scratch" tests/fuzz/corpus/$target \

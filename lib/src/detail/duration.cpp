@@ -2,6 +2,7 @@
 #include "mqkit/duration.hpp"
 
 #include <charconv>
+#include <cmath>
 #include <cstdint>
 
 #include "mqkit/error.hpp"
@@ -13,7 +14,8 @@ namespace {
 bool split_number(std::string_view text, double& number, std::string_view& unit) {
   const char* end = text.data() + text.size();
   auto [ptr, ec] = std::from_chars(text.data(), end, number);
-  if (ec != std::errc() || number < 0) return false;
+  // Infinity and NaN parse as numbers too; neither is a duration or a size.
+  if (ec != std::errc() || !std::isfinite(number) || number < 0) return false;
   unit = std::string_view(ptr, static_cast<std::size_t>(end - ptr));
   return true;
 }
@@ -37,7 +39,12 @@ std::chrono::milliseconds parse_duration(std::string_view text) {
       ms = n * 3'600'000;
     else if (unit == "d")
       ms = n * 86'400'000;
-    if (ms >= 0) return std::chrono::milliseconds(static_cast<std::int64_t>(ms + 0.5));
+    // Beyond ~292 million years the milliseconds no longer fit (found by the
+    // topology fuzzer): refuse instead of overflowing.
+    if (ms >= 0 && ms < 9.2e18)
+      return std::chrono::milliseconds(static_cast<std::int64_t>(ms + 0.5));
+    if (ms >= 0)
+      throw Error(errc::bad_argument, "'" + std::string(text) + "' is too long a duration");
   }
   throw Error(errc::bad_argument,
               "'" + std::string(text) +
@@ -70,7 +77,9 @@ std::uint64_t parse_size(std::string_view text) {
       factor = 1e6;
     else if (unit == "GB")
       factor = 1e9;
-    if (factor > 0) return static_cast<std::uint64_t>(n * factor);
+    if (factor > 0 && n * factor < 1.8e19) return static_cast<std::uint64_t>(n * factor);
+    if (factor > 0)  // found by the topology fuzzer
+      throw Error(errc::bad_argument, "'" + std::string(text) + "' is too large a size");
   }
   throw Error(errc::bad_argument, "'" + std::string(text) +
                                       "' is not a size: use bytes or a number with KiB, MiB, GiB, "

@@ -29,3 +29,11 @@ TEST_CASE("sizes parse in binary and decimal units", "[duration]") {
   CHECK(mqkit::parse_size("16MiB") == 16u * 1024 * 1024);
   CHECK(mqkit::parse_size("1GB") == 1000000000u);
 }
+
+TEST_CASE("durations and sizes too large to hold, or not finite, are refused", "[duration]") {
+  // The topology fuzzer found a size of 1e92 bytes overflowing the conversion.
+  CHECK_THROWS_WITH(mqkit::parse_size("3e92MiB"), Catch::Contains("too large"));
+  CHECK_THROWS_WITH(mqkit::parse_duration("1e300h"), Catch::Contains("too long"));
+  CHECK_THROWS_WITH(mqkit::parse_size("inf"), Catch::Contains("is not a size"));
+  CHECK_THROWS_WITH(mqkit::parse_duration("nan"), Catch::Contains("is not a duration"));
+}
