@@ -47,6 +47,23 @@ inline std::pair<int, std::string> run_mqkit(
   return {*code, p.stderr_text()};
 }
 
+// A device started as a process, and the endpoints its "up" line names.
+struct RunningDevice {
+  ChildProcess process;
+  DeviceEndpoints endpoints;
+};
+
+// Runs `mqkit ARGS...` and waits for the device's "up" line.
+inline RunningDevice start_device(const std::vector<std::string>& args) {
+  std::vector<std::string> argv{mqkit_binary()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  ChildProcess p(argv);
+  const auto line = p.read_line(std::chrono::seconds(15));
+  INFO(p.stderr_text());
+  REQUIRE(line);
+  return {std::move(p), parse_up_line(*line)};
+}
+
 // The device-wide counters of `mqkit stat EP --json` (not the per-group rows).
 inline std::map<std::string, std::uint64_t> stat_json(const std::string& endpoint) {
   ChildProcess p({mqkit_binary(), "stat", endpoint, "--json"});

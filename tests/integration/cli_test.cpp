@@ -21,24 +21,15 @@ using mqkit::test::DeviceEndpoints;
 using mqkit::test::free_endpoint;
 using mqkit::test::kAnyPort;
 using mqkit::test::run_mqkit;
+using mqkit::test::RunningDevice;
 using mqkit::test::stat_json;
 using mqkit::test::TempDir;
 
 namespace {
 
-struct RunningDevice {
-  ChildProcess process;
-  DeviceEndpoints endpoints;
-};
-
 RunningDevice start_device(const std::string& kind) {
-  ChildProcess p({mqkit::test::mqkit_binary(), kind, "--in", kAnyPort, "--out", kAnyPort, "--stats",
-                  kAnyPort});
-  const auto line = p.read_line(10s);
-  INFO(p.stderr_text());
-  REQUIRE(line);
-  auto endpoints = mqkit::test::parse_up_line(*line);
-  return {std::move(p), endpoints};
+  return mqkit::test::start_device(
+      {kind, "--in", kAnyPort, "--out", kAnyPort, "--stats", kAnyPort});
 }
 
 }  // namespace

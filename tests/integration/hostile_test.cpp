@@ -72,25 +72,22 @@ void attack(const std::vector<std::string>& endpoints, std::size_t oversized) {
   }
 }
 
-mqkit::test::DeviceEndpoints up(ChildProcess& p) {
-  const auto line = p.read_line(15s);
-  INFO(p.stderr_text());
-  REQUIRE(line);
-  return mqkit::test::parse_up_line(*line);
-}
-
 }  // namespace
 
 TEST_CASE("floods, random bytes and oversized frames on every port leave every device serving",
           "[integration][hostile]") {
   TempDir dir;
-  ChildProcess streamer({mqkit::test::mqkit_binary(), "streamer", "--in", kAnyPort, "--out",
-                         kAnyPort, "--max-size", "64KiB"});
-  ChildProcess forwarder({mqkit::test::mqkit_binary(), "forwarder", "--in", kAnyPort, "--out",
-                          kAnyPort, "--max-size", "64KiB"});
-  ChildProcess proxy({mqkit::test::mqkit_binary(), "proxy", "--front", kAnyPort, "--back", kAnyPort,
-                      "--spool", dir.file("spool"), "--group", "g=#"});
-  const auto s = up(streamer), f = up(forwarder), p = up(proxy);
+  auto streamer_device = mqkit::test::start_device(
+      {"streamer", "--in", kAnyPort, "--out", kAnyPort, "--max-size", "64KiB"});
+  auto forwarder_device = mqkit::test::start_device(
+      {"forwarder", "--in", kAnyPort, "--out", kAnyPort, "--max-size", "64KiB"});
+  auto proxy_device = mqkit::test::start_device({"proxy", "--front", kAnyPort, "--back", kAnyPort,
+                                                 "--spool", dir.file("spool"), "--group", "g=#"});
+  auto& streamer = streamer_device.process;
+  auto& forwarder = forwarder_device.process;
+  auto& proxy = proxy_device.process;
+  const auto s = streamer_device.endpoints, f = forwarder_device.endpoints,
+             p = proxy_device.endpoints;
   attack({s.in, s.out, s.stats, f.in, f.out, f.stats}, 200 * 1024);
   attack({p.in, p.out, p.stats}, 17 * 1024 * 1024);
 

@@ -24,32 +24,16 @@ using mqkit::test::wait_for;
 
 namespace {
 
-struct RunningProxy {
-  ChildProcess process;
-  DeviceEndpoints endpoints;
-};
+using RunningProxy = mqkit::test::RunningDevice;
 
 RunningProxy start_proxy(const TempDir& dir, const std::vector<std::string>& extra,
                          const std::string& front = kAnyPort, const std::string& back = kAnyPort,
                          const std::string& stats = kAnyPort) {
-  std::vector<std::string> argv{mqkit::test::mqkit_binary(),
-                                "proxy",
-                                "--front",
-                                front,
-                                "--back",
-                                back,
-                                "--stats",
-                                stats,
-                                "--spool",
-                                dir.file("spool"),
-                                "--dlq",
+  std::vector<std::string> args{"proxy",        "--front", front,     "--back",          back,
+                                "--stats",      stats,     "--spool", dir.file("spool"), "--dlq",
                                 dir.file("dlq")};
-  argv.insert(argv.end(), extra.begin(), extra.end());
-  ChildProcess p(argv);
-  const auto line = p.read_line(15s);
-  INFO(p.stderr_text());
-  REQUIRE(line);
-  return {std::move(p), mqkit::test::parse_up_line(*line)};
+  args.insert(args.end(), extra.begin(), extra.end());
+  return mqkit::test::start_device(args);
 }
 
 ChildProcess start_worker(const DeviceEndpoints& proxy, const std::string& group,

@@ -103,21 +103,11 @@ int port_of(const std::string& endpoint) {
   return std::stoi(endpoint.substr(endpoint.rfind(':') + 1));
 }
 
-struct SecureProxy {
-  ChildProcess process;
-  mqkit::test::DeviceEndpoints endpoints;
-};
-
-SecureProxy start_proxy(const TempDir& dir, std::vector<std::string> extra) {
-  std::vector<std::string> argv{
-      mqkit::test::mqkit_binary(), "proxy",   "--front", kAnyPort, "--back", kAnyPort, "--spool",
-      dir.file("spool"),           "--group", "g=#"};
-  argv.insert(argv.end(), extra.begin(), extra.end());
-  ChildProcess p(argv);
-  const auto line = p.read_line(15s);
-  INFO(p.stderr_text());
-  REQUIRE(line);
-  return {std::move(p), mqkit::test::parse_up_line(*line)};
+mqkit::test::RunningDevice start_proxy(const TempDir& dir, std::vector<std::string> extra) {
+  std::vector<std::string> args{"proxy",   "--front",         kAnyPort,  "--back", kAnyPort,
+                                "--spool", dir.file("spool"), "--group", "g=#"};
+  args.insert(args.end(), extra.begin(), extra.end());
+  return mqkit::test::start_device(args);
 }
 
 }  // namespace

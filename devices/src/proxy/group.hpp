@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "mqkit/message_id.hpp"
+#include "mqkit/spool.hpp"
 #include "mqkit/topic_filter.hpp"
 
 namespace mqkit::devices::detail {
@@ -25,11 +26,8 @@ struct Delivery {
   Clock::time_point deadline;
 };
 
-struct FailureHistory {
-  std::uint32_t attempts = 0;  // failed deliveries so far
-  std::uint64_t first_failure_ms = 0;
-  std::string last_error;
-};
+// A group's failed deliveries of a message: what the spool's ATTEMPT records keep.
+using FailureHistory = DeliveryHistory;
 
 struct ConsumerGroup {
   std::string name;

@@ -324,8 +324,7 @@ class ProxyPump final : public detail::Pump {
         ++(*it).second.remaining;
         g.ready.push_back(id);
         remember(id);
-        if (auto h = spool_.history(id, name))
-          g.failures[id] = {h->attempts, h->first_failure_ms, h->last_error};
+        if (auto h = spool_.history(id, name)) g.failures[id] = *h;
       }
     }
     save_group_table();
@@ -687,7 +686,7 @@ class ProxyPump final : public detail::Pump {
       dead_letter(index, id, "max attempts", error, /*delivery_failed=*/false);
       return;
     }
-    spool_.record_attempt(id, g.name, {h.attempts, h.first_failure_ms, h.last_error}, nullptr);
+    spool_.record_attempt(id, g.name, h, nullptr);
     retried_.add();
     ++g.retried;
     ++g.retrying;
