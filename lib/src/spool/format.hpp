@@ -26,6 +26,7 @@ enum class RecordType : std::uint8_t {
   dead_letter = 4,  // DLQ: [seq, id, [group], frame, {reason, attempts, first, last, error}]
   tombstone = 5,    // DLQ: [id, group]: the dead letter was removed (replayed or purged)
   attempt = 6,      // [id, group, attempts, first_failure_ms, last_error]: a failed delivery
+  stream = 7,       // stream logs: [offset, time_ms, frame]
 };
 
 const char* record_type_name(RecordType type) noexcept;

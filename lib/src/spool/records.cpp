@@ -160,6 +160,8 @@ std::optional<DecodedRecord> decode_record(RecordType type, std::string_view bod
       r.groups = {group};
       r.attempts = static_cast<std::uint32_t>(attempts);
       return r;
+    case RecordType::stream:
+      return std::nullopt;  // stream logs have their own reader (stream/stream_log.cpp)
     case RecordType::dead_letter:
       if (n < 9 || !read_uint(a[0], r.seq) || !read_id(a[1], r.id) ||
           !read_groups(a[2], r.groups) || a[3].type != msgpack::type::BIN ||

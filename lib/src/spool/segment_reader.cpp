@@ -38,12 +38,14 @@ const char* record_type_name(RecordType type) noexcept {
       return "TOMBSTONE";
     case RecordType::attempt:
       return "ATTEMPT";
+    case RecordType::stream:
+      return "STREAM";
   }
   return "UNKNOWN";
 }
 
 bool is_known_record_type(std::uint8_t type) noexcept {
-  return type >= 1 && type <= 6;
+  return type >= 1 && type <= 7;
 }
 
 void write_segment_header(char* out) noexcept {

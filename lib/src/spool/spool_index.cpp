@@ -61,6 +61,8 @@ const Failures* SpoolIndex::failures_of(const MessageId& id, int group_bit) cons
 
 bool SpoolIndex::apply(const DecodedRecord& r, const Location& where) {
   switch (r.type) {
+    case RecordType::stream:
+      return true;  // not a spool record
     case RecordType::publish:
     case RecordType::dead_letter: {
       const std::uint64_t mask = r.group_mask != 0 ? r.group_mask : mask_of(r.groups);

@@ -1,0 +1,80 @@
+// StreamLog: one partition of a stream (issue 7's durable, ordered,
+// replayable log). Records are appended with strictly increasing offsets and
+// their append time, in segment files named by their first offset
+// (00000000000000000000.log, ...) that use the spool's framing: a 16-byte
+// header, then length + CRC32C + type + body per record. Reopening recovers
+// every complete record and cuts a torn tail. Retention deletes whole old
+// segments (by size and by age), never the one being written.
+//
+// Not thread-safe: one owner (a stream device's writer thread) appends and
+// reads. A directory has one owner process at a time (a flock'ed LOCK file).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "mqkit/spool.hpp"
+
+namespace mqkit {
+
+struct StreamLogOptions {
+  Durability durability = Durability::always;        // always: fdatasync per append_batch
+  std::uint64_t segment_size = 64ull * 1024 * 1024;  // a new segment starts past this
+  std::uint64_t retain_bytes = 0;                    // 0: no size limit
+  std::chrono::milliseconds retain_age{0};           // 0: no age limit
+  std::uint64_t max_record_size = 16ull * 1024 * 1024 + 64 * 1024;
+};
+
+struct StreamRecord {
+  std::uint64_t offset = 0;
+  std::uint64_t time_ms = 0;  // append time, ms since the Unix epoch
+  std::string frame;          // the mqkit frame: topic, envelope, payload
+};
+
+class StreamLog {
+ public:
+  // Opens DIR (creating it), recovers its records. Throws Error when DIR is
+  // owned by another process or cannot be read.
+  StreamLog(const std::string& dir, const StreamLogOptions& options = {});
+  ~StreamLog();
+  StreamLog(const StreamLog&) = delete;
+  StreamLog& operator=(const StreamLog&) = delete;
+
+  // Appends the frames in order with one write (and one fdatasync under
+  // `always`); returns the offset of the first. Throws Error on I/O failure,
+  // having appended none of them.
+  std::uint64_t append_batch(const std::vector<std::string_view>& frames,
+                             std::uint64_t time_ms = 0);  // 0: now
+  std::uint64_t append(std::string_view frame, std::uint64_t time_ms = 0) {
+    return append_batch({frame}, time_ms);
+  }
+
+  // Up to `max_records` records (and about `max_bytes`) from `offset` on, in
+  // order. Empty at the end. Throws Error(bad_argument) for an offset before
+  // the first retained one or past the end.
+  std::vector<StreamRecord> read(std::uint64_t offset, std::size_t max_records,
+                                 std::size_t max_bytes = 16 * 1024 * 1024) const;
+
+  std::uint64_t first_offset() const noexcept;  // the oldest retained record
+  std::uint64_t next_offset() const noexcept;   // what the next append gets
+  // The first record appended at or after `time_ms`; next_offset() if none.
+  std::uint64_t offset_at(std::uint64_t time_ms) const noexcept;
+
+  // Deletes whole segments past the retention limits (never the active one).
+  // Returns how many records went.
+  std::uint64_t enforce_retention(std::uint64_t now_ms = 0);
+
+  std::uint64_t bytes() const noexcept;
+  std::size_t segments() const noexcept;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace mqkit
