@@ -64,6 +64,19 @@ inline RunningDevice start_device(const std::vector<std::string>& args) {
   return {std::move(p), parse_up_line(*line)};
 }
 
+// `mqkit proxy` with its spool in DIR/spool and dead letters in DIR/dlq,
+// bound to free ports unless told otherwise, plus `extra` flags.
+inline RunningDevice start_proxy(const TempDir& dir, const std::vector<std::string>& extra,
+                                 const std::string& front = kAnyPort,
+                                 const std::string& back = kAnyPort,
+                                 const std::string& stats = kAnyPort) {
+  std::vector<std::string> args{"proxy",        "--front", front,     "--back",          back,
+                                "--stats",      stats,     "--spool", dir.file("spool"), "--dlq",
+                                dir.file("dlq")};
+  args.insert(args.end(), extra.begin(), extra.end());
+  return start_device(args);
+}
+
 // The device-wide counters of `mqkit stat EP --json` (not the per-group rows).
 inline std::map<std::string, std::uint64_t> stat_json(const std::string& endpoint) {
   ChildProcess p({mqkit_binary(), "stat", endpoint, "--json"});

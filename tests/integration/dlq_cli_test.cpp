@@ -37,22 +37,13 @@ std::vector<std::string> ids_in(const std::vector<std::string>& ls_lines) {
   return ids;
 }
 
-// A proxy whose dead letters go to DIR/dlq.
-mqkit::test::RunningDevice proxy_with_dlq(const TempDir& dir, std::vector<std::string> extra) {
-  std::vector<std::string> args{"proxy",           "--front", kAnyPort,       "--back",
-                                kAnyPort,          "--stats", kAnyPort,       "--spool",
-                                dir.file("spool"), "--dlq",   dir.file("dlq")};
-  args.insert(args.end(), extra.begin(), extra.end());
-  return mqkit::test::start_device(args);
-}
-
 }  // namespace
 
 TEST_CASE("dead letters are listed, shown, replayed through the proxy and purged",
           "[integration][dlq]") {
   TempDir dir;
   const std::string dlq = dir.file("dlq");
-  auto device = proxy_with_dlq(
+  auto device = mqkit::test::start_proxy(
       dir, {"--group", "billing=order.#", "--max-attempts", "2", "--backoff", "fixed:20ms"});
   auto& proxy = device.process;
   const auto ep = device.endpoints;
@@ -123,7 +114,8 @@ TEST_CASE("dlq tools work while the proxy keeps writing dead letters: none lost 
           "[integration][dlq]") {
   TempDir dir;
   const std::string dlq = dir.file("dlq");
-  auto device = proxy_with_dlq(dir, {"--group", "g=#", "--max-attempts", "1", "--fsync", "never"});
+  auto device =
+      mqkit::test::start_proxy(dir, {"--group", "g=#", "--max-attempts", "1", "--fsync", "never"});
   auto& proxy = device.process;
   const auto ep = device.endpoints;
   // Every delivery fails at once: a steady stream of new dead letters.

@@ -81,8 +81,7 @@ TEST_CASE("floods, random bytes and oversized frames on every port leave every d
       {"streamer", "--in", kAnyPort, "--out", kAnyPort, "--max-size", "64KiB"});
   auto forwarder_device = mqkit::test::start_device(
       {"forwarder", "--in", kAnyPort, "--out", kAnyPort, "--max-size", "64KiB"});
-  auto proxy_device = mqkit::test::start_device({"proxy", "--front", kAnyPort, "--back", kAnyPort,
-                                                 "--spool", dir.file("spool"), "--group", "g=#"});
+  auto proxy_device = mqkit::test::start_proxy(dir, {"--group", "g=#"});
   auto& streamer = streamer_device.process;
   auto& forwarder = forwarder_device.process;
   auto& proxy = proxy_device.process;

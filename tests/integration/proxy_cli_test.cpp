@@ -25,16 +25,7 @@ using mqkit::test::wait_for;
 namespace {
 
 using RunningProxy = mqkit::test::RunningDevice;
-
-RunningProxy start_proxy(const TempDir& dir, const std::vector<std::string>& extra,
-                         const std::string& front = kAnyPort, const std::string& back = kAnyPort,
-                         const std::string& stats = kAnyPort) {
-  std::vector<std::string> args{"proxy",        "--front", front,     "--back",          back,
-                                "--stats",      stats,     "--spool", dir.file("spool"), "--dlq",
-                                dir.file("dlq")};
-  args.insert(args.end(), extra.begin(), extra.end());
-  return mqkit::test::start_device(args);
-}
+using mqkit::test::start_proxy;
 
 ChildProcess start_worker(const DeviceEndpoints& proxy, const std::string& group,
                           const std::string& out_file, std::vector<std::string> extra = {}) {

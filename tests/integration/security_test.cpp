@@ -24,6 +24,7 @@ using namespace std::chrono_literals;
 using mqkit::test::ChildProcess;
 using mqkit::test::kAnyPort;
 using mqkit::test::run_mqkit;
+using mqkit::test::start_proxy;
 using mqkit::test::TempDir;
 
 namespace {
@@ -103,13 +104,6 @@ int port_of(const std::string& endpoint) {
   return std::stoi(endpoint.substr(endpoint.rfind(':') + 1));
 }
 
-mqkit::test::RunningDevice start_proxy(const TempDir& dir, std::vector<std::string> extra) {
-  std::vector<std::string> args{"proxy",   "--front",         kAnyPort,  "--back", kAnyPort,
-                                "--spool", dir.file("spool"), "--group", "g=#"};
-  args.insert(args.end(), extra.begin(), extra.end());
-  return mqkit::test::start_device(args);
-}
-
 }  // namespace
 
 TEST_CASE("keygen writes a CURVE pair that others cannot read, and a readable secret is refused",
@@ -144,8 +138,8 @@ TEST_CASE("a CURVE proxy serves listed keys only, guards its admin endpoint and 
     REQUIRE(run_mqkit({"keygen", "--out", dir.file(name)}).first == 0);
   std::filesystem::create_directory(dir.file("allowed"));
   std::filesystem::copy_file(dir.file("client.pub"), dir.file("allowed/client.pub"));
-  auto proxy = start_proxy(dir, {"--curve-key", dir.file("proxy.key"), "--allow",
-                                 dir.file("allowed"), "--stats", kAnyPort});
+  auto proxy = start_proxy(dir, {"--group", "g=#", "--curve-key", dir.file("proxy.key"), "--allow",
+                                 dir.file("allowed")});
   const auto& ep = proxy.endpoints;
   const std::vector<std::string> as_client{"--curve-key", dir.file("client.key"), "--server-key",
                                            dir.file("proxy.pub")};
@@ -205,7 +199,7 @@ TEST_CASE("a CURVE proxy serves listed keys only, guards its admin endpoint and 
 TEST_CASE("without CURVE the same relay sees the payload (the capture works)",
           "[integration][security]") {
   TempDir dir;
-  auto proxy = start_proxy(dir, {});
+  auto proxy = start_proxy(dir, {"--group", "g=#"});
   Relay relay(port_of(proxy.endpoints.in));
   mqkit::test::write_file(dir.file("plain"), "PLAIN-PAYLOAD-4711\n");
   const auto [code, err] =

@@ -514,11 +514,17 @@ struct Spool::Impl {
       if (!wanted.contains(r.offset)) return;
       auto decoded = decode_record(r.type, r.body);
       if (!decoded) return;
+      // The failure history travels with the copy (its old ATTEMPT records
+      // may be in the segment about to go); read with the groups, in one lock.
+      std::vector<std::pair<std::string, Failures>> history;
       {
         std::lock_guard l(index_mutex);
         auto it = index.entries.find(decoded->id);
         if (it == index.entries.end()) return;  // settled meanwhile
         groups_now = index.groups_of(it->second.groups);
+        if (auto f = index.failures.find(decoded->id); f != index.failures.end())
+          for (const auto& h : f->second)
+            history.emplace_back(index.group_names[static_cast<std::size_t>(h.group_bit)], h);
       }
       if (r.type == RecordType::publish) {
         bodies.push_back(encode_publish(decoded->seq, decoded->id, groups_now, decoded->frame));
@@ -530,26 +536,20 @@ struct Spool::Impl {
       update.groups = groups_now;
       updates.push_back(std::move(update));
       records.emplace_back(r.type, std::string_view());
-      // The failure history travels with the copy (its old ATTEMPT records
-      // may be in the segment about to go).
-      std::lock_guard l(index_mutex);
-      if (auto f = index.failures.find(decoded->id); f != index.failures.end()) {
-        for (const auto& h : f->second) {
-          const std::string& group = index.group_names[static_cast<std::size_t>(h.group_bit)];
-          bodies.push_back(
-              encode_attempt(decoded->id, group, h.attempts, h.first_failure_ms, h.last_error));
-          updates.push_back(DecodedRecord{RecordType::attempt,
-                                          decoded->id,
-                                          0,
-                                          {group},
-                                          {},
-                                          {},
-                                          h.last_error,
-                                          h.attempts,
-                                          h.first_failure_ms,
-                                          0});
-          records.emplace_back(RecordType::attempt, std::string_view());
-        }
+      for (const auto& [group, h] : history) {
+        bodies.push_back(
+            encode_attempt(decoded->id, group, h.attempts, h.first_failure_ms, h.last_error));
+        updates.push_back(DecodedRecord{RecordType::attempt,
+                                        decoded->id,
+                                        0,
+                                        {group},
+                                        {},
+                                        {},
+                                        h.last_error,
+                                        h.attempts,
+                                        h.first_failure_ms,
+                                        0});
+        records.emplace_back(RecordType::attempt, std::string_view());
       }
     });
     for (std::size_t i = 0; i < records.size(); ++i) records[i].second = bodies[i];
