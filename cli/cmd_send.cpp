@@ -21,6 +21,8 @@ struct SendOptions {
   CurveFlags curve;
   std::string to;
   std::string proxy;
+  std::string stream;
+  std::string key;
   std::size_t window = 1000;
   bool pub = false;
   bool bind = false;
@@ -34,19 +36,24 @@ struct SendOptions {
   SocketOptions socket;
 };
 
-// Through the reliable proxy: pipelined, every message confirmed or counted.
-int send_via_proxy(const SendOptions& o, MessageSource& source) {
+// Through the reliable proxy or a stream device (the same PUBLISH/CONFIRM
+// contract): pipelined, every message confirmed or counted.
+int send_confirmed(const SendOptions& o, MessageSource& source) {
+  const std::string& device = o.proxy.empty() ? o.stream : o.proxy;
   ReliableProducerOptions options;
   options.socket = o.socket;
   options.window = o.window;
   options.timeout = parse_duration(o.timeout);
-  ReliableProducer producer(o.proxy, options);
+  ReliableProducer producer(device, options);
+  Envelope envelope = Envelope::make(o.topic);
+  if (!o.key.empty()) envelope.key = o.key;
   std::map<PublishStatus, std::uint64_t> counts;
   std::string last_problem;
   std::uint64_t sent = 0;
   std::string payload;
   while (!stop_requested() && source.next(payload)) {
-    producer.send_async(Envelope::make(o.topic), payload, [&](const PublishResult& r) {
+    envelope.id = MessageId::generate();
+    producer.send_async(envelope, payload, [&](const PublishResult& r) {
       ++counts[r.status];
       if (!r.ok()) last_problem = std::string(to_string(r.status)) + ": " + r.reason;
     });
@@ -55,7 +62,7 @@ int send_via_proxy(const SendOptions& o, MessageSource& source) {
   const std::size_t left = producer.flush(parse_duration(o.timeout));
   const std::uint64_t ok = counts[PublishStatus::stored] + counts[PublishStatus::duplicate];
   std::string summary = std::to_string(ok) + " of " + std::to_string(sent) +
-                        " messages confirmed by " + o.proxy + " (" +
+                        " messages confirmed by " + device + " (" +
                         std::to_string(counts[PublishStatus::stored]) + " stored, " +
                         std::to_string(counts[PublishStatus::duplicate]) + " duplicate)";
   if (ok != sent)
@@ -68,8 +75,12 @@ int send_via_proxy(const SendOptions& o, MessageSource& source) {
 int run_send(SendOptions o) {
   stop_on_signals();
   apply_curve_client_flags(o.curve, o.socket.security);
-  if (o.to.empty() == o.proxy.empty())
-    throw UsageError("give --to EP (work queue, or pub with --pub) or --proxy EP (reliable)");
+  if (!o.to.empty() + !o.proxy.empty() + !o.stream.empty() != 1)
+    throw UsageError(
+        "give one of --to EP (work queue, or pub with --pub), --proxy EP (reliable) or "
+        "--stream EP (log)");
+  if (!o.key.empty() && o.stream.empty() && o.proxy.empty())
+    throw UsageError("--key goes with --stream (it picks the partition) or --proxy");
   if (o.count > 0 && o.size.empty()) throw UsageError("--count needs --size BYTES");
   if (!o.size.empty() && o.count == 0) throw UsageError("--size needs --count N");
   if (o.count > 0 && !o.file.empty()) throw UsageError("use either --file or --count, not both");
@@ -84,7 +95,7 @@ int run_send(SendOptions o) {
   // Queue only to peers that are really there: a message is never counted as
   // sent while it waits for a connection that may never come.
   o.socket.immediate = true;
-  if (!o.proxy.empty()) return send_via_proxy(o, source);
+  if (!o.proxy.empty() || !o.stream.empty()) return send_confirmed(o, source);
   const Endpoint endpoint{o.to, o.bind ? Endpoint::Mode::bind : Endpoint::Mode::connect};
 
   std::uint64_t sent = 0;
@@ -125,8 +136,14 @@ void setup_send(CLI::App& app, Runner& runner) {
   sub->add_option("--proxy", o->proxy,
                   "Send through a reliable proxy (its --front endpoint); exit 0 only when every "
                   "message was confirmed stored");
+  sub->add_option("--stream", o->stream,
+                  "Append to a stream device (its --front endpoint); exit 0 only when every "
+                  "record was confirmed stored");
+  sub->add_option("--key", o->key,
+                  "Ordering key of every message: with --stream, records of one key go to one "
+                  "partition, in order");
   sub->add_option("--window", o->window,
-                  "With --proxy: unconfirmed messages in flight (default 1000)")
+                  "With --proxy or --stream: unconfirmed messages in flight (default 1000)")
       ->check(CLI::PositiveNumber);
   sub->add_flag("--pub", o->pub, "Publish (PUB) instead of pushing to a work queue (PUSH)");
   sub->add_flag("--bind", o->bind, "Bind --to instead of connecting (peer to peer, no device)");

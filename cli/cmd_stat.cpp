@@ -1,4 +1,5 @@
 // `mqkit stat EP`: ask a device for its counters.
+#include <algorithm>
 #include <cstdio>
 #include <memory>
 
@@ -19,26 +20,36 @@ struct StatOptions {
   std::string timeout = "2s";
 };
 
-// Counters named "group.NAME.FIELD" (the proxy's per-group figures) become
-// one row per group; the others stay device-wide.
+// Counters named "KIND.NAME.FIELD" (the proxy's per-group figures, a
+// stream's per-partition and per-consumer-name ones) become one table per
+// kind, one row per NAME; the others stay device-wide.
+struct Table {
+  std::string kind;  // group, partition, consumer
+  std::vector<TableRow> rows;
+};
 struct SplitCounters {
   std::vector<std::pair<std::string, std::uint64_t>> device;
-  std::vector<TableRow> groups;
+  std::vector<Table> tables;
 };
 
 SplitCounters split(const devices::DeviceStats& stats) {
+  static const std::vector<std::string> kinds{"group", "partition", "consumer"};
   SplitCounters out;
+  for (const auto& kind : kinds) out.tables.push_back({kind, {}});
   for (const auto& [name, value] : stats.counters) {
+    const auto first_dot = name.find('.');
     const auto last_dot = name.rfind('.');
-    if (!name.starts_with("group.") || last_dot <= 6) {
+    const auto kind = std::find(kinds.begin(), kinds.end(), name.substr(0, first_dot));
+    if (first_dot == std::string::npos || kind == kinds.end() || last_dot <= first_dot + 1) {
       out.device.emplace_back(name, value);
       continue;
     }
-    const std::string group = name.substr(6, last_dot - 6);
-    if (out.groups.empty() || out.groups.back().front().second != group)
-      out.groups.push_back({{"group", group}});
-    out.groups.back().emplace_back(name.substr(last_dot + 1), std::to_string(value));
+    auto& rows = out.tables[static_cast<std::size_t>(kind - kinds.begin())].rows;
+    const std::string row = name.substr(first_dot + 1, last_dot - first_dot - 1);
+    if (rows.empty() || rows.back().front().second != row) rows.push_back({{*kind, row}});
+    rows.back().emplace_back(name.substr(last_dot + 1), std::to_string(value));
   }
+  std::erase_if(out.tables, [](const Table& t) { return t.rows.empty(); });
   return out;
 }
 
@@ -56,8 +67,8 @@ int run_stat(const StatOptions& o) {
       append_json_string(out, name);
       out += ":" + std::to_string(value);
     }
-    if (!counters.groups.empty()) {
-      out += ",\"groups\":" + format_json_rows(counters.groups);
+    for (const auto& table : counters.tables) {
+      out += ",\"" + table.kind + "s\":" + format_json_rows(table.rows);
       out.pop_back();  // the rows' newline
     }
     out += "}\n";
@@ -65,7 +76,7 @@ int run_stat(const StatOptions& o) {
     out = stats.device + " at " + o.endpoint + "\n";
     for (const auto& [name, value] : counters.device)
       out += "  " + name + ": " + std::to_string(value) + "\n";
-    if (!counters.groups.empty()) out += "\n" + format_table(counters.groups);
+    for (const auto& table : counters.tables) out += "\n" + format_table(table.rows);
   }
   std::fputs(out.c_str(), stdout);
   return 0;

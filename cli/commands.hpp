@@ -13,6 +13,7 @@ void setup_consume(CLI::App& app, Runner& runner);
 void setup_stat(CLI::App& app, Runner& runner);
 void setup_spool(CLI::App& app, Runner& runner);
 void setup_proxy(CLI::App& app, Runner& runner);
+void setup_stream(CLI::App& app, Runner& runner);
 void setup_group(CLI::App& app, Runner& runner);
 void setup_run(CLI::App& app, Runner& runner);
 void setup_dlq(CLI::App& app, Runner& runner);

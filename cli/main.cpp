@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
   Runner runner;
   setup_run(app, runner);
   setup_proxy(app, runner);
+  setup_stream(app, runner);
   setup_streamer(app, runner);
   setup_forwarder(app, runner);
   setup_send(app, runner);

@@ -17,6 +17,7 @@
 #include "detail/id_table.hpp"
 #include "envelope/codec.hpp"
 #include "mqkit/error.hpp"
+#include "names.hpp"
 #include "proxy/group.hpp"
 #include "proxy/group_file.hpp"
 #include "proxy/wakeup.hpp"
@@ -44,14 +45,6 @@ std::uint64_t now_ms() {
   using namespace std::chrono;
   return static_cast<std::uint64_t>(
       duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count());
-}
-
-// Group names go into the GROUPS file and CLI tables: keep them plain.
-bool valid_group_name(std::string_view name) {
-  if (name.empty() || name.size() > 128) return false;
-  return std::all_of(name.begin(), name.end(), [](char c) {
-    return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
-  });
 }
 
 struct WorkerState {
@@ -310,7 +303,7 @@ class ProxyPump final : public detail::Pump {
     for (const auto& [name, patterns] : options_.groups) table[name] = patterns;
     for (const auto& name : spool_.groups()) table.try_emplace(name, std::vector<std::string>{});
     for (const auto& [name, patterns] : table) {
-      if (!valid_group_name(name))
+      if (!detail::valid_name(name))
         throw Error(errc::bad_argument,
                     "group name '" + name + "' may only hold letters, digits, '-', '_' and '.'");
       ConsumerGroup& g = *groups_[declare_group(name, patterns)];
@@ -559,7 +552,7 @@ class ProxyPump final : public detail::Pump {
   }
 
   void attach(const std::string& worker, const CommandFrame& cmd) {
-    if (!valid_group_name(cmd.group)) {
+    if (!detail::valid_name(cmd.group)) {
       reply_error(back_, worker,
                   "group name '" + cmd.group +
                       "' is not valid: use 1-128 letters, digits, '-', '_' or '.'");

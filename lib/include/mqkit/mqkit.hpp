@@ -14,6 +14,8 @@
 #include "mqkit/socket_options.hpp"
 #include "mqkit/spool.hpp"
 #include "mqkit/stop.hpp"
+#include "mqkit/stream_consumer.hpp"
+#include "mqkit/stream_log.hpp"
 #include "mqkit/subscriber.hpp"
 #include "mqkit/topic_filter.hpp"
 #include "mqkit/topology.hpp"

@@ -13,9 +13,10 @@ using mqkit::detail::read_id;
 using mqkit::detail::reference_everything;
 using Packer = msgpack::packer<mqkit::detail::StringSink>;
 
-constexpr const char* kCommandNames[] = {"publish",     "confirm",   "attach", "attached",
-                                         "credit",      "deliver",   "ack",    "nack",
-                                         "in_progress", "heartbeat", "detach", "error"};
+constexpr const char* kCommandNames[] = {
+    "publish",   "confirm",  "attach",      "attached",  "credit", "deliver",
+    "ack",       "nack",     "in_progress", "heartbeat", "detach", "error",
+    "subscribe", "assigned", "records",     "commit",    "notice"};
 constexpr const char* kStatusNames[] = {"stored", "duplicate", "full", "unroutable", "rejected"};
 
 bool read_text(const msgpack::object& o, std::string& out) {
@@ -52,6 +53,36 @@ bool read_ids(const msgpack::object& o, std::vector<MessageId>& out) {
   return true;
 }
 
+bool read_positions(const msgpack::object& o, std::vector<Position>& out) {
+  if (o.type != msgpack::type::ARRAY) return false;
+  out.resize(o.via.array.size);
+  for (std::uint32_t i = 0; i < o.via.array.size; ++i) {
+    const auto& item = o.via.array.ptr[i];
+    if (item.type != msgpack::type::ARRAY || item.via.array.size < 2 ||
+        !read_u32(item.via.array.ptr[0], out[i].partition) ||
+        !read_u64(item.via.array.ptr[1], out[i].offset))
+      return false;
+  }
+  return true;
+}
+
+bool read_u64s(const msgpack::object& o, std::vector<std::uint64_t>& out) {
+  if (o.type != msgpack::type::ARRAY) return false;
+  out.resize(o.via.array.size);
+  for (std::uint32_t i = 0; i < o.via.array.size; ++i)
+    if (!read_u64(o.via.array.ptr[i], out[i])) return false;
+  return true;
+}
+
+void pack_positions(Packer& pk, const std::vector<Position>& positions) {
+  pk.pack_array(static_cast<std::uint32_t>(positions.size()));
+  for (const auto& p : positions) {
+    pk.pack_array(2);
+    pk.pack(p.partition);
+    pk.pack(p.offset);
+  }
+}
+
 template <typename Enum, std::size_t N>
 bool read_enum(const msgpack::object& o, const char* const (&names)[N], Enum& out) {
   if (o.type != msgpack::type::STR) return false;
@@ -86,6 +117,7 @@ std::string encode_command(const CommandFrame& c) {
     case Command::in_progress:
     case Command::error:
     case Command::deliver:
+    case Command::commit:
       args = 1;
       break;
     case Command::attached:
@@ -93,6 +125,10 @@ std::string encode_command(const CommandFrame& c) {
       break;
     case Command::attach:
     case Command::nack:
+    case Command::subscribe:
+    case Command::assigned:
+    case Command::records:
+    case Command::notice:
       args = 3;
       break;
     case Command::heartbeat:
@@ -149,6 +185,29 @@ std::string encode_command(const CommandFrame& c) {
       pk.pack(c.reason);
       break;
     case Command::error:
+      pk.pack(c.reason);
+      break;
+    case Command::subscribe:
+      pk.pack(c.group);
+      pk.pack(c.from);
+      pk.pack(c.credit);
+      break;
+    case Command::assigned:
+      pk.pack(c.group);
+      pack_positions(pk, c.positions);
+      pk.pack(c.heartbeat_ms);
+      break;
+    case Command::records:
+      pk.pack(c.partition);
+      pk.pack(c.offset);
+      pk.pack(c.times);
+      break;
+    case Command::commit:
+      pack_positions(pk, c.positions);
+      break;
+    case Command::notice:
+      pk.pack(c.partition);
+      pk.pack(c.offset);
       pk.pack(c.reason);
       break;
     case Command::heartbeat:
@@ -238,6 +297,25 @@ DecodeResult decode_command(std::string_view frame, CommandFrame& out) noexcept 
       }
       case Command::error:
         ok = need(1) && read_text(a[4], out.reason);
+        break;
+      case Command::subscribe:
+        ok = need(3) && read_text(a[4], out.group) && read_text(a[5], out.from) &&
+             read_u32(a[6], out.credit);
+        break;
+      case Command::assigned:
+        ok = need(3) && read_text(a[4], out.group) && read_positions(a[5], out.positions) &&
+             read_u64(a[6], out.heartbeat_ms);
+        break;
+      case Command::records:
+        ok = need(3) && read_u32(a[4], out.partition) && read_u64(a[5], out.offset) &&
+             read_u64s(a[6], out.times);
+        break;
+      case Command::commit:
+        ok = need(1) && read_positions(a[4], out.positions);
+        break;
+      case Command::notice:
+        ok = need(3) && read_u32(a[4], out.partition) && read_u64(a[5], out.offset) &&
+             read_text(a[6], out.reason);
         break;
       case Command::heartbeat:
       case Command::detach:

@@ -17,8 +17,8 @@
 namespace mqkit::detail::proxy {
 
 inline constexpr std::uint32_t kProtocolMajor = 1;
-inline constexpr std::uint32_t kProtocolMinor = 0;
-inline constexpr std::size_t kMaxBatch = 65536;  // ids or confirms in one command
+inline constexpr std::uint32_t kProtocolMinor = 1;  // 1.1: the stream commands
+inline constexpr std::size_t kMaxBatch = 65536;     // ids or confirms in one command
 
 enum class Command {
   publish,      // producer -> proxy: [target_group | nil], then N message frames
@@ -33,6 +33,19 @@ enum class Command {
   heartbeat,    // both ways
   detach,       // worker -> proxy: hand back unacked messages, leave the group
   error,        // proxy -> peer: what was wrong with its last command
+  // The stream device's readers (docs/stream-protocol.md):
+  subscribe,  // reader -> stream: name ("" alone), from, credit
+  assigned,   // stream -> reader: name, [[partition, next offset], ...], heartbeat_ms
+  records,    // stream -> reader: partition, first offset, [time_ms, ...], then N frames
+  commit,     // reader -> stream: [[partition, next offset], ...] processed up to there
+  notice,     // stream -> reader: partition, offset, reason (its position moved)
+};
+
+// A partition and an offset in it: a reader's position, or where it starts.
+struct Position {
+  std::uint32_t partition = 0;
+  std::uint64_t offset = 0;
+  bool operator==(const Position&) const = default;
 };
 
 enum class ConfirmStatus { stored, duplicate, full, unroutable, rejected };
@@ -55,7 +68,12 @@ struct CommandFrame {
   NackAction action = NackAction::retry;    // nack
   std::string reason;                       // nack, error
   std::uint64_t ack_timeout_ms = 0;         // attached
-  std::uint64_t heartbeat_ms = 0;           // attached: both sides heartbeat this often
+  std::uint64_t heartbeat_ms = 0;           // attached, assigned: both sides heartbeat this often
+  std::string from;                         // subscribe
+  std::vector<Position> positions;          // assigned, commit
+  std::uint32_t partition = 0;              // records, notice
+  std::uint64_t offset = 0;                 // records (the first), notice
+  std::vector<std::uint64_t> times;         // records: append time of each, ms since the epoch
 };
 
 // The start of an `error` reason that tells a worker to ATTACH again (the

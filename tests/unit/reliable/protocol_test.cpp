@@ -78,6 +78,30 @@ TEST_CASE("every proxy command survives encode and decode", "[protocol]") {
     round_trip({.command = Command::heartbeat});
     round_trip({.command = Command::detach});
   }
+  SECTION("the stream reader's commands") {
+    const auto sub = round_trip(
+        {.command = Command::subscribe, .group = "audit", .credit = 500, .from = "1:42"});
+    CHECK(sub.group == "audit");
+    CHECK(sub.from == "1:42");
+    CHECK(sub.credit == 500);
+    const std::vector<Position> positions{{0, 7}, {3, 1ull << 40}};
+    const auto assigned = round_trip({.command = Command::assigned,
+                                      .group = "audit",
+                                      .heartbeat_ms = 1000,
+                                      .positions = positions});
+    CHECK(assigned.positions == positions);
+    CHECK(assigned.heartbeat_ms == 1000);
+    CHECK(round_trip({.command = Command::commit, .positions = positions}).positions == positions);
+    const auto records =
+        round_trip({.command = Command::records, .partition = 2, .offset = 99, .times = {5, 6, 7}});
+    CHECK(records.partition == 2);
+    CHECK(records.offset == 99);
+    CHECK(records.times == std::vector<std::uint64_t>{5, 6, 7});
+    const auto notice =
+        round_trip({.command = Command::notice, .reason = "gone", .partition = 1, .offset = 120});
+    CHECK(notice.offset == 120);
+    CHECK(notice.reason == "gone");
+  }
 }
 
 TEST_CASE("bad command frames are typed errors", "[protocol]") {

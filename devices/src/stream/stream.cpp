@@ -1,0 +1,767 @@
+// StreamPump: the stream device's state and its loop turn. One thread owns
+// the partition logs, the readers and the consumer names. Appends are group
+// commits: every PUBLISH read in one turn goes to its partition's log in one
+// write (and one fdatasync under `always`) before any of them is confirmed.
+#include "mqkit/devices/stream.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <deque>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <unordered_map>
+
+#include "atomic_file.hpp"
+#include "detail/counter.hpp"
+#include "detail/id_table.hpp"
+#include "envelope/codec.hpp"
+#include "mqkit/error.hpp"
+#include "names.hpp"
+#include "pump.hpp"
+#include "reliable/protocol.hpp"
+#include "spool/lock_file.hpp"
+#include "stream/positions_file.hpp"
+#include "stream/start_position.hpp"
+#include "wire/socket.hpp"
+
+namespace mqkit::devices {
+
+std::uint32_t partition_of_key(std::string_view key, std::uint32_t partitions) noexcept {
+  std::uint64_t hash = 14695981039346656037ull;  // FNV-1a 64
+  for (const char c : key) {
+    hash ^= static_cast<unsigned char>(c);
+    hash *= 1099511628211ull;
+  }
+  return partitions == 0 ? 0 : static_cast<std::uint32_t>(hash % partitions);
+}
+
+namespace {
+
+using namespace mqkit::detail::proxy;
+using detail::StartPosition;
+using Clock = std::chrono::steady_clock;
+namespace fs = std::filesystem;
+namespace md = mqkit::detail;
+
+constexpr int kMissedHeartbeats = 5;          // a reader silent this many intervals is lost
+constexpr std::size_t kMaxRecordBatch = 256;  // records in one RECORDS
+constexpr std::size_t kMaxBatchBytes = 1024 * 1024;
+constexpr auto kSaveEvery = std::chrono::milliseconds(50);  // committed positions to disk
+constexpr auto kRetentionEvery = std::chrono::seconds(1);
+
+std::string_view view(const zmq::message_t& m) {
+  return {static_cast<const char*>(m.data()), m.size()};
+}
+
+// One partition a reader reads: `next` is the next offset to send, `acked`
+// the offset the reader has processed up to (COMMIT); in between: in flight.
+struct Cursor {
+  std::uint32_t partition = 0;
+  std::uint64_t next = 0;
+  std::uint64_t acked = 0;
+};
+
+struct Reader {
+  std::string name;  // empty: reads alone, every partition (or those it named)
+  StartPosition from;
+  std::uint32_t window = 1;
+  std::vector<Cursor> cursors;
+  std::size_t next_cursor = 0;  // round-robin over the partitions with data
+  Clock::time_point last_heard;
+
+  std::uint64_t in_flight() const {
+    std::uint64_t n = 0;
+    for (const auto& c : cursors) n += c.next - c.acked;
+    return n;
+  }
+  Cursor* cursor(std::uint32_t partition) {
+    for (auto& c : cursors)
+      if (c.partition == partition) return &c;
+    return nullptr;
+  }
+};
+
+// A consumer name: its members share the partitions; its positions are durable.
+struct ConsumerName {
+  std::vector<std::string> members;  // in the order they joined
+  detail::Positions committed;
+  bool dirty = false;  // committed differs from the file
+};
+
+// One partition's records waiting for this turn's group commit.
+struct PendingAppend {
+  std::vector<std::string_view> frames;                       // views into held_ messages
+  std::vector<std::pair<std::string, MessageId>> confirm_to;  // producer, id
+};
+
+std::uint32_t read_partition_count(const std::string& dir) {
+  std::ifstream in(dir + "/PARTITIONS");
+  std::uint32_t n = 0;
+  if (in >> n && n > 0) return n;
+  return 0;
+}
+
+class StreamPump final : public detail::Pump {
+ public:
+  explicit StreamPump(const StreamOptions& o)
+      : options_(o),
+        front_(md::open_socket(zmq::socket_type::router, o.socket)),
+        back_(md::open_socket(zmq::socket_type::router, o.socket)) {
+    if (options_.heartbeat.count() <= 0) options_.heartbeat = std::chrono::milliseconds(1000);
+    back_.set(zmq::sockopt::router_mandatory, true);  // a gone reader is an error, not a drop
+    back_.set(zmq::sockopt::sndhwm, 0);               // credit bounds what each reader holds
+    open_logs();
+    names_load();
+    rebuild_dedup_window();
+    front_endpoint_ = md::attach(front_, bind(o.front));
+    back_endpoint_ = md::attach(back_, bind(o.back));
+    next_heartbeat_ = Clock::now() + options_.heartbeat;
+    next_retention_ = Clock::now();
+    refresh_counters();
+  }
+
+  ~StreamPump() override {
+    try {
+      save_positions(/*force=*/true);
+    } catch (const Error&) {
+      // Positions are an at-least-once hint: the older file stands.
+    }
+  }
+
+  const char* kind() const noexcept override { return "stream"; }
+  std::string in_endpoint() const override { return front_endpoint_; }
+  std::string out_endpoint() const override { return back_endpoint_; }
+  std::vector<zmq::socket_t*> bound_sockets() override { return {&front_, &back_}; }
+
+  void announce_admin_endpoint(const std::string& endpoint) { lock_->set_admin_endpoint(endpoint); }
+
+  std::size_t poll_items(zmq::pollitem_t* items) override {
+    items[0] = {front_.handle(), 0, ZMQ_POLLIN, 0};
+    items[1] = {back_.handle(), 0, ZMQ_POLLIN, 0};
+    return 2;
+  }
+
+  std::chrono::milliseconds poll_timeout() const override {
+    auto next = std::min(next_heartbeat_, next_retention_);
+    if (any_dirty_) next = std::min(next, next_save_);
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(next - Clock::now());
+    return std::max(left + std::chrono::milliseconds(1), std::chrono::milliseconds(0));
+  }
+
+  void pump(const zmq::pollitem_t*) override {
+    for (int i = 0; i < 256 && read_front(); ++i) {
+    }
+    append_pending();
+    flush_confirms();
+    for (int i = 0; i < 1024 && read_back(); ++i) {
+    }
+    deliver_all();
+    run_timers();
+    if (Clock::now() >= next_snapshot_) refresh_counters();
+  }
+
+  Counters counters() const override {
+    Counters out{
+        {"partitions", logs_.size()},          {"published", published_.get()},
+        {"appended", appended_.get()},         {"duplicate", duplicates_.get()},
+        {"rejected", rejected_.get()},         {"malformed", malformed_.get()},
+        {"delivered", delivered_.get()},       {"position_resets", position_resets_.get()},
+        {"lost_readers", lost_readers_.get()}, {"retention_deleted", retention_deleted_.get()}};
+    std::lock_guard lock(snapshot_mutex_);
+    out.insert(out.end(), snapshot_.begin(), snapshot_.end());
+    return out;
+  }
+
+  // Per-partition and per-name figures, copied out of the loop's state.
+  void refresh_counters() override {
+    Counters snapshot{{"readers", readers_.size()}};
+    std::uint64_t bytes = 0;
+    for (std::uint32_t p = 0; p < logs_.size(); ++p) {
+      const StreamLog& log = *logs_[p];
+      const std::string prefix = "partition." + std::to_string(p) + ".";
+      snapshot.emplace_back(prefix + "first_offset", log.first_offset());
+      snapshot.emplace_back(prefix + "next_offset", log.next_offset());
+      snapshot.emplace_back(prefix + "records", log.next_offset() - log.first_offset());
+      snapshot.emplace_back(prefix + "bytes", log.bytes());
+      snapshot.emplace_back(prefix + "segments", log.segments());
+      bytes += log.bytes();
+    }
+    snapshot.insert(snapshot.begin() + 1, {"bytes", bytes});
+    for (const auto& [name, consumer] : names_) {
+      const std::string prefix = "consumer." + name + ".";
+      std::uint64_t lag = 0;
+      for (std::uint32_t p = 0; p < logs_.size(); ++p) {
+        auto it = consumer.committed.find(p);
+        const std::uint64_t at =
+            it == consumer.committed.end() ? logs_[p]->first_offset() : it->second;
+        lag += logs_[p]->next_offset() - std::min(at, logs_[p]->next_offset());
+      }
+      snapshot.emplace_back(prefix + "members", consumer.members.size());
+      snapshot.emplace_back(prefix + "lag", lag);
+    }
+    std::lock_guard lock(snapshot_mutex_);
+    snapshot_ = std::move(snapshot);
+    next_snapshot_ = Clock::now() + std::chrono::milliseconds(200);
+  }
+
+ private:
+  // ---- opening ----
+
+  void open_logs() {
+    std::error_code ec;
+    fs::create_directories(options_.dir, ec);
+    if (ec) throw Error(ec, "cannot create stream directory " + options_.dir + ": " + ec.message());
+    lock_.emplace(options_.dir);
+    const std::uint32_t had = read_partition_count(options_.dir);
+    std::uint32_t count = options_.partitions != 0 ? options_.partitions : std::max(had, 1u);
+    if (had != 0 && had != count) {
+      // Keys would map to other partitions: refuse unless the stream is empty.
+      for (std::uint32_t p = 0; p < had; ++p) {
+        StreamLog log(partition_dir(p), options_.log);
+        if (log.next_offset() > 0)
+          throw Error(errc::bad_argument,
+                      options_.dir + " holds a stream of " + std::to_string(had) +
+                          " partitions; its partition count cannot change once it holds "
+                          "records (use --partitions " +
+                          std::to_string(had) + " or another --dir)");
+      }
+    }
+    if (count != had)
+      detail::replace_file(options_.dir + "/PARTITIONS", std::to_string(count) + "\n");
+    for (std::uint32_t p = 0; p < count; ++p)
+      logs_.push_back(std::make_unique<StreamLog>(partition_dir(p), options_.log));
+    pending_.resize(count);
+  }
+
+  std::string partition_dir(std::uint32_t p) const {
+    return options_.dir + "/p" + std::to_string(p);
+  }
+
+  void names_load() {
+    for (auto& [name, positions] : detail::load_positions(options_.dir)) {
+      if (!detail::valid_name(name)) continue;
+      names_[name].committed = std::move(positions);
+    }
+  }
+
+  // A restarted stream still answers `duplicate` to re-sends of records it
+  // stored just before it stopped: the newest ids are read back from the logs.
+  void rebuild_dedup_window() {
+    if (options_.dedup_window == 0) return;
+    const std::uint64_t per_partition =
+        std::max<std::uint64_t>(options_.dedup_window / logs_.size(), 1);
+    Message decoded;
+    for (const auto& log : logs_) {
+      std::uint64_t at =
+          log->next_offset() - std::min(log->next_offset() - log->first_offset(), per_partition);
+      while (at < log->next_offset()) {
+        const auto records = log->read(at, 4096);
+        if (records.empty()) break;
+        for (const auto& r : records)
+          if (md::envelope_offset(r.frame) &&
+              codec_.decode(r.frame, decoded, options_.socket.limits))
+            remember(decoded.id());
+        at = records.back().offset + 1;
+      }
+    }
+  }
+
+  // ---- producers ----
+
+  bool read_front() {
+    zmq::message_t identity, command;
+    if (!front_.recv(identity, zmq::recv_flags::dontwait)) return false;
+    bool more = identity.more();
+    if (more) {
+      (void)front_.recv(command, zmq::recv_flags::dontwait);
+      more = command.more();
+    }
+    const std::size_t first_frame = held_.size();
+    while (more) {
+      held_.emplace_back();
+      (void)front_.recv(held_.back(), zmq::recv_flags::dontwait);
+      more = held_.back().more();
+    }
+    const std::string producer(view(identity));
+    CommandFrame cmd;
+    const auto decoded = decode_command(view(command), cmd);
+    if (!decoded || cmd.command != Command::publish) {
+      malformed_.add();
+      reply_error(front_, producer, decoded ? "producers may only PUBLISH" : decoded.detail);
+      return true;
+    }
+    for (std::size_t i = first_frame; i < held_.size(); ++i)
+      publish(producer, view(held_[i]), cmd.target_group.has_value());
+    return true;
+  }
+
+  void publish(const std::string& producer, std::string_view frame, bool targeted) {
+    if (!md::envelope_offset(frame) || !codec_.decode(frame, decoded_, options_.socket.limits)) {
+      malformed_.add();
+      return;  // without an id there is nothing to confirm
+    }
+    const MessageId id = decoded_.id();
+    published_.add();
+    if (targeted) {
+      rejected_.add();
+      confirm(producer, id, ConfirmStatus::rejected,
+              "a stream has no groups: publish without a target group");
+      return;
+    }
+    if (recent_.contains(id) || in_turn_.contains(id)) {
+      duplicates_.add();
+      confirm(producer, id, ConfirmStatus::duplicate, "");
+      return;
+    }
+    const auto partitions = static_cast<std::uint32_t>(logs_.size());
+    const std::uint32_t p = decoded_.envelope.key
+                                ? partition_of_key(*decoded_.envelope.key, partitions)
+                                : static_cast<std::uint32_t>(spread_++ % partitions);
+    pending_[p].frames.push_back(frame);
+    pending_[p].confirm_to.emplace_back(producer, id);
+    in_turn_.try_emplace(id, char{});
+  }
+
+  // The group commit: one append (one write, one sync) per partition.
+  void append_pending() {
+    for (std::uint32_t p = 0; p < pending_.size(); ++p) {
+      PendingAppend& batch = pending_[p];
+      if (batch.frames.empty()) continue;
+      try {
+        logs_[p]->append_batch(batch.frames);
+        appended_.add(batch.frames.size());
+        for (auto& [producer, id] : batch.confirm_to) {
+          remember(id);
+          confirm(producer, id, ConfirmStatus::stored, "");
+        }
+      } catch (const Error& e) {
+        // Nothing of the batch was appended: the producers may send again.
+        rejected_.add(batch.frames.size());
+        for (auto& [producer, id] : batch.confirm_to)
+          confirm(producer, id, ConfirmStatus::rejected,
+                  "partition " + std::to_string(p) + " could not store it: " + e.what());
+      }
+      for (const auto& [producer, id] : batch.confirm_to) in_turn_.erase(id);
+      batch.frames.clear();
+      batch.confirm_to.clear();
+    }
+    held_.clear();
+  }
+
+  // The dedup window: the last `dedup_window` ids stored, oldest forgotten first.
+  void remember(const MessageId& id) {
+    if (options_.dedup_window == 0 || !recent_.try_emplace(id, char{}).second) return;
+    if (recent_order_.size() < options_.dedup_window) {
+      recent_order_.push_back(id);
+      return;
+    }
+    recent_.erase(recent_order_[recent_next_]);
+    recent_order_[recent_next_] = id;
+    recent_next_ = (recent_next_ + 1) % recent_order_.size();
+  }
+
+  void confirm(const std::string& producer, const MessageId& id, ConfirmStatus status,
+               std::string reason) {
+    confirms_[producer].push_back({id, status, std::move(reason)});
+  }
+
+  void flush_confirms() {
+    for (auto& [producer, list] : confirms_) {
+      if (list.empty()) continue;
+      CommandFrame c{.command = Command::confirm, .confirmations = std::move(list)};
+      list.clear();
+      const auto encoded = encode_command(c);
+      try {
+        (void)front_.send(zmq::buffer(producer),
+                          zmq::send_flags::sndmore | zmq::send_flags::dontwait);
+        (void)front_.send(zmq::buffer(encoded), zmq::send_flags::dontwait);
+      } catch (const zmq::error_t&) {
+        // The producer is gone: it re-sends unconfirmed records when it returns.
+      }
+    }
+    if (confirms_.size() > 64) confirms_.clear();  // forget producers that come and go
+  }
+
+  // ---- readers ----
+
+  bool read_back() {
+    zmq::message_t identity, command;
+    if (!back_.recv(identity, zmq::recv_flags::dontwait)) return false;
+    bool extra = false;
+    if (identity.more()) {
+      (void)back_.recv(command, zmq::recv_flags::dontwait);
+      zmq::message_t rest;
+      for (bool more = command.more(); more; more = rest.more()) {
+        (void)back_.recv(rest, zmq::recv_flags::dontwait);
+        extra = true;
+      }
+    }
+    const std::string reader(view(identity));
+    CommandFrame cmd;
+    const auto decoded = decode_command(view(command), cmd);
+    if (!decoded || extra) {
+      malformed_.add();
+      reply_error(back_, reader, decoded ? "reader commands are one frame" : decoded.detail);
+      return true;
+    }
+    if (cmd.command == Command::subscribe) {
+      subscribe(reader, cmd);
+      return true;
+    }
+    auto it = readers_.find(reader);
+    if (it == readers_.end()) {
+      // A restarted stream, or a reader given up as lost: it must subscribe again.
+      if (cmd.command != Command::detach)
+        reply_error(back_, reader, std::string(kNotAttached) + ": send subscribe again");
+      return true;
+    }
+    it->second.last_heard = Clock::now();
+    switch (cmd.command) {
+      case Command::commit:
+        commit(it->second, cmd.positions);
+        break;
+      case Command::heartbeat:
+        break;
+      case Command::detach:
+        remove_reader(reader);
+        break;
+      default:
+        malformed_.add();
+        reply_error(back_, reader, "readers may subscribe, commit, heartbeat, detach");
+    }
+    return true;
+  }
+
+  void subscribe(const std::string& identity, const CommandFrame& cmd) {
+    if (!cmd.group.empty() && !detail::valid_name(cmd.group)) {
+      reply_error(back_, identity,
+                  "consumer name '" + cmd.group +
+                      "' is not valid: use 1-128 letters, digits, '-', '_' or '.'");
+      return;
+    }
+    Reader r;
+    r.name = cmd.group;
+    r.window = std::max<std::uint32_t>(cmd.credit, 1);
+    r.last_heard = Clock::now();
+    try {
+      r.from = StartPosition::parse(cmd.from);
+      check_start(r.from);
+    } catch (const Error& e) {
+      reply_error(back_, identity, e.what());
+      return;
+    }
+    if (readers_.contains(identity)) remove_reader(identity);  // subscribing afresh
+    auto& reader = readers_.emplace(identity, std::move(r)).first->second;
+    if (reader.name.empty()) {
+      for (std::uint32_t p = 0; p < logs_.size(); ++p) {
+        if (reader.from.kind == StartPosition::Kind::partitions && !reader.from.offsets.contains(p))
+          continue;
+        const std::uint64_t at = start_of(reader.from, p);
+        reader.cursors.push_back({p, at, at});
+      }
+      send_assigned(identity, reader);
+      return;
+    }
+    names_[reader.name].members.push_back(identity);
+    rebalance(reader.name, identity);
+  }
+
+  // Offsets past a partition's end are a mistake worth saying at once.
+  void check_start(const StartPosition& from) const {
+    auto check = [&](std::uint32_t p, std::uint64_t offset) {
+      if (p >= logs_.size())
+        throw Error(errc::bad_argument, "partition " + std::to_string(p) +
+                                            " does not exist: the stream has " +
+                                            std::to_string(logs_.size()) + " (0.." +
+                                            std::to_string(logs_.size() - 1) + ")");
+      if (offset > logs_[p]->next_offset())
+        throw Error(errc::bad_argument, "offset " + std::to_string(offset) +
+                                            " is past the end of partition " + std::to_string(p) +
+                                            " (its next offset is " +
+                                            std::to_string(logs_[p]->next_offset()) + ")");
+    };
+    if (from.kind == StartPosition::Kind::offset)
+      for (std::uint32_t p = 0; p < logs_.size(); ++p) check(p, from.value);
+    if (from.kind == StartPosition::Kind::partitions)
+      for (const auto& [p, offset] : from.offsets) check(p, offset);
+  }
+
+  std::uint64_t start_of(const StartPosition& from, std::uint32_t p) const {
+    const StreamLog& log = *logs_[p];
+    switch (from.kind) {
+      case StartPosition::Kind::earliest:
+        return log.first_offset();
+      case StartPosition::Kind::latest:
+        return log.next_offset();
+      case StartPosition::Kind::time:
+        return log.offset_at(from.value);
+      case StartPosition::Kind::offset:
+        return std::min(from.value, log.next_offset());
+      case StartPosition::Kind::partitions: {
+        auto it = from.offsets.find(p);
+        return it == from.offsets.end() ? log.first_offset()
+                                        : std::min(it->second, log.next_offset());
+      }
+    }
+    return log.first_offset();
+  }
+
+  // Shares the name's partitions among its members: partition p goes to
+  // member p % members. Members whose share changed are told.
+  void rebalance(const std::string& name, const std::string& joined = {}) {
+    ConsumerName& consumer = names_[name];
+    const std::size_t members = consumer.members.size();
+    for (std::size_t i = 0; i < members; ++i) {
+      const std::string& identity = consumer.members[i];
+      Reader& reader = readers_.at(identity);
+      std::vector<Cursor> cursors;
+      for (std::uint32_t p = 0; p < logs_.size(); ++p) {
+        if (p % members != i) continue;
+        if (const Cursor* kept = reader.cursor(p)) {
+          cursors.push_back(*kept);
+          continue;
+        }
+        auto committed = consumer.committed.find(p);
+        if (committed == consumer.committed.end()) {
+          // A name's first read of a partition: its start becomes its position.
+          committed = consumer.committed.emplace(p, start_of(reader.from, p)).first;
+          mark_dirty(consumer);
+        }
+        const std::uint64_t at = std::min(committed->second, logs_[p]->next_offset());
+        cursors.push_back({p, at, at});
+      }
+      const bool changed =
+          cursors.size() != reader.cursors.size() ||
+          !std::equal(cursors.begin(), cursors.end(), reader.cursors.begin(),
+                      [](const Cursor& a, const Cursor& b) { return a.partition == b.partition; });
+      reader.cursors = std::move(cursors);
+      reader.next_cursor = 0;
+      if (changed || identity == joined) send_assigned(identity, reader);
+    }
+  }
+
+  void send_assigned(const std::string& identity, const Reader& reader) {
+    CommandFrame c{.command = Command::assigned,
+                   .group = reader.name,
+                   .heartbeat_ms = static_cast<std::uint64_t>(options_.heartbeat.count())};
+    for (const auto& cursor : reader.cursors)
+      c.positions.push_back({cursor.partition, cursor.next});
+    if (send_command(identity, encode_command(c)) == Sent::gone) lose_reader(identity);
+  }
+
+  void commit(Reader& reader, const std::vector<Position>& positions) {
+    for (const auto& position : positions) {
+      Cursor* cursor = reader.cursor(position.partition);
+      // Not its partition (any more), or not sent: a late or confused commit.
+      if (cursor == nullptr || position.offset > cursor->next) continue;
+      cursor->acked = std::max(cursor->acked, position.offset);
+      if (reader.name.empty()) continue;
+      ConsumerName& consumer = names_[reader.name];
+      auto& committed = consumer.committed[position.partition];
+      if (position.offset > committed) {
+        committed = position.offset;
+        mark_dirty(consumer);
+      }
+    }
+  }
+
+  void mark_dirty(ConsumerName& consumer) {
+    consumer.dirty = true;
+    if (!any_dirty_) next_save_ = Clock::now() + kSaveEvery;
+    any_dirty_ = true;
+  }
+
+  void remove_reader(const std::string& identity) {
+    auto it = readers_.find(identity);
+    if (it == readers_.end()) return;
+    const std::string name = it->second.name;
+    readers_.erase(it);
+    if (name.empty()) return;
+    ConsumerName& consumer = names_[name];
+    std::erase(consumer.members, identity);
+    if (!consumer.members.empty()) rebalance(name);
+  }
+
+  void lose_reader(const std::string& identity) {
+    if (!readers_.contains(identity)) return;
+    lost_readers_.add();
+    remove_reader(identity);
+  }
+
+  // ---- delivery ----
+
+  void deliver_all() {
+    // Delivering may lose a reader (and rebalance others): walk a copy of the keys.
+    identities_.clear();
+    for (const auto& [identity, reader] : readers_) identities_.push_back(identity);
+    for (const auto& identity : identities_) {
+      for (int batches = 0; batches < 64; ++batches) {
+        auto it = readers_.find(identity);
+        if (it == readers_.end() || !deliver_batch(identity, it->second)) break;
+      }
+    }
+  }
+
+  // Sends one RECORDS batch from the next partition with records to send;
+  // false when there is nothing to send or no credit.
+  bool deliver_batch(const std::string& identity, Reader& reader) {
+    const std::uint64_t in_flight = reader.in_flight();
+    if (in_flight >= reader.window || reader.cursors.empty()) return false;
+    for (std::size_t tried = 0; tried < reader.cursors.size(); ++tried) {
+      Cursor& cursor = reader.cursors[reader.next_cursor++ % reader.cursors.size()];
+      const StreamLog& log = *logs_[cursor.partition];
+      if (cursor.next < log.first_offset()) reset_to_earliest(identity, reader, cursor);
+      if (cursor.next >= log.next_offset()) continue;
+      const std::size_t n = static_cast<std::size_t>(
+          std::min<std::uint64_t>(reader.window - in_flight, kMaxRecordBatch));
+      auto records = log.read(cursor.next, n, kMaxBatchBytes);
+      if (records.empty()) continue;
+      CommandFrame c{
+          .command = Command::records, .partition = cursor.partition, .offset = cursor.next};
+      c.times.reserve(records.size());
+      for (const auto& r : records) c.times.push_back(r.time_ms);
+      const auto encoded = encode_command(c);
+      try {
+        if (!back_.send(zmq::buffer(identity),
+                        zmq::send_flags::sndmore | zmq::send_flags::dontwait))
+          return false;  // its queue is full for now
+        (void)back_.send(zmq::buffer(encoded), zmq::send_flags::sndmore);
+        for (std::size_t i = 0; i < records.size(); ++i)
+          (void)back_.send(zmq::buffer(records[i].frame), i + 1 < records.size()
+                                                              ? zmq::send_flags::sndmore
+                                                              : zmq::send_flags::none);
+      } catch (const zmq::error_t&) {
+        lose_reader(identity);
+        return false;
+      }
+      cursor.next += records.size();
+      delivered_.add(records.size());
+      return true;
+    }
+    return false;
+  }
+
+  // The reader's position is no longer retained: say so and go on from the
+  // earliest record there is.
+  void reset_to_earliest(const std::string& identity, Reader& reader, Cursor& cursor) {
+    const std::uint64_t first = logs_[cursor.partition]->first_offset();
+    const std::string why = "offset " + std::to_string(cursor.next) + " of partition " +
+                            std::to_string(cursor.partition) +
+                            " is no longer retained; reading on from the earliest retained "
+                            "record, offset " +
+                            std::to_string(first);
+    position_resets_.add();
+    cursor.next = cursor.acked = first;
+    if (!reader.name.empty()) {
+      ConsumerName& consumer = names_[reader.name];
+      consumer.committed[cursor.partition] = first;
+      mark_dirty(consumer);
+    }
+    const auto encoded = encode_command({.command = Command::notice,
+                                         .reason = why,
+                                         .partition = cursor.partition,
+                                         .offset = first});
+    if (send_command(identity, encoded) == Sent::gone) lose_reader(identity);
+  }
+
+  // ---- timers ----
+
+  void run_timers() {
+    const auto now = Clock::now();
+    if (now >= next_heartbeat_) {
+      next_heartbeat_ = now + options_.heartbeat;
+      heartbeat_readers(now);
+    }
+    if (any_dirty_ && now >= next_save_) save_positions(false);
+    if (now >= next_retention_) {
+      next_retention_ = now + kRetentionEvery;
+      for (auto& log : logs_) retention_deleted_.add(log->enforce_retention());
+    }
+  }
+
+  void heartbeat_readers(Clock::time_point now) {
+    static const std::string beat = encode_command({.command = Command::heartbeat});
+    std::vector<std::string> lost;
+    for (const auto& [identity, reader] : readers_)
+      if (now - reader.last_heard > kMissedHeartbeats * options_.heartbeat ||
+          send_command(identity, beat) == Sent::gone)
+        lost.push_back(identity);
+    for (const auto& identity : lost) lose_reader(identity);
+  }
+
+  void save_positions(bool force) {
+    if (!any_dirty_ && !force) return;
+    for (auto& [name, consumer] : names_) {
+      if (!consumer.dirty) continue;
+      detail::save_positions(options_.dir, name, consumer.committed);
+      consumer.dirty = false;
+    }
+    any_dirty_ = false;
+  }
+
+  enum class Sent { ok, busy, gone };
+
+  Sent send_command(const std::string& identity, std::string_view command) {
+    try {
+      if (!back_.send(zmq::buffer(identity), zmq::send_flags::sndmore | zmq::send_flags::dontwait))
+        return Sent::busy;
+      (void)back_.send(zmq::buffer(command), zmq::send_flags::none);
+      return Sent::ok;
+    } catch (const zmq::error_t&) {
+      return Sent::gone;
+    }
+  }
+
+  void reply_error(zmq::socket_t& socket, const std::string& identity, std::string_view why) {
+    if (identity.empty()) return;
+    const auto encoded = encode_command({.command = Command::error, .reason = std::string(why)});
+    try {
+      (void)socket.send(zmq::buffer(identity),
+                        zmq::send_flags::sndmore | zmq::send_flags::dontwait);
+      (void)socket.send(zmq::buffer(encoded), zmq::send_flags::dontwait);
+    } catch (const zmq::error_t&) {
+    }
+  }
+
+  StreamOptions options_;
+  std::optional<md::spool::LockFile> lock_;
+  std::vector<std::unique_ptr<StreamLog>> logs_;
+  zmq::socket_t front_, back_;
+  std::string front_endpoint_, back_endpoint_;
+  md::EnvelopeCodec codec_;
+  Message decoded_;
+
+  std::deque<zmq::message_t> held_;  // this turn's published frames (a deque: views stay valid)
+  std::vector<PendingAppend> pending_;
+  md::IdTable<char> in_turn_;  // ids published this turn (a batch may repeat one)
+  std::uint64_t spread_ = 0;   // round-robin for records without a key
+  std::unordered_map<std::string, std::vector<Confirmation>> confirms_;
+  md::IdTable<char> recent_;
+  std::vector<MessageId> recent_order_;
+  std::size_t recent_next_ = 0;
+
+  std::unordered_map<std::string, Reader> readers_;
+  std::vector<std::string> identities_;
+  std::map<std::string, ConsumerName> names_;
+  bool any_dirty_ = false;
+  Clock::time_point next_heartbeat_, next_retention_, next_save_, next_snapshot_;
+
+  mutable std::mutex snapshot_mutex_;
+  Counters snapshot_;  // guarded by snapshot_mutex_
+  md::Counter published_, appended_, duplicates_, rejected_, malformed_, delivered_,
+      position_resets_, lost_readers_, retention_deleted_;
+};
+
+}  // namespace
+
+Stream::Stream(const StreamOptions& options)
+    : Device({options.front, options.back, options.stats, options.socket},
+             std::make_unique<StreamPump>(options)) {
+  if (!stats_endpoint().empty())
+    static_cast<StreamPump&>(pump()).announce_admin_endpoint(stats_endpoint());
+}
+
+}  // namespace mqkit::devices
