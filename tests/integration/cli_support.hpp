@@ -14,6 +14,7 @@
 
 #include "child_process.hpp"
 #include "helpers.hpp"
+#include "mqkit/devices/stats.hpp"
 
 namespace mqkit::test {
 
@@ -83,9 +84,11 @@ inline std::map<std::string, std::uint64_t> stat_json(const std::string& endpoin
   const auto line = p.read_line(std::chrono::seconds(10));
   REQUIRE(line);
   std::map<std::string, std::uint64_t> counters;
-  // {"device":"x","in":1,...,"groups":[...]}: the device-wide part is small
-  // enough to pick apart by hand.
-  std::string text = line->substr(0, line->find(",\"groups\""));
+  // {"device":"x","in":1,...,"groups":[...]}: the device-wide part (before
+  // the first table) is small enough to pick apart by hand.
+  const auto table = line->find("\":[");
+  std::string text =
+      table == std::string::npos ? *line : line->substr(0, line->rfind(",\"", table));
   for (std::size_t at = 0; (at = text.find('"', at)) != std::string::npos;) {
     const auto end = text.find('"', at + 1);
     const std::string key = text.substr(at + 1, end - at - 1);
@@ -94,6 +97,13 @@ inline std::map<std::string, std::uint64_t> stat_json(const std::string& endpoin
       counters[key] = std::stoull(text.substr(at + 1));
   }
   return counters;
+}
+
+// Every counter of the device at `endpoint`, per-partition and per-group
+// ones included ("consumer.NAME.lag"), asked in-process.
+inline std::map<std::string, std::uint64_t> all_counters(const std::string& endpoint) {
+  const auto stats = devices::query_stats(endpoint, std::chrono::seconds(5));
+  return {stats.counters.begin(), stats.counters.end()};
 }
 
 }  // namespace mqkit::test
