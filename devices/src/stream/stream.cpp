@@ -333,6 +333,9 @@ class StreamPump final : public detail::Pump {
       try {
         logs_[p]->append_batch(batch.frames);
         appended_.add(batch.frames.size());
+        // Over the size limit: the oldest segments go now, not at the next tick.
+        if (options_.log.retain_bytes > 0 && logs_[p]->bytes() > options_.log.retain_bytes)
+          apply_retention(p);
         for (auto& [producer, id] : batch.confirm_to) {
           remember(id);
           confirm(producer, id, ConfirmStatus::stored, "");
@@ -678,7 +681,16 @@ class StreamPump final : public detail::Pump {
     if (any_dirty_ && now >= next_save_) save_positions(false);
     if (now >= next_retention_) {
       next_retention_ = now + kRetentionEvery;
-      for (auto& log : logs_) retention_deleted_.add(log->enforce_retention());
+      for (std::uint32_t p = 0; p < logs_.size(); ++p) apply_retention(p);
+    }
+  }
+
+  void apply_retention(std::uint32_t p) {
+    try {
+      retention_deleted_.add(logs_[p]->enforce_retention());
+    } catch (const Error&) {
+      // A segment that cannot be deleted stays (and is tried again next tick).
+      retention_errors_.add();
     }
   }
 
@@ -752,7 +764,7 @@ class StreamPump final : public detail::Pump {
   mutable std::mutex snapshot_mutex_;
   Counters snapshot_;  // guarded by snapshot_mutex_
   md::Counter published_, appended_, duplicates_, rejected_, malformed_, delivered_,
-      position_resets_, lost_readers_, retention_deleted_;
+      position_resets_, lost_readers_, retention_deleted_, retention_errors_;
 };
 
 }  // namespace
