@@ -52,7 +52,8 @@ std::string counters_line(const DeviceSpec& spec, const devices::DeviceStats& st
     }
   } else {
     for (const auto& [name, value] : stats.counters)
-      line += " " + name + " " + std::to_string(value);
+      if (!name.starts_with("partition."))  // a stream's per-partition figures: see mqkit stat
+        line += " " + name + " " + std::to_string(value);
   }
   return line;
 }

@@ -3,8 +3,10 @@
 
 #include <algorithm>
 
+#include "mqkit/devices/bridge.hpp"
 #include "mqkit/devices/forwarder.hpp"
 #include "mqkit/devices/proxy.hpp"
+#include "mqkit/devices/stream.hpp"
 #include "mqkit/devices/streamer.hpp"
 #include "mqkit/duration.hpp"
 #include "mqkit/error.hpp"
@@ -48,11 +50,44 @@ ProxyOptions proxy_options(const Topology& topology, const DeviceSpec& spec) {
   return o;
 }
 
+StreamOptions stream_options(const Topology& topology, const DeviceSpec& spec) {
+  StreamOptions o;
+  o.front = bind_of(topology, spec, "front");
+  o.back = bind_of(topology, spec, "back");
+  o.stats = bind_of(topology, spec, "stats");
+  o.dir = spec.dir;
+  o.partitions = spec.partitions;
+  o.log.durability = spec.fsync == "never" ? Durability::never : Durability::always;
+  if (!spec.retain_bytes.empty()) o.log.retain_bytes = parse_size(spec.retain_bytes);
+  if (!spec.retain_age.empty()) o.log.retain_age = parse_duration(spec.retain_age);
+  if (!spec.segment_size.empty()) o.log.segment_size = parse_size(spec.segment_size);
+  o.heartbeat = parse_duration(spec.heartbeat);
+  o.dedup_window = spec.dedup_window;
+  o.socket.security = security_of(spec);
+  return o;
+}
+
+BridgeOptions bridge_options(const Topology& topology, const DeviceSpec& spec) {
+  BridgeOptions o;
+  o.source = spec.source == "stream"      ? BridgeOptions::Source::stream
+             : spec.source == "forwarder" ? BridgeOptions::Source::forwarder
+                                          : BridgeOptions::Source::proxy;
+  o.from = topology.endpoint(spec.endpoints.at("from"));
+  o.to = topology.endpoint(spec.endpoints.at("to"));
+  o.name = spec.source_name;
+  o.topics = spec.topics;
+  o.start = spec.start;
+  o.stats = bind_of(topology, spec, "stats");
+  return o;
+}
+
 }  // namespace
 
 std::unique_ptr<Device> make_device(const Topology& topology, const DeviceSpec& spec) {
   try {
     if (spec.kind == "proxy") return std::make_unique<Proxy>(proxy_options(topology, spec));
+    if (spec.kind == "stream") return std::make_unique<Stream>(stream_options(topology, spec));
+    if (spec.kind == "bridge") return std::make_unique<Bridge>(bridge_options(topology, spec));
     DeviceOptions o{bind_of(topology, spec, "in"),
                     bind_of(topology, spec, "out"),
                     bind_of(topology, spec, "stats"),

@@ -78,7 +78,7 @@ std::string rfc3339(std::chrono::system_clock::time_point t) {
 
 }  // namespace
 
-TEST_CASE("100,000 records appended through the CLI come back after a restart, in order and intact",
+TEST_CASE("100000 records appended through the CLI come back after a restart in order and intact",
           "[stream][cli]") {
   TempDir dir;
   const std::string log_dir = dir.file("orders");
@@ -110,7 +110,7 @@ TEST_CASE("100,000 records appended through the CLI come back after a restart, i
 }
 
 TEST_CASE(
-    "each key's records arrive in order across 4 partitions and 2 members, and a killed "
+    "each key's records arrive in order across 4 partitions and 2 members and a killed "
     "member's partitions move without skipping any",
     "[stream][cli]") {
   TempDir dir;
@@ -236,7 +236,7 @@ TEST_CASE(
   CHECK(stored >= static_cast<std::uint64_t>(kRecords));
 }
 
-TEST_CASE("readers start from a time, from latest, from an offset; past the end is a clear error",
+TEST_CASE("readers start from a time or latest or an offset and past the end is a clear error",
           "[stream][cli]") {
   TempDir dir;
   auto stream = start_stream(dir.file("log"));
@@ -291,7 +291,7 @@ TEST_CASE("readers start from a time, from latest, from an offset; past the end 
 }
 
 TEST_CASE(
-    "retention deletes whole old segments by size and by age, never the active one; a "
+    "retention deletes whole old segments by size and by age but never the active one and a "
     "reader that fell behind is told and goes on from the earliest record",
     "[stream][cli]") {
   TempDir dir;
@@ -371,4 +371,106 @@ TEST_CASE(
     CHECK(read_lines(dir.file("oldest.txt")) ==
           std::vector<std::string>{generated(counters.at("partition.0.first_offset") - 1000, 100)});
   }
+}
+
+TEST_CASE(
+    "a topology feeds a stream from a proxy group and a forwarder and replays the stream "
+    "into another proxy's work queue with ids unchanged",
+    "[stream][cli][run]") {
+  TempDir dir;
+  std::map<std::string, std::string> ep;
+  for (const auto* name : {"orders", "order-work", "events-in", "events-out", "log-in", "log-out",
+                           "replay-in", "replay-work"})
+    ep[name] = free_endpoint();
+  std::string yaml = "endpoints:\n";
+  for (const auto& [name, address] : ep) yaml += "  " + name + ": " + address + "\n";
+  yaml += R"(devices:
+  orders:
+    kind: proxy
+    front: orders
+    back: order-work
+    spool: spool
+    groups:
+      audit: order.#
+  events:
+    kind: forwarder
+    in: events-in
+    out: events-out
+  log:
+    kind: stream
+    front: log-in
+    back: log-out
+    dir: log
+    partitions: 2
+  orders-to-log:
+    kind: bridge
+    source: proxy
+    from: order-work
+    name: audit
+    to: log-in
+  events-to-log:
+    kind: bridge
+    source: forwarder
+    from: events-out
+    topics: [event.]
+    to: log-in
+  replay:
+    kind: proxy
+    front: replay-in
+    back: replay-work
+    spool: replay-spool
+    groups:
+      rebuild: "#"
+  log-to-replay:
+    kind: bridge
+    source: stream
+    from: log-out
+    name: rebuild-feed
+    start: earliest
+    to: replay-in
+)";
+  const std::string file = dir.file("topology.yaml");
+  mqkit::test::write_file(file, yaml);
+  const auto [check, check_err] = run_mqkit({"run", "--check", file});
+  INFO(check_err);
+  REQUIRE(check == 0);
+  ChildProcess run({mqkit::test::mqkit_binary(), "run", file, "--quiet"});
+  for (int i = 0; i < 7; ++i) {
+    const auto up = run.read_line(15s);
+    INFO(run.stderr_text());
+    REQUIRE(up);
+  }
+  const auto [sent, sent_err] = run_mqkit({"send", "--proxy", ep["orders"], "--topic",
+                                           "order.created", "--count", "300", "--size", "20"});
+  INFO(sent_err);
+  REQUIRE(sent == 0);
+  const auto [published, pub_err] =
+      run_mqkit({"send", "--to", ep["events-in"], "--pub", "--topic", "event.shipped", "--count",
+                 "100", "--size", "20", "--wait", "10s"});
+  INFO(pub_err);
+  REQUIRE(published == 0);
+
+  auto ids = [](const std::string& path) {
+    std::set<std::string> out;
+    for (const auto& line : read_lines(path)) {
+      const auto at = line.find("\"id\":\"");
+      if (at != std::string::npos) out.insert(line.substr(at + 6, 36));
+    }
+    return out;
+  };
+  const auto [read, read_err] =
+      run_mqkit({"consume", "--stream", ep["log-out"], "--count", "400", "--json"},
+                Stdio{.stdout_file = dir.file("log.json")}, 60s);
+  INFO(read_err);
+  REQUIRE(read == 0);
+  const auto [replayed, replay_err] = run_mqkit(
+      {"consume", "--proxy", ep["replay-work"], "--group", "rebuild", "--count", "400", "--json"},
+      Stdio{.stdout_file = dir.file("replay.json")}, 60s);
+  INFO(replay_err);
+  REQUIRE(replayed == 0);
+  const auto in_log = ids(dir.file("log.json"));
+  CHECK(in_log.size() == 400);
+  CHECK(ids(dir.file("replay.json")) == in_log);
+  run.signal(SIGTERM);
+  CHECK(run.wait(20s) == 0);
 }

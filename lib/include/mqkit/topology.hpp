@@ -31,8 +31,9 @@ struct TopologyEndpoint {
 // in their text form (already validated); devices::make_device() applies them.
 struct DeviceSpec {
   std::string name;
-  std::string kind;                              // "proxy", "streamer", "forwarder"
-  std::map<std::string, std::string> endpoints;  // role (front/back/in/out/stats) -> endpoint name
+  std::string kind;  // "proxy", "stream", "streamer", "forwarder", "bridge"
+  // role (front/back/in/out/stats; a bridge's from/to) -> endpoint name
+  std::map<std::string, std::string> endpoints;
   // proxy
   std::string spool, dlq;  // absolute, or relative to the file's directory
   std::string fsync = "always";
@@ -41,6 +42,15 @@ struct DeviceSpec {
   std::string max_spool, segment_size;
   std::size_t dedup_window = 100000;
   std::map<std::string, std::vector<std::string>> groups;  // name -> topic filters
+  // stream (also fsync, segment_size, heartbeat, dedup_window)
+  std::string dir;               // absolute, or relative to the file's directory
+  std::uint32_t partitions = 0;  // 0: as the directory has (1 for a new stream)
+  std::string retain_bytes, retain_age;
+  // bridge: reads `from` (role "from") as a `source` client, publishes to `to`
+  std::string source;               // proxy, stream or forwarder
+  std::string source_name;          // the group (proxy) or consumer name (stream) it reads as
+  std::vector<std::string> topics;  // proxy group filters, forwarder topic prefixes
+  std::string start = "earliest";   // stream: where a new consumer name starts
   // CURVE (every kind): the device's key pair file and its clients' allow-list.
   std::string curve_key, allow;
   int line = 0;  // where it is declared (1-based)

@@ -203,6 +203,47 @@ class TopologyParser {
     }
   }
 
+  // A bridge connects to its source and target (it binds only stats).
+  void read_bridge(const YAML::Node& spec, DeviceSpec& d) {
+    const std::string where = "devices." + d.name;
+    check_map(spec, "device '" + d.name + "'",
+              {"kind", "source", "from", "name", "topics", "start", "to", "stats"});
+    for (const char* key : {"source", "from", "to"})
+      if (!spec[key]) fail(spec, where + " needs '" + key + ":'");
+    d.source = text(spec["source"], where + ".source");
+    if (d.source != "proxy" && d.source != "stream" && d.source != "forwarder")
+      fail(spec["source"], where + ".source '" + d.source + "' is not proxy, stream or forwarder");
+    if (spec["name"]) {
+      d.source_name = text(spec["name"], where + ".name");
+    } else if (d.source != "forwarder") {
+      fail(spec, where + " needs 'name:' (the " +
+                     (d.source == "proxy" ? std::string("group") : std::string("consumer name")) +
+                     " it reads as)");
+    }
+    if (spec["topics"]) {
+      const YAML::Node& topics = spec["topics"];
+      if (topics.IsScalar()) {
+        d.topics.push_back(topics.as<std::string>());
+      } else if (topics.IsSequence()) {
+        for (const auto& t : topics) d.topics.push_back(text(t, where + ".topics"));
+      } else {
+        fail(topics, where + ".topics must be a topic (filter) or a list of them");
+      }
+    }
+    if (spec["start"]) d.start = text(spec["start"], where + ".start");
+    for (const char* role : {"from", "to"}) {
+      const auto value = text(spec[role], where + "." + role);
+      if (value.find("://") == std::string::npos) {
+        (void)device_endpoint(spec[role], d.name, role);  // checks the name exists
+        d.endpoints[role] = value;
+      } else {
+        const std::string name = d.name + "." + role;
+        add_endpoint(spec[role], name, value, value);
+        d.endpoints[role] = name;
+      }
+    }
+  }
+
   void read_devices(const YAML::Node& node) {
     check_map(node, "'devices'", {});
     if (node.size() == 0) fail(node, "'devices' is empty: describe at least one device");
@@ -214,7 +255,8 @@ class TopologyParser {
       const YAML::Node& spec = kv.second;
       const std::string where = "devices." + d.name;
       if (!spec.IsMap()) fail(spec, where + " must be a map with 'kind:'");
-      if (!spec["kind"]) fail(spec, where + " needs 'kind:' (proxy, streamer or forwarder)");
+      if (!spec["kind"])
+        fail(spec, where + " needs 'kind:' (proxy, stream, streamer, forwarder or bridge)");
       d.kind = text(spec["kind"], where + ".kind");
       std::vector<std::string> roles;
       if (d.kind == "proxy") {
@@ -251,14 +293,48 @@ class TopologyParser {
         if (spec["dedup_window"])
           d.dedup_window = positive(spec["dedup_window"], where + ".dedup_window");
         if (spec["groups"]) read_groups(spec["groups"], d);
+      } else if (d.kind == "stream") {
+        check_map(
+            spec, "device '" + d.name + "'",
+            {"kind", "front", "back", "stats", "dir", "partitions", "fsync", "retain_bytes",
+             "retain_age", "segment_size", "heartbeat", "dedup_window", "curve_key", "allow"});
+        roles = {"front", "back"};
+        if (!spec["dir"]) fail(spec, where + " needs 'dir:' (a directory)");
+        d.dir = path(spec["dir"], where + ".dir");
+        if (spec["partitions"]) {
+          d.partitions =
+              static_cast<std::uint32_t>(positive(spec["partitions"], where + ".partitions"));
+          if (d.partitions > 1024) fail(spec["partitions"], where + ".partitions must be 1..1024");
+        }
+        if (spec["fsync"])
+          d.fsync = checked(spec["fsync"], where + ".fsync", [](const std::string& v) {
+            if (v != "always" && v != "never")
+              throw Error(errc::bad_argument, "a stream's fsync is always or never");
+          });
+        auto size = [](const std::string& v) { (void)parse_size(v); };
+        auto duration = [](const std::string& v) {
+          if (parse_duration(v).count() <= 0) throw Error(errc::bad_argument, "must be positive");
+        };
+        if (spec["retain_bytes"])
+          d.retain_bytes = checked(spec["retain_bytes"], where + ".retain_bytes", size);
+        if (spec["retain_age"])
+          d.retain_age = checked(spec["retain_age"], where + ".retain_age", duration);
+        if (spec["segment_size"])
+          d.segment_size = checked(spec["segment_size"], where + ".segment_size", size);
+        if (spec["heartbeat"])
+          d.heartbeat = checked(spec["heartbeat"], where + ".heartbeat", duration);
+        if (spec["dedup_window"])
+          d.dedup_window = positive(spec["dedup_window"], where + ".dedup_window");
+      } else if (d.kind == "bridge") {
+        read_bridge(spec, d);
       } else if (d.kind == "streamer" || d.kind == "forwarder") {
         check_map(spec, "device '" + d.name + "'",
                   {"kind", "in", "out", "stats", "curve_key", "allow"});
         roles = {"in", "out"};
       } else {
         fail(spec["kind"], where + ".kind '" + d.kind +
-                               "' is not a device: use proxy, streamer "
-                               "or forwarder");
+                               "' is not a device: use proxy, stream, streamer, forwarder "
+                               "or bridge");
       }
       for (const auto& role : roles)
         if (!spec[role]) fail(spec, where + " needs '" + role + ":' (an endpoint)");

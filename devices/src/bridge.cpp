@@ -1,0 +1,190 @@
+// BridgePump: the bridge's client loop runs on a thread of its own (the
+// client classes block), started with the device and stopped with it; the
+// device loop only serves stats.
+#include "mqkit/devices/bridge.hpp"
+
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <stdexcept>
+#include <thread>
+
+#include "detail/counter.hpp"
+#include "mqkit/error.hpp"
+#include "mqkit/reliable_consumer.hpp"
+#include "mqkit/reliable_producer.hpp"
+#include "mqkit/stream_consumer.hpp"
+#include "mqkit/subscriber.hpp"
+#include "pump.hpp"
+#include "wire/stop_event.hpp"
+
+namespace mqkit::devices {
+namespace {
+
+namespace md = mqkit::detail;
+using Source = BridgeOptions::Source;
+
+constexpr auto kRetryEvery = std::chrono::seconds(1);  // source or target not there yet
+constexpr std::uint32_t kWindow = 100;                 // messages taken from the source at once
+
+const char* source_name(Source s) {
+  switch (s) {
+    case Source::proxy:
+      return "proxy";
+    case Source::stream:
+      return "stream";
+    case Source::forwarder:
+      return "forwarder";
+  }
+  return "?";
+}
+
+class BridgePump final : public detail::Pump {
+ public:
+  explicit BridgePump(const BridgeOptions& o) : options_(o) {
+    if (options_.from.empty() || options_.to.empty())
+      throw Error(errc::bad_argument, "a bridge needs a source (from) and a target (to)");
+    if (options_.source != Source::forwarder && options_.name.empty())
+      throw Error(errc::bad_argument, std::string("a bridge from a ") +
+                                          source_name(options_.source) +
+                                          " needs a name (the group or consumer name it reads as)");
+  }
+
+  ~BridgePump() override {
+    {
+      std::lock_guard lock(mutex_);
+      closing_ = true;
+      if (stop_source_) stop_source_();
+    }
+    wake_.notify_all();
+    if (worker_.joinable()) worker_.join();
+  }
+
+  const char* kind() const noexcept override { return "bridge"; }
+  std::string in_endpoint() const override { return options_.from; }
+  std::string out_endpoint() const override { return options_.to; }
+
+  std::size_t poll_items(zmq::pollitem_t*) override {
+    // The device loop calls this first on its own thread: the bridge starts
+    // with it.
+    if (!worker_.joinable()) worker_ = std::thread([this] { work(); });
+    return 0;
+  }
+  std::chrono::milliseconds poll_timeout() const override { return std::chrono::seconds(1); }
+  void pump(const zmq::pollitem_t*) override {}
+
+  Counters counters() const override {
+    return {{"bridged", bridged_.get()},
+            {"refused_by_target", refused_.get()},
+            {"reconnects", reconnects_.get()},
+            {"connected", connected_.load() ? 1u : 0u}};
+  }
+
+ private:
+  bool closing() {
+    std::lock_guard lock(mutex_);
+    return closing_ || md::global_stop().is_set();
+  }
+
+  // Connects, bridges until the source or target fails or the bridge stops,
+  // then tries again after a pause.
+  void work() {
+    while (!closing()) {
+      try {
+        ReliableProducerOptions producer_options;
+        producer_options.socket = options_.socket;
+        producer_options.timeout = std::chrono::hours(24 * 365);  // keep trying: never drop
+        ReliableProducer target(options_.to, producer_options);
+        run_source(target);
+      } catch (const std::exception& e) {
+        connected_ = false;
+        reconnects_.add();
+        std::unique_lock lock(mutex_);
+        stop_source_ = nullptr;
+        wake_.wait_for(lock, kRetryEvery, [this] { return closing_; });
+      }
+    }
+  }
+
+  // Publishes `m` to the target and waits for its confirm; throws when the
+  // target refuses it (the source then keeps it: retry, or not committed).
+  void forward(ReliableProducer& target, const Message& m) {
+    Envelope envelope = m.envelope;
+    envelope.attempt = 1;
+    const auto result = target.send(envelope, m.payload());
+    if (!result.ok()) {
+      refused_.add();
+      throw std::runtime_error(std::string("target ") + options_.to + " answered " +
+                               to_string(result.status) + ": " + result.reason);
+    }
+    bridged_.add();
+  }
+
+  template <typename Client>
+  void publish_stop(Client& client) {
+    std::lock_guard lock(mutex_);
+    if (closing_) throw std::runtime_error("closing");
+    stop_source_ = [&client] { client.stop(); };
+    connected_ = true;
+  }
+
+  void run_source(ReliableProducer& target) {
+    switch (options_.source) {
+      case Source::proxy: {
+        ReliableConsumer source(options_.from,
+                                {options_.name, options_.topics, kWindow, true, options_.socket});
+        publish_stop(source);
+        source.run([&](const Message& m) {
+          forward(target, m);  // a refusal is a retry at the proxy, then a dead letter
+          return Outcome::ack;
+        });
+        break;
+      }
+      case Source::stream: {
+        StreamConsumer source(options_.from,
+                              {options_.name, options_.start, kWindow, options_.socket});
+        publish_stop(source);
+        source.run([&](const StreamEntry& e) { forward(target, e.message); });
+        break;
+      }
+      case Source::forwarder: {
+        Subscriber source(connect(options_.from),
+                          options_.topics.empty() ? std::vector<std::string>{""} : options_.topics,
+                          options_.socket);
+        publish_stop(source);
+        source.run([&](const Message& m) {
+          // Nothing upstream keeps it: try until the target takes it.
+          while (!closing()) {
+            try {
+              forward(target, m);
+              return;
+            } catch (const std::runtime_error&) {
+              std::this_thread::sleep_for(std::chrono::milliseconds(100));
+            }
+          }
+        });
+        break;
+      }
+    }
+    std::lock_guard lock(mutex_);
+    stop_source_ = nullptr;
+    if (!closing_ && !md::global_stop().is_set())
+      throw std::runtime_error("the source stopped");  // go round again
+  }
+
+  BridgeOptions options_;
+  std::thread worker_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  bool closing_ = false;               // guarded by mutex_
+  std::function<void()> stop_source_;  // guarded by mutex_
+  std::atomic<bool> connected_{false};
+  md::Counter bridged_, refused_, reconnects_;
+};
+
+}  // namespace
+
+Bridge::Bridge(const BridgeOptions& options)
+    : Device({{}, {}, options.stats, options.socket}, std::make_unique<BridgePump>(options)) {}
+
+}  // namespace mqkit::devices
