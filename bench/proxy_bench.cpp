@@ -29,57 +29,14 @@
 #include <thread>
 #include <vector>
 
+#include "bench_support.hpp"
 #include "mqkit/devices/proxy.hpp"
 #include "mqkit/mqkit.hpp"
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
+using namespace mqkit::bench;
 namespace fs = std::filesystem;
-constexpr std::size_t kPayload = 100;
-const std::size_t kWindow = std::getenv("MQKIT_BENCH_WINDOW")
-                                ? std::strtoul(std::getenv("MQKIT_BENCH_WINDOW"), nullptr, 10)
-                                : 1000;
-
-double seconds(Clock::time_point a, Clock::time_point b) {
-  return std::chrono::duration<double>(b - a).count();
-}
-
-// ---- raw ceiling ----
-
-double raw_dealer_router(std::uint64_t count) {
-  zmq::context_t ctx;
-  zmq::socket_t router(ctx, zmq::socket_type::router);
-  router.bind("tcp://127.0.0.1:*");
-  const std::string ep = router.get(zmq::sockopt::last_endpoint);
-  std::thread echo([&] {
-    zmq::message_t id, body;
-    for (std::uint64_t i = 0; i < count; ++i) {
-      (void)router.recv(id);
-      (void)router.recv(body);
-      (void)router.send(id, zmq::send_flags::sndmore);
-      (void)router.send(zmq::buffer(body.data(), 17), zmq::send_flags::none);  // an ack
-    }
-  });
-  zmq::socket_t dealer(ctx, zmq::socket_type::dealer);
-  dealer.connect(ep);
-  const std::string payload(kPayload, 'x');
-  std::uint64_t sent = 0, acked = 0;
-  zmq::message_t ack;
-  const auto start = Clock::now();
-  while (acked < count) {
-    while (sent < count && sent - acked < kWindow) {
-      (void)dealer.send(zmq::buffer(payload), zmq::send_flags::none);
-      ++sent;
-    }
-    (void)dealer.recv(ack);
-    ++acked;
-    while (dealer.recv(ack, zmq::recv_flags::dontwait)) ++acked;
-  }
-  const double rate = double(count) / seconds(start, Clock::now());
-  echo.join();
-  return rate;
-}
 
 // ---- the proxy ----
 
@@ -215,17 +172,6 @@ std::pair<double, double> backlog(const fs::path& parent, const std::string& fsy
   return {in, double(count) / seconds(start, Clock::now())};
 }
 
-double percentile(std::vector<double> v, double p) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v[std::min(v.size() - 1, static_cast<std::size_t>(p * double(v.size())))];
-}
-
-std::int64_t now_us() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(Clock::now().time_since_epoch())
-      .count();
-}
-
 // Publishes `count` messages at `rate`/s with send_async and a flush per
 // message (no batching delay), recording publish->confirm and
 // publish->handler in microseconds.
@@ -297,7 +243,7 @@ int main(int argc, char** argv) {
               (unsigned long long)count, kPayload, workers, kWindow, parent.c_str());
   double raw = 0;
   if (wanted("raw") || phase == "all") {
-    raw = raw_dealer_router(count * 2);
+    raw = raw_dealer_router(count * 2, kWindow);
     std::printf("raw DEALER/ROUTER, one ack per msg, %zu in flight: %.0f msgs/s\n", kWindow, raw);
   }
   for (const char* fsync : {"never", "always"}) {

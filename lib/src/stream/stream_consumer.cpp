@@ -211,18 +211,37 @@ struct StreamConsumer::Impl {
 
   // One RECORDS batch. Returns normally, or rethrows the handler's exception
   // after committing the records before it.
+  // The records of one RECORDS batch: one frame, each record's frame after
+  // its 4-byte big-endian length (docs/stream-protocol.md).
+  static std::vector<std::string_view> unpack_records(const std::vector<zmq::message_t>& frames,
+                                                      std::size_t expected) {
+    std::vector<std::string_view> out;
+    if (frames.size() != 1) return out;
+    std::string_view rest = view(frames[0]);
+    while (rest.size() >= 4 && out.size() < expected) {
+      const auto* p = reinterpret_cast<const unsigned char*>(rest.data());
+      const std::size_t n = (std::size_t{p[0]} << 24) | (std::size_t{p[1]} << 16) |
+                            (std::size_t{p[2]} << 8) | std::size_t{p[3]};
+      if (rest.size() - 4 < n) break;  // a lying length: stop at what is whole
+      out.push_back(rest.substr(4, n));
+      rest.remove_prefix(4 + n);
+    }
+    return out;
+  }
+
   void take_records(const CommandFrame& c, std::vector<zmq::message_t>& frames,
                     const Handler& handler, StreamEntry& entry) {
     if (!owns(c.partition)) return;  // moved to another member meanwhile
-    for (std::size_t i = 0; i < frames.size(); ++i) {
+    const auto records = unpack_records(frames, c.times.size());
+    for (std::size_t i = 0; i < records.size(); ++i) {
       if (stopping()) return;  // uncommitted: read again next time
       const std::uint64_t offset = c.offset + i;
       auto& next = handled[c.partition];
       if (offset >= next) {
         entry.partition = c.partition;
         entry.offset = offset;
-        entry.time_ms = i < c.times.size() ? c.times[i] : 0;
-        if (codec.decode(view(frames[i]), entry.message, options.socket.limits)) {
+        entry.time_ms = c.times[i];
+        if (codec.decode(records[i], entry.message, options.socket.limits)) {
           try {
             handler(entry);
           } catch (...) {

@@ -1,0 +1,96 @@
+// What the end-to-end benchmarks share: the raw libzmq ceiling they are
+// compared with in the same run, clocks and percentiles.
+#pragma once
+
+#include <zmq.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <cstdlib>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace mqkit::bench {
+
+using Clock = std::chrono::steady_clock;
+inline constexpr std::size_t kPayload = 100;
+inline const std::size_t kWindow =
+    std::getenv("MQKIT_BENCH_WINDOW") ? std::strtoul(std::getenv("MQKIT_BENCH_WINDOW"), nullptr, 10)
+                                      : 1000;
+
+inline double seconds(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double>(b - a).count();
+}
+
+inline double percentile(std::vector<double> v, double p) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[std::min(v.size() - 1, static_cast<std::size_t>(p * double(v.size())))];
+}
+
+inline std::int64_t now_us() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(Clock::now().time_since_epoch())
+      .count();
+}
+
+// DEALER -> ROUTER over tcp loopback, one ack frame back per message,
+// `window` in flight: what two sockets do with no disk, no envelope, one hop.
+inline double raw_dealer_router(std::uint64_t count, std::size_t window) {
+  zmq::context_t ctx;
+  zmq::socket_t router(ctx, zmq::socket_type::router);
+  router.bind("tcp://127.0.0.1:*");
+  const std::string ep = router.get(zmq::sockopt::last_endpoint);
+  std::thread echo([&] {
+    zmq::message_t id, body;
+    for (std::uint64_t i = 0; i < count; ++i) {
+      (void)router.recv(id);
+      (void)router.recv(body);
+      (void)router.send(id, zmq::send_flags::sndmore);
+      (void)router.send(zmq::buffer(body.data(), 17), zmq::send_flags::none);  // an ack
+    }
+  });
+  zmq::socket_t dealer(ctx, zmq::socket_type::dealer);
+  dealer.connect(ep);
+  const std::string payload(kPayload, 'x');
+  std::uint64_t sent = 0, acked = 0;
+  zmq::message_t ack;
+  const auto start = Clock::now();
+  while (acked < count) {
+    while (sent < count && sent - acked < window) {
+      (void)dealer.send(zmq::buffer(payload), zmq::send_flags::none);
+      ++sent;
+    }
+    (void)dealer.recv(ack);
+    ++acked;
+    while (dealer.recv(ack, zmq::recv_flags::dontwait)) ++acked;
+  }
+  const double rate = double(count) / seconds(start, Clock::now());
+  echo.join();
+  return rate;
+}
+
+// PUSH -> PULL over tcp loopback, no acks: the most two sockets move.
+inline double raw_push_pull(std::uint64_t count) {
+  zmq::context_t ctx;
+  zmq::socket_t pull(ctx, zmq::socket_type::pull);
+  pull.bind("tcp://127.0.0.1:*");
+  const std::string ep = pull.get(zmq::sockopt::last_endpoint);
+  std::thread pusher([&] {
+    zmq::socket_t push(ctx, zmq::socket_type::push);
+    push.connect(ep);
+    const std::string payload(kPayload, 'x');
+    for (std::uint64_t i = 0; i < count; ++i)
+      (void)push.send(zmq::buffer(payload), zmq::send_flags::none);
+  });
+  zmq::message_t m;
+  (void)pull.recv(m);
+  const auto start = Clock::now();
+  for (std::uint64_t i = 1; i < count; ++i) (void)pull.recv(m);
+  const double rate = double(count - 1) / seconds(start, Clock::now());
+  pusher.join();
+  return rate;
+}
+
+}  // namespace mqkit::bench

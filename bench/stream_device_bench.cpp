@@ -1,0 +1,161 @@
+// The stream device end to end against the raw libzmq ceiling, in one run
+// on one machine (tcp loopback, one process, 100-byte payloads):
+//
+//   raw      DEALER -> ROUTER with one ack per message (the append ceiling)
+//            and PUSH -> PULL (the read ceiling).
+//   append   ReliableProducer -> Stream (one partition), every record
+//            confirmed, per --fsync policy (group commit under `always`).
+//   backlog  `count` records already in the log, read from earliest by one
+//            StreamConsumer (window 10,000).
+//   latency  append at a fixed rate with fsync always: publish -> confirm and
+//            publish -> reader (a reader from latest), p50 / p99.
+//
+// usage: mqkit_bench_stream_device [count] [log-parent-dir] [phase]
+//   phase: all (default), raw, append, backlog, latency
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <filesystem>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "bench_support.hpp"
+#include "mqkit/devices/stream.hpp"
+#include "mqkit/mqkit.hpp"
+
+namespace {
+
+using namespace mqkit::bench;
+namespace fs = std::filesystem;
+
+struct Bench {
+  fs::path dir;
+  std::unique_ptr<mqkit::devices::Stream> stream;
+
+  Bench(const fs::path& parent, mqkit::Durability durability) {
+    dir = parent / ("mqkit-stream-bench-" + std::to_string(::getpid()));
+    fs::remove_all(dir);
+    mqkit::devices::StreamOptions o;
+    o.front = o.back = "tcp://127.0.0.1:*";
+    o.dir = dir.string();
+    o.log.durability = durability;
+    stream = std::make_unique<mqkit::devices::Stream>(o);
+    stream->start();
+  }
+  ~Bench() {
+    stream.reset();
+    fs::remove_all(dir);
+  }
+};
+
+double append(const std::string& front, std::uint64_t count) {
+  mqkit::ReliableProducerOptions o;
+  o.window = kWindow;
+  mqkit::ReliableProducer producer(front, o);
+  const std::string payload(kPayload, 'x');
+  std::uint64_t failed = 0;
+  const auto start = Clock::now();
+  for (std::uint64_t i = 0; i < count; ++i)
+    producer.send_async(mqkit::Envelope::make("bench"), payload,
+                        [&](const mqkit::PublishResult& r) { failed += !r.ok(); });
+  producer.flush(std::chrono::seconds(300));
+  const double rate = double(count) / seconds(start, Clock::now());
+  if (failed > 0)
+    std::fprintf(stderr, "warning: %llu appends failed\n", (unsigned long long)failed);
+  return rate;
+}
+
+double read_backlog(const std::string& back, std::uint64_t count) {
+  mqkit::StreamConsumer reader(back, {.from = "earliest", .window = 10000});
+  std::uint64_t read = 0, bytes = 0;
+  const auto start = Clock::now();
+  reader.run([&](const mqkit::StreamEntry& e) {
+    bytes += e.message.payload().size();
+    if (++read >= count) reader.stop();
+  });
+  const double rate = double(read) / seconds(start, Clock::now());
+  if (bytes != read * kPayload) std::fprintf(stderr, "warning: payload bytes do not add up\n");
+  return rate;
+}
+
+void latency(const fs::path& parent, double rate, std::uint64_t count) {
+  Bench b(parent, mqkit::Durability::always);
+  std::vector<double> to_confirm, to_reader;
+  to_confirm.reserve(count);
+  to_reader.reserve(count);
+  std::mutex reader_mutex;
+  mqkit::StreamConsumer reader(b.stream->out_endpoint(), {.from = "latest", .window = 1000});
+  std::thread reading([&] {
+    std::uint64_t seen = 0;
+    reader.run([&](const mqkit::StreamEntry& e) {
+      const auto sent = std::stoll(std::string(e.message.envelope.headers.at("sent_us")));
+      std::lock_guard lock(reader_mutex);
+      to_reader.push_back(double(now_us() - sent));
+      if (++seen >= count) reader.stop();
+    });
+  });
+  mqkit::ReliableProducer producer(b.stream->in_endpoint());
+  const std::string payload(kPayload, 'x');
+  const auto interval = std::chrono::duration<double>(1.0 / rate);
+  const auto start = Clock::now();
+  for (std::uint64_t i = 0; i < count; ++i) {
+    std::this_thread::sleep_until(
+        start + std::chrono::duration_cast<Clock::duration>(interval * double(i)));
+    auto e = mqkit::Envelope::make("bench");
+    const auto sent = now_us();
+    e.headers["sent_us"] = std::to_string(sent);
+    producer.send_async(e, payload, [&, sent](const mqkit::PublishResult&) {
+      to_confirm.push_back(double(now_us() - sent));
+    });
+    producer.flush(std::chrono::milliseconds(0));  // send now, take confirms that are in
+  }
+  producer.flush(std::chrono::seconds(30));
+  reading.join();
+  std::printf(
+      "latency at %.0f records/s, fsync always, %llu records: publish->confirm p50 %.0f us p99 "
+      "%.0f us; publish->reader p50 %.0f us p99 %.0f us\n",
+      rate, (unsigned long long)count, percentile(to_confirm, 0.5), percentile(to_confirm, 0.99),
+      percentile(to_reader, 0.5), percentile(to_reader, 0.99));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const std::uint64_t count = argc > 1 ? std::strtoull(argv[1], nullptr, 10) : 1000000;
+  const fs::path parent = argc > 2 ? fs::path(argv[2]) : fs::temp_directory_path();
+  const std::string phase = argc > 3 ? argv[3] : "all";
+  auto wanted = [&](const char* name) { return phase == "all" || phase == name; };
+
+  std::printf("stream device benchmark: %llu x %zu-byte records, window %zu, logs under %s\n",
+              (unsigned long long)count, kPayload, kWindow, parent.c_str());
+  double raw_append = 0, raw_read = 0;
+  if (wanted("raw")) {
+    raw_append = raw_dealer_router(count, kWindow);
+    raw_read = raw_push_pull(count);
+    std::printf("raw DEALER/ROUTER, one ack per msg, %zu in flight: %.0f msgs/s\n", kWindow,
+                raw_append);
+    std::printf("raw PUSH/PULL: %.0f msgs/s\n", raw_read);
+  }
+  auto ratio = [](double x, double raw) {
+    if (raw > 0) std::printf(" (%.2f of raw)", x / raw);
+    std::printf("\n");
+  };
+  if (wanted("append") || wanted("backlog")) {
+    for (const auto durability : {mqkit::Durability::never, mqkit::Durability::always}) {
+      const char* name = durability == mqkit::Durability::always ? "always" : "never";
+      Bench b(parent, durability);
+      const double a = append(b.stream->in_endpoint(), count);
+      std::printf("append, fsync %-6s: %.0f records/s confirmed", name, a);
+      ratio(a, raw_append);
+      if (wanted("backlog") && durability == mqkit::Durability::never) {
+        const double r = read_backlog(b.stream->out_endpoint(), count);
+        std::printf("backlog read from earliest: %.0f records/s", r);
+        ratio(r, raw_read);
+      }
+    }
+  }
+  if (wanted("latency")) latency(parent, 10000, 30000);
+  return 0;
+}
