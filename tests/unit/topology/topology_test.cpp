@@ -137,6 +137,67 @@ TEST_CASE("topology mistakes are errors with file, line, column and what is wron
   }
 }
 
+TEST_CASE("streams and bridges in a topology", "[topology]") {
+  const auto topo = Topology::parse(R"(endpoints:
+  orders: tcp://*:7001
+  work: tcp://*:7002
+devices:
+  p:
+    kind: proxy
+    front: orders
+    back: work
+    spool: spool
+  log:
+    kind: stream
+    front: tcp://*:7010
+    back: tcp://*:7011
+    dir: data/log
+    partitions: 4
+    fsync: never
+    retain_bytes: 10GiB
+    retain_age: 7d
+  feed:
+    kind: bridge
+    source: proxy
+    from: work
+    name: audit
+    topics: [order.#]
+    to: log.front
+)",
+                                    "topo.yaml", "/srv/app");
+  REQUIRE(topo.devices().size() == 3);
+  const auto& log = topo.devices()[1];
+  CHECK(log.kind == "stream");
+  CHECK(log.dir == "/srv/app/data/log");
+  CHECK(log.partitions == 4);
+  CHECK(log.fsync == "never");
+  CHECK(log.retain_bytes == "10GiB");
+  CHECK(log.retain_age == "7d");
+  const auto& feed = topo.devices()[2];
+  CHECK(feed.source == "proxy");
+  CHECK(feed.source_name == "audit");
+  CHECK(feed.topics == std::vector<std::string>{"order.#"});
+  CHECK(topo.endpoint(feed.endpoints.at("from")) == "tcp://127.0.0.1:7002");
+  CHECK(topo.endpoint(feed.endpoints.at("to")) == "tcp://127.0.0.1:7010");
+
+  const std::string stream =
+      "devices:\n  s:\n    kind: stream\n    front: tcp://*:7001\n    back: "
+      "tcp://*:7002\n";
+  CHECK_THAT(error_of(stream), Catch::Contains("devices.s needs 'dir:'"));
+  CHECK_THAT(error_of(stream + "    dir: d\n    fsync: interval=1s\n"),
+             Catch::Contains("a stream's fsync is always or never"));
+  CHECK_THAT(error_of(stream + "    dir: d\n    partitions: 0\n"),
+             Catch::Contains("devices.s.partitions"));
+  const std::string bridge =
+      "devices:\n  b:\n    kind: bridge\n    from: tcp://h:1\n    to: "
+      "tcp://h:2\n";
+  CHECK_THAT(error_of(bridge), Catch::Contains("devices.b needs 'source:'"));
+  CHECK_THAT(error_of(bridge + "    source: kafka\n"),
+             Catch::Contains("'kafka' is not proxy, stream or forwarder"));
+  CHECK_THAT(error_of(bridge + "    source: stream\n"),
+             Catch::Contains("needs 'name:' (the consumer name"));
+}
+
 TEST_CASE("a topology file that cannot be read says so", "[topology]") {
   mqkit::test::TempDir dir;
   CHECK_THROWS_WITH(Topology::load(dir.file("missing.yaml")),

@@ -1,0 +1,209 @@
+// The stream device in process, with the library's own clients over tcp
+// loopback: start positions, key hashing, named readers sharing partitions
+// and moving them, positions across a restart, raw garbage, and a bridge.
+// Small enough to run under ThreadSanitizer in CI.
+#include <catch2/catch.hpp>
+#include <zmq.hpp>
+
+#include <atomic>
+#include <map>
+#include <set>
+#include <thread>
+
+#include "helpers.hpp"
+#include "mqkit/devices/bridge.hpp"
+#include "mqkit/devices/proxy.hpp"
+#include "mqkit/devices/stream.hpp"
+#include "mqkit/error.hpp"
+#include "mqkit/reliable_consumer.hpp"
+#include "mqkit/reliable_producer.hpp"
+#include "mqkit/stream_consumer.hpp"
+#include "stream/start_position.hpp"
+
+using namespace std::chrono_literals;
+namespace md = mqkit::devices;
+using mqkit::test::TempDir;
+using mqkit::test::wait_for;
+
+namespace {
+
+md::StreamOptions options_in(const TempDir& dir, std::uint32_t partitions = 1) {
+  md::StreamOptions o;
+  o.front = o.back = "tcp://127.0.0.1:*";
+  o.dir = dir.file("log");
+  o.partitions = partitions;
+  o.heartbeat = 100ms;
+  return o;
+}
+
+void append(const std::string& front, int count, const std::string& key = {}, int first = 0) {
+  mqkit::ReliableProducer producer(front);
+  for (int i = first; i < first + count; ++i) {
+    auto e = mqkit::Envelope::make("t");
+    if (!key.empty()) e.key = key;
+    producer.send_async(e, (key.empty() ? "" : key + ":") + std::to_string(i),
+                        [](const mqkit::PublishResult& r) { REQUIRE(r.ok()); });
+  }
+  REQUIRE(producer.flush(10s) == 0);
+}
+
+// Reads `count` records on a thread of its own; the payloads in order.
+std::vector<std::string> read(const std::string& back, mqkit::StreamConsumerOptions o,
+                              std::size_t count) {
+  mqkit::StreamConsumer reader(back, o);
+  std::vector<std::string> out;
+  reader.run([&](const mqkit::StreamEntry& e) {
+    out.emplace_back(e.message.payload());
+    if (out.size() >= count) reader.stop();
+  });
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("start positions parse and refuse clearly", "[stream_device]") {
+  using md::detail::StartPosition;
+  CHECK(StartPosition::parse("").kind == StartPosition::Kind::earliest);
+  CHECK(StartPosition::parse("latest").kind == StartPosition::Kind::latest);
+  CHECK(StartPosition::parse("@1700000000000").value == 1700000000000);
+  CHECK(StartPosition::parse("42").value == 42);
+  const auto p = StartPosition::parse("0:5,3:7");
+  CHECK(p.offsets == std::map<std::uint32_t, std::uint64_t>{{0, 5}, {3, 7}});
+  for (const char* bad : {"soon", "@", "1:", ":1", "0:5,", "-3", "@x"})
+    CHECK_THROWS_WITH(StartPosition::parse(bad), Catch::Contains("is not earliest, latest"));
+
+  CHECK(mqkit::stream_start_position("2026-11-28T10:00:00Z") == "@1795860000000");
+  CHECK(mqkit::stream_start_position("2026-11-28T11:00:00.250+01:00") == "@1795860000250");
+  CHECK(mqkit::stream_start_position("7") == "7");
+  CHECK(mqkit::stream_start_position("1:7") == "1:7");
+  const auto ago = mqkit::stream_start_position("-10m");
+  REQUIRE(ago.front() == '@');
+  const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+  CHECK(std::abs(now_ms - 600000 - std::stoll(ago.substr(1))) < 5000);
+  CHECK_THROWS_WITH(mqkit::stream_start_position("2026-13-01T00:00:00Z"),
+                    Catch::Contains("RFC 3339"));
+  CHECK_THROWS_WITH(mqkit::stream_start_position("yesterday"), Catch::Contains("RFC 3339"));
+}
+
+TEST_CASE("a key always maps to the same partition", "[stream_device]") {
+  CHECK(md::partition_of_key("customer-1", 4) == md::partition_of_key("customer-1", 4));
+  CHECK(md::partition_of_key("anything", 1) == 0);
+  std::set<std::uint32_t> used;
+  for (int k = 0; k < 64; ++k) used.insert(md::partition_of_key("k" + std::to_string(k), 4));
+  CHECK(used.size() == 4);
+}
+
+TEST_CASE("records keep their order per key and come back from any position", "[stream_device]") {
+  TempDir dir;
+  md::Stream stream(options_in(dir, 4));
+  stream.start();
+  append(stream.in_endpoint(), 50, "a");
+  append(stream.in_endpoint(), 50, "b");
+  const auto all = read(stream.out_endpoint(), {.from = "earliest"}, 100);
+  std::map<std::string, std::vector<int>> per_key;
+  for (const auto& p : all) per_key[p.substr(0, 1)].push_back(std::stoi(p.substr(2)));
+  REQUIRE(per_key.size() == 2);
+  for (const auto& [key, seqs] : per_key) {
+    CHECK(seqs.size() == 50);
+    CHECK(std::is_sorted(seqs.begin(), seqs.end()));
+  }
+  const auto pa = md::partition_of_key("a", 4);
+  const auto from_offset = read(stream.out_endpoint(), {.from = std::to_string(pa) + ":48"}, 2);
+  CHECK(from_offset == std::vector<std::string>{"a:48", "a:49"});
+  CHECK_THROWS_WITH(mqkit::StreamConsumer(stream.out_endpoint(), {.from = "9:0"}),
+                    Catch::Contains("partition 9 does not exist"));
+  CHECK_THROWS_WITH(mqkit::StreamConsumer(stream.out_endpoint(), {.from = "51"}),
+                    Catch::Contains("past the end of partition"));
+}
+
+TEST_CASE("members of a name share the partitions and a leaving member's move", "[stream_device]") {
+  TempDir dir;
+  md::Stream stream(options_in(dir, 4));
+  stream.start();
+  mqkit::StreamConsumer a(stream.out_endpoint(), {.name = "g", .window = 10});
+  auto b = std::make_unique<mqkit::StreamConsumer>(stream.out_endpoint(),
+                                                   mqkit::StreamConsumerOptions{.name = "g"});
+  // The first member held all four; the second's arrival takes two of them.
+  std::atomic<std::size_t> got_a{0}, got_b{0};
+  std::thread ta([&] { a.run([&](const mqkit::StreamEntry&) { ++got_a; }); });
+  std::thread tb([&] { b->run([&](const mqkit::StreamEntry&) { ++got_b; }); });
+  REQUIRE(wait_for([&] { return a.partitions().size() == 2 && b->partitions().size() == 2; }));
+  for (int k = 0; k < 8; ++k) append(stream.in_endpoint(), 10, "k" + std::to_string(k));
+  REQUIRE(wait_for([&] { return got_a + got_b == 80; }));
+  CHECK(got_a > 0);
+  CHECK(got_b > 0);
+  b->stop();
+  tb.join();
+  b.reset();  // detaches: its partitions go to a
+  REQUIRE(wait_for([&] { return a.partitions().size() == 4; }));
+  for (int k = 0; k < 8; ++k) append(stream.in_endpoint(), 5, "k" + std::to_string(k), 10);
+  REQUIRE(wait_for([&] { return got_a + got_b == 120; }));
+  a.stop();
+  ta.join();
+  CHECK(stream.stats().get("consumer.g.lag") == 0);
+}
+
+TEST_CASE("a named reader resumes after a device restart from its committed position",
+          "[stream_device]") {
+  TempDir dir;
+  auto options = options_in(dir);
+  {
+    md::Stream stream(options);
+    stream.start();
+    append(stream.in_endpoint(), 30);
+    CHECK(read(stream.out_endpoint(), {.name = "audit"}, 10).front() == "0");
+    // The reader committed 10 of 30 as it left.
+    REQUIRE(wait_for([&] { return stream.stats().get("consumer.audit.lag") == 20; }));
+  }  // stopped: positions saved
+  md::Stream stream(options);
+  stream.start();
+  CHECK(read(stream.out_endpoint(), {.name = "audit"}, 5) ==
+        std::vector<std::string>{"10", "11", "12", "13", "14"});
+}
+
+TEST_CASE("garbage on both ports is counted and the stream keeps serving", "[stream_device]") {
+  TempDir dir;
+  md::Stream stream(options_in(dir));
+  stream.start();
+  zmq::context_t ctx;
+  for (const auto& ep : {stream.in_endpoint(), stream.out_endpoint()}) {
+    zmq::socket_t dealer(ctx, zmq::socket_type::dealer);
+    dealer.set(zmq::sockopt::linger, 0);
+    dealer.connect(ep);
+    for (int i = 0; i < 20; ++i) dealer.send(zmq::buffer(std::string(i * 7 + 1, 'x')));
+    zmq::message_t reply;
+    dealer.set(zmq::sockopt::rcvtimeo, 2000);
+    CHECK(dealer.recv(reply));  // an error answer, not silence
+  }
+  REQUIRE(wait_for([&] { return stream.stats().get("malformed") >= 40; }));
+  append(stream.in_endpoint(), 3);
+  CHECK(read(stream.out_endpoint(), {}, 3).size() == 3);
+}
+
+TEST_CASE("a bridge moves a proxy group into a stream and acks only what the stream confirmed",
+          "[stream_device]") {
+  TempDir dir;
+  md::Stream stream(options_in(dir));
+  stream.start();
+  md::ProxyOptions po;
+  po.front = po.back = "tcp://127.0.0.1:*";
+  po.spool_dir = dir.file("spool");
+  po.groups = {{"audit", {"#"}}};
+  md::Proxy proxy(po);
+  proxy.start();
+  md::BridgeOptions bo;
+  bo.source = md::BridgeOptions::Source::proxy;
+  bo.from = proxy.out_endpoint();
+  bo.name = "audit";
+  bo.to = stream.in_endpoint();
+  md::Bridge bridge(bo);
+  bridge.start();
+  append(proxy.in_endpoint(), 200);
+  REQUIRE(wait_for([&] { return stream.stats().get("appended") == 200; }));
+  REQUIRE(wait_for([&] { return proxy.stats().get("group.audit.acked") == 200; }));
+  CHECK(bridge.stats().get("bridged") == 200);
+  const auto records = read(stream.out_endpoint(), {}, 200);
+  CHECK(std::set<std::string>(records.begin(), records.end()).size() == 200);
+}
