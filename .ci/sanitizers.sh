@@ -13,13 +13,13 @@ cmake --build build-asan -j2 > /dev/null
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   ctest --test-dir build-asan -j2 --output-on-failure
 
-echo "== TSan: proxy, reliable clients, spool"
+echo "== TSan: proxy, stream, reliable clients, spool"
 cmake -S . -B build-tsan $common -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
   -DMQKIT_BUILD_EXAMPLES=OFF -DCMAKE_CXX_FLAGS="-fsanitize=thread -fno-omit-frame-pointer" \
   -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=thread" > /dev/null
 cmake --build build-tsan -j2 --target unit_tests spool_tests spool_crash_child > /dev/null
 # libzmq is not instrumented: its own lock-free queues look like races to TSan.
 export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$PWD/.ci/tsan.supp"
-build-tsan/tests/unit_tests "[proxy],[protocol],[retry],[topic_filter],[topology]"
+build-tsan/tests/unit_tests "[proxy],[protocol],[retry],[topic_filter],[topology],[stream],[stream_device]"
 build-tsan/tests/spool_tests
 echo "sanitizers: all passed"
