@@ -82,13 +82,18 @@ TEST_CASE("floods, random bytes and oversized frames on every port leave every d
   auto forwarder_device = mqkit::test::start_device(
       {"forwarder", "--in", kAnyPort, "--out", kAnyPort, "--max-size", "64KiB"});
   auto proxy_device = mqkit::test::start_proxy(dir, {"--group", "g=#"});
+  auto stream_device =
+      mqkit::test::start_device({"stream", "--front", kAnyPort, "--back", kAnyPort, "--stats",
+                                 kAnyPort, "--dir", dir.file("stream")});
   auto& streamer = streamer_device.process;
   auto& forwarder = forwarder_device.process;
   auto& proxy = proxy_device.process;
+  auto& stream = stream_device.process;
   const auto s = streamer_device.endpoints, f = forwarder_device.endpoints,
-             p = proxy_device.endpoints;
+             p = proxy_device.endpoints, l = stream_device.endpoints;
   attack({s.in, s.out, s.stats, f.in, f.out, f.stats}, 200 * 1024);
   attack({p.in, p.out, p.stats}, 17 * 1024 * 1024);
+  attack({l.in, l.out, l.stats}, 17 * 1024 * 1024);
 
   // Well-behaved clients, after all that. A streamer passes raw frames on by
   // design (plain ZeroMQ peers are welcome), so the garbage a PUSH sent to
@@ -134,10 +139,21 @@ TEST_CASE("floods, random bytes and oversized frames on every port leave every d
   CHECK(stats.at("stored") == 3);
   CHECK(mqkit::test::stat_json(s.stats).at("in") >= 3);
   // The connections that never became peers were refused and counted.
-  for (const auto* ep : {&s, &f, &p})
+  for (const auto* ep : {&s, &f, &p, &l})
     CHECK(mqkit::test::stat_json(ep->stats).at("refused_connections") > 0);
 
-  for (auto* d : {&streamer, &forwarder, &proxy}) {
+  // The stream, likewise: garbage counted, the good records appended and read.
+  std::tie(code, err) = run_mqkit({"send", "--stream", l.in, "--file", dir.file("lines")});
+  CHECK(code == 0);
+  ChildProcess reader({mqkit::test::mqkit_binary(), "consume", "--stream", l.out, "--count", "3"});
+  got.clear();
+  while (auto line = reader.read_line(10s)) got.push_back(*line);
+  CHECK(got == std::vector<std::string>{"one", "two", "three"});
+  const auto stream_stats = mqkit::test::stat_json(l.stats);
+  CHECK(stream_stats.at("malformed") > 0);
+  CHECK(stream_stats.at("appended") == 3);
+
+  for (auto* d : {&streamer, &forwarder, &proxy, &stream}) {
     d->signal(SIGTERM);
     CHECK(d->wait(15s) == 0);  // still alive to stop cleanly
   }
