@@ -474,3 +474,28 @@ TEST_CASE(
   run.signal(SIGTERM);
   CHECK(run.wait(20s) == 0);
 }
+
+TEST_CASE("a stream directory has one owner and a fixed partition count", "[stream][cli]") {
+  TempDir dir;
+  const std::string log_dir = dir.file("log");
+  {
+    auto stream = start_stream(log_dir, {"--partitions", "2"});
+    const auto [code, err] =
+        run_mqkit({"stream", "--front", kAnyPort, "--back", kAnyPort, "--dir", log_dir});
+    CHECK(code == 1);
+    CHECK_THAT(err, Catch::Contains(log_dir + " is in use by another process (pid " +
+                                    std::to_string(stream.process.pid()) + ")"));
+    REQUIRE(run_mqkit({"send", "--stream", stream.endpoints.in, "--count", "4", "--size", "10"})
+                .first == 0);
+    stream.process.signal(SIGTERM);
+    REQUIRE(stream.process.wait(10s) == 0);
+  }
+  const auto [code, err] = run_mqkit(
+      {"stream", "--front", kAnyPort, "--back", kAnyPort, "--dir", log_dir, "--partitions", "3"});
+  CHECK(code == 2);  // the flag does not fit the directory: a usage error
+  CHECK_THAT(err, Catch::Contains("holds a stream of 2 partitions") &&
+                      Catch::Contains("use --partitions 2 or another --dir"));
+  // Without --partitions the stream opens with the count it has.
+  auto stream = start_stream(log_dir);
+  CHECK(all_counters(stream.endpoints.stats).at("partitions") == 2);
+}

@@ -30,7 +30,7 @@ LockFile::LockFile(const std::string& dir) {
     std::string who = n > 0 ? std::string(owner, static_cast<std::size_t>(n)) : "";
     who = who.substr(0, who.find('\n'));  // "pid N"; the admin line is for tools
     if (err == EWOULDBLOCK)
-      throw Error(errc::in_use, "spool " + dir + " is in use by another process (" +
+      throw Error(errc::in_use, dir + " is in use by another process (" +
                                     (who.empty() ? std::string("pid unknown") : who) +
                                     "); stop it or use another directory");
     throw Error(std::error_code(err, std::system_category()),

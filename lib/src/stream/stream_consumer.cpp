@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <ctime>
 #include <map>
+#include <mutex>
 
 #include "mqkit/duration.hpp"
 #include "mqkit/error.hpp"
@@ -107,7 +108,8 @@ struct StreamConsumer::Impl {
   NoticeHandler notice;
   milliseconds heartbeat{1000};
   Clock::time_point last_heard = Clock::now(), next_beat = Clock::now();
-  std::vector<std::uint32_t> assigned;
+  std::vector<std::uint32_t> assigned;  // written by the run thread only
+  mutable std::mutex assigned_mutex;    // for partitions() from other threads
   // Per partition: the next offset this reader has to handle (records below
   // it were handled: a redelivery of them is skipped), and what to commit.
   std::map<std::uint32_t, std::uint64_t> handled;
@@ -158,6 +160,7 @@ struct StreamConsumer::Impl {
 
   void take_assignment(const CommandFrame& c) {
     if (c.heartbeat_ms > 0) heartbeat = milliseconds(c.heartbeat_ms);
+    std::lock_guard lock(assigned_mutex);
     assigned.clear();
     for (const auto& p : c.positions) {
       assigned.push_back(p.partition);
@@ -345,6 +348,7 @@ void StreamConsumer::on_notice(NoticeHandler handler) {
 }
 
 std::vector<std::uint32_t> StreamConsumer::partitions() const {
+  std::lock_guard lock(impl_->assigned_mutex);
   return impl_->assigned;
 }
 
