@@ -120,12 +120,29 @@ class BridgePump final : public detail::Pump {
     bridged_.add();
   }
 
+  // Lets the destructor stop the running source client, until the
+  // registration (declared after the client, so gone before it) ends.
+  class StopRegistration {
+   public:
+    explicit StopRegistration(BridgePump& pump) : pump_(pump) {}
+    ~StopRegistration() {
+      std::lock_guard lock(pump_.mutex_);
+      pump_.stop_source_ = nullptr;
+    }
+    StopRegistration(const StopRegistration&) = delete;
+    StopRegistration& operator=(const StopRegistration&) = delete;
+
+   private:
+    BridgePump& pump_;
+  };
+
   template <typename Client>
-  void publish_stop(Client& client) {
+  [[nodiscard]] std::unique_ptr<StopRegistration> publish_stop(Client& client) {
     std::lock_guard lock(mutex_);
     if (closing_) throw std::runtime_error("closing");
     stop_source_ = [&client] { client.stop(); };
     connected_ = true;
+    return std::make_unique<StopRegistration>(*this);
   }
 
   void run_source(ReliableProducer& target) {
@@ -133,7 +150,7 @@ class BridgePump final : public detail::Pump {
       case Source::proxy: {
         ReliableConsumer source(options_.from,
                                 {options_.name, options_.topics, kWindow, true, options_.socket});
-        publish_stop(source);
+        const auto registered = publish_stop(source);
         source.run([&](const Message& m) {
           forward(target, m);  // a refusal is a retry at the proxy, then a dead letter
           return Outcome::ack;
@@ -143,7 +160,7 @@ class BridgePump final : public detail::Pump {
       case Source::stream: {
         StreamConsumer source(options_.from,
                               {options_.name, options_.start, kWindow, options_.socket});
-        publish_stop(source);
+        const auto registered = publish_stop(source);
         source.run([&](const StreamEntry& e) { forward(target, e.message); });
         break;
       }
@@ -151,7 +168,7 @@ class BridgePump final : public detail::Pump {
         Subscriber source(connect(options_.from),
                           options_.topics.empty() ? std::vector<std::string>{""} : options_.topics,
                           options_.socket);
-        publish_stop(source);
+        const auto registered = publish_stop(source);
         source.run([&](const Message& m) {
           // Nothing upstream keeps it: try until the target takes it.
           while (!closing()) {
@@ -166,10 +183,7 @@ class BridgePump final : public detail::Pump {
         break;
       }
     }
-    std::lock_guard lock(mutex_);
-    stop_source_ = nullptr;
-    if (!closing_ && !md::global_stop().is_set())
-      throw std::runtime_error("the source stopped");  // go round again
+    if (!closing()) throw std::runtime_error("the source stopped");  // go round again
   }
 
   BridgeOptions options_;
