@@ -12,6 +12,8 @@
 #include <thread>
 #include <vector>
 
+#include "mqkit/reliable_producer.hpp"
+
 namespace mqkit::bench {
 
 using Clock = std::chrono::steady_clock;
@@ -91,6 +93,31 @@ inline double raw_push_pull(std::uint64_t count) {
   const double rate = double(count - 1) / seconds(start, Clock::now());
   pusher.join();
   return rate;
+}
+
+// Publishes `count` 100-byte messages at `rate`/s, each sent at once (no
+// batching delay) with its send time in the header `sent_us`; records
+// publish -> confirm in microseconds.
+inline std::vector<double> publish_paced(mqkit::ReliableProducer& producer, double rate,
+                                         std::uint64_t count) {
+  std::vector<double> to_confirm;
+  to_confirm.reserve(count);
+  const std::string payload(kPayload, 'x');
+  const auto interval = std::chrono::duration<double>(1.0 / rate);
+  const auto start = Clock::now();
+  for (std::uint64_t i = 0; i < count; ++i) {
+    std::this_thread::sleep_until(
+        start + std::chrono::duration_cast<Clock::duration>(interval * double(i)));
+    auto e = mqkit::Envelope::make("bench");
+    const auto sent = now_us();
+    e.headers["sent_us"] = std::to_string(sent);
+    producer.send_async(e, payload, [&to_confirm, sent](const mqkit::PublishResult&) {
+      to_confirm.push_back(double(now_us() - sent));
+    });
+    producer.flush(std::chrono::milliseconds(0));  // send now, take confirms that are in
+  }
+  producer.flush(std::chrono::seconds(30));
+  return to_confirm;
 }
 
 }  // namespace mqkit::bench

@@ -177,8 +177,7 @@ std::pair<double, double> backlog(const fs::path& parent, const std::string& fsy
 // publish->handler in microseconds.
 void latency(const fs::path& parent, double rate, std::uint64_t count) {
   Bench b(parent, "always");
-  std::vector<double> to_confirm, to_handler;
-  to_confirm.reserve(count);
+  std::vector<double> to_handler;
   std::mutex handler_mutex;
   to_handler.reserve(count);
   Consumers consumers(b.proxy->out_endpoint(), 1, count, [&](const mqkit::Message& m) {
@@ -187,21 +186,7 @@ void latency(const fs::path& parent, double rate, std::uint64_t count) {
     to_handler.push_back(double(now_us() - sent));
   });
   mqkit::ReliableProducer producer(b.proxy->in_endpoint());
-  const std::string payload(kPayload, 'x');
-  const auto interval = std::chrono::duration<double>(1.0 / rate);
-  const auto start = Clock::now();
-  for (std::uint64_t i = 0; i < count; ++i) {
-    std::this_thread::sleep_until(
-        start + std::chrono::duration_cast<Clock::duration>(interval * double(i)));
-    auto e = mqkit::Envelope::make("bench");
-    const auto sent = now_us();
-    e.headers["sent_us"] = std::to_string(sent);
-    producer.send_async(e, payload, [&, sent](const mqkit::PublishResult&) {
-      to_confirm.push_back(double(now_us() - sent));
-    });
-    producer.flush(std::chrono::milliseconds(0));  // send now, take confirms that are in
-  }
-  producer.flush(std::chrono::seconds(30));
+  const auto to_confirm = publish_paced(producer, rate, count);
   consumers.join();
   std::printf(
       "latency at %.0f msgs/s, fsync always, %llu msgs: publish->confirm p50 %.0f us p99 %.0f us; "

@@ -82,8 +82,7 @@ double read_backlog(const std::string& back, std::uint64_t count) {
 
 void latency(const fs::path& parent, double rate, std::uint64_t count) {
   Bench b(parent, mqkit::Durability::always);
-  std::vector<double> to_confirm, to_reader;
-  to_confirm.reserve(count);
+  std::vector<double> to_reader;
   to_reader.reserve(count);
   std::mutex reader_mutex;
   mqkit::StreamConsumer reader(b.stream->out_endpoint(), {.from = "latest", .window = 1000});
@@ -97,21 +96,7 @@ void latency(const fs::path& parent, double rate, std::uint64_t count) {
     });
   });
   mqkit::ReliableProducer producer(b.stream->in_endpoint());
-  const std::string payload(kPayload, 'x');
-  const auto interval = std::chrono::duration<double>(1.0 / rate);
-  const auto start = Clock::now();
-  for (std::uint64_t i = 0; i < count; ++i) {
-    std::this_thread::sleep_until(
-        start + std::chrono::duration_cast<Clock::duration>(interval * double(i)));
-    auto e = mqkit::Envelope::make("bench");
-    const auto sent = now_us();
-    e.headers["sent_us"] = std::to_string(sent);
-    producer.send_async(e, payload, [&, sent](const mqkit::PublishResult&) {
-      to_confirm.push_back(double(now_us() - sent));
-    });
-    producer.flush(std::chrono::milliseconds(0));  // send now, take confirms that are in
-  }
-  producer.flush(std::chrono::seconds(30));
+  const auto to_confirm = publish_paced(producer, rate, count);
   reading.join();
   std::printf(
       "latency at %.0f records/s, fsync always, %llu records: publish->confirm p50 %.0f us p99 "

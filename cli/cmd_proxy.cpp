@@ -5,6 +5,7 @@
 
 #include "commands.hpp"
 #include "curve_flags.hpp"
+#include "device_command.hpp"
 #include "mqkit/devices/proxy.hpp"
 #include "mqkit/duration.hpp"
 #include "mqkit/stop.hpp"
@@ -59,16 +60,7 @@ int run_proxy(ProxyCliOptions o) {
     o.proxy.groups[g.substr(0, eq)] = filters;
   }
   devices::Proxy proxy(o.proxy);
-  std::string up = "mqkit proxy: up, in " + proxy.in_endpoint() + " out " + proxy.out_endpoint();
-  if (!proxy.stats_endpoint().empty()) up += " stats " + proxy.stats_endpoint();
-  std::printf("%s\n", up.c_str());
-  std::fflush(stdout);
-  proxy.run();
-  std::string line;
-  for (const auto& [counter, value] : proxy.stats().counters)
-    line += " " + counter + "=" + std::to_string(value);
-  report("proxy", "stopped;" + line);
-  return 0;
+  return serve_device("proxy", proxy);
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 
 #include "commands.hpp"
 #include "curve_flags.hpp"
+#include "device_command.hpp"
 #include "mqkit/devices/stream.hpp"
 #include "mqkit/duration.hpp"
 #include "mqkit/stop.hpp"
@@ -37,17 +38,7 @@ int run_stream(StreamCliOptions o) {
   o.stream.heartbeat = parse_duration(o.heartbeat);
   if (o.stream.heartbeat.count() <= 0) throw UsageError("--heartbeat must be positive, e.g. 1s");
   devices::Stream stream(o.stream);
-  std::string up = "mqkit stream: up, in " + stream.in_endpoint() + " out " + stream.out_endpoint();
-  if (!stream.stats_endpoint().empty()) up += " stats " + stream.stats_endpoint();
-  std::printf("%s\n", up.c_str());
-  std::fflush(stdout);
-  stream.run();
-  std::string line;
-  for (const auto& [counter, value] : stream.stats().counters)
-    if (!counter.starts_with("partition.") && !counter.starts_with("consumer."))
-      line += " " + counter + "=" + std::to_string(value);
-  report("stream", "stopped;" + line);
-  return 0;
+  return serve_device("stream", stream);
 }
 
 }  // namespace

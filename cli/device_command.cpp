@@ -9,29 +9,31 @@
 namespace mqkit::cli {
 namespace {
 
-void print_counters(const std::string& name, const devices::DeviceStats& stats) {
-  std::string line;
-  for (const auto& [counter, value] : stats.counters)
-    line += " " + counter + "=" + std::to_string(value);
-  report(name, "stopped;" + line);
-}
-
 int run_device(const std::string& name, devices::DeviceOptions options, const CurveFlags& curve,
                const DeviceFactory& factory) {
   stop_on_signals();
   apply_curve_server_flags(curve, options.socket.security);
   const auto device = factory(options);
-  std::string up =
-      "mqkit " + name + ": up, in " + device->in_endpoint() + " out " + device->out_endpoint();
-  if (!device->stats_endpoint().empty()) up += " stats " + device->stats_endpoint();
-  std::printf("%s\n", up.c_str());
-  std::fflush(stdout);
-  device->run();
-  print_counters(name, device->stats());
-  return 0;
+  return serve_device(name, *device);
 }
 
 }  // namespace
+
+int serve_device(const std::string& name, devices::Device& device) {
+  std::string up =
+      "mqkit " + name + ": up, in " + device.in_endpoint() + " out " + device.out_endpoint();
+  if (!device.stats_endpoint().empty()) up += " stats " + device.stats_endpoint();
+  std::printf("%s\n", up.c_str());
+  std::fflush(stdout);
+  device.run();
+  std::string line;
+  for (const auto& [counter, value] : device.stats().counters)
+    if (!counter.starts_with("group.") && !counter.starts_with("partition.") &&
+        !counter.starts_with("consumer."))
+      line += " " + counter + "=" + std::to_string(value);
+  report(name, "stopped;" + line);
+  return 0;
+}
 
 CLI::App* add_device_command(CLI::App& app, const std::string& name, const std::string& help,
                              DeviceFactory factory, Runner& runner) {

@@ -14,6 +14,11 @@ namespace mqkit::cli {
 using DeviceFactory =
     std::function<std::unique_ptr<devices::Device>(const devices::DeviceOptions&)>;
 
+// Prints the "up" line, runs `device` in this thread until SIGINT/SIGTERM,
+// then reports its device-wide counters (per-group, -partition and
+// -consumer rows are for `mqkit stat`). Every device subcommand ends here.
+int serve_device(const std::string& name, devices::Device& device);
+
 CLI::App* add_device_command(CLI::App& app, const std::string& name, const std::string& help,
                              DeviceFactory factory, Runner& runner);
 

@@ -29,6 +29,21 @@ inline std::string free_endpoint() {
   return probe.get(zmq::sockopt::last_endpoint);
 }
 
+// `n` such endpoints, all different: each probe stays bound until all are
+// picked (one at a time, the kernel may hand out a just-closed port again).
+inline std::vector<std::string> free_endpoints(std::size_t n) {
+  zmq::context_t ctx;
+  std::vector<zmq::socket_t> probes;
+  std::vector<std::string> out;
+  for (std::size_t i = 0; i < n; ++i) {
+    probes.emplace_back(ctx, zmq::socket_type::pull);
+    probes.back().set(zmq::sockopt::linger, 0);
+    probes.back().bind(kAnyPort);
+    out.push_back(probes.back().get(zmq::sockopt::last_endpoint));
+  }
+  return out;
+}
+
 inline std::size_t count_newlines(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   std::size_t n = 0;

@@ -43,8 +43,9 @@ std::string replace_all(std::string text, const std::string& from, const std::st
 
 // The example's topology on free loopback ports, so tests can run in parallel.
 std::string topology_on_free_ports(const TempDir& work, std::string* front) {
-  *front = mqkit::test::free_endpoint();
-  const std::string back = mqkit::test::free_endpoint(), admin = mqkit::test::free_endpoint();
+  const auto ports = mqkit::test::free_endpoints(3);
+  *front = ports[0];
+  const std::string back = ports[1], admin = ports[2];
   std::string yaml = read_text(kExample + "/topology.yaml");
   yaml = replace_all(yaml, "tcp://*:6555", *front);
   yaml = replace_all(yaml, "tcp://*:6556", back);

@@ -99,8 +99,8 @@ TEST_CASE("4 groups of 2 workers: every group processes each of 10,000 messages 
 TEST_CASE("kill -9 of the proxy 5 times under load loses no confirmed message",
           "[integration][proxy][crash]") {
   TempDir dir;
-  const std::string front = mqkit::test::free_endpoint(), back = mqkit::test::free_endpoint(),
-                    stats = mqkit::test::free_endpoint();
+  const auto ports = mqkit::test::free_endpoints(3);
+  const std::string front = ports[0], back = ports[1], stats = ports[2];
   const std::vector<std::string> args{
       "--fsync",         "always",      "--group", "email=order.#", "--group",
       "billing=order.#", "--heartbeat", "200ms",   "--ack-timeout", "5s"};

@@ -20,9 +20,10 @@ namespace {
 // A topology on free ports: a proxy with two groups and a streamer.
 std::string topology(const TempDir& dir, std::string* front, std::string* back,
                      std::string* stats) {
-  *front = mqkit::test::free_endpoint();
-  *back = mqkit::test::free_endpoint();
-  *stats = mqkit::test::free_endpoint();
+  const auto ports = mqkit::test::free_endpoints(3);
+  *front = ports[0];
+  *back = ports[1];
+  *stats = ports[2];
   const std::string yaml = "endpoints:\n  orders: " + *front + "\n  work: " + *back +
                            "\ndevices:\n  order-proxy:\n    kind: proxy\n    front: orders\n"
                            "    back: work\n    stats: " +

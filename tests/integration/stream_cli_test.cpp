@@ -20,7 +20,6 @@
 using namespace std::chrono_literals;
 using mqkit::test::all_counters;
 using mqkit::test::ChildProcess;
-using mqkit::test::free_endpoint;
 using mqkit::test::kAnyPort;
 using mqkit::test::read_lines;
 using mqkit::test::run_mqkit;
@@ -186,7 +185,8 @@ TEST_CASE(
     "loses no confirmed record and skips nothing",
     "[stream][cli]") {
   TempDir dir;
-  const std::string front = free_endpoint(), back = free_endpoint();
+  const auto addresses = mqkit::test::free_endpoints(2);
+  const std::string front = addresses[0], back = addresses[1];
   const std::string log_dir = dir.file("log");
   const std::vector<std::string> flags{"--heartbeat", "200ms", "--partitions", "2"};
   auto stream = std::make_optional(start_stream(log_dir, flags, front, back));
@@ -379,9 +379,11 @@ TEST_CASE(
     "[stream][cli][run]") {
   TempDir dir;
   std::map<std::string, std::string> ep;
+  const auto addresses = mqkit::test::free_endpoints(8);
+  std::size_t next = 0;
   for (const auto* name : {"orders", "order-work", "events-in", "events-out", "log-in", "log-out",
                            "replay-in", "replay-work"})
-    ep[name] = free_endpoint();
+    ep[name] = addresses[next++];
   std::string yaml = "endpoints:\n";
   for (const auto& [name, address] : ep) yaml += "  " + name + ": " + address + "\n";
   yaml += R"(devices:

@@ -13,6 +13,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "dedup_window.hpp"
 #include "detail/counter.hpp"
 #include "detail/id_table.hpp"
 #include "envelope/codec.hpp"
@@ -23,6 +24,7 @@
 #include "proxy/wakeup.hpp"
 #include "pump.hpp"
 #include "reliable/protocol.hpp"
+#include "router_peers.hpp"
 #include "wire/socket.hpp"
 
 namespace mqkit::devices {
@@ -37,9 +39,10 @@ namespace md = mqkit::detail;
 constexpr int kMissedHeartbeats = 5;   // a worker silent this many intervals is lost
 constexpr std::size_t kMaxBatch = 64;  // messages in one DELIVER
 
-std::string_view view(const zmq::message_t& m) {
-  return {static_cast<const char*>(m.data()), m.size()};
-}
+using detail::reply_error;
+using detail::send_command;
+using detail::Sent;
+using detail::view;
 
 std::uint64_t now_ms() {
   using namespace std::chrono;
@@ -92,7 +95,8 @@ class ProxyPump final : public detail::Pump {
         spool_(o.spool_dir, o.spool),
         dlq_(o.dlq_dir.empty() ? o.spool_dir + ".dlq" : o.dlq_dir, dead_letter_options(o.spool)),
         front_(md::open_socket(zmq::socket_type::router, o.socket)),
-        back_(md::open_socket(zmq::socket_type::router, o.socket)) {
+        back_(md::open_socket(zmq::socket_type::router, o.socket)),
+        recent_(o.dedup_window) {
     back_.set(zmq::sockopt::router_mandatory, true);  // a gone worker is an error, not a drop
     // Credit already bounds what each worker holds; a queue limit on top
     // would only make a live worker look busy.
@@ -141,7 +145,7 @@ class ProxyPump final : public detail::Pump {
     run_timers();
     for (auto& group : groups_)
       if (group) dispatch(*group);
-    flush_confirms();
+    confirms_.flush(front_);
     if (Clock::now() >= next_snapshot_) refresh_counters();
   }
 
@@ -316,7 +320,7 @@ class ProxyPump final : public detail::Pump {
         auto [it, inserted] = messages_.try_emplace(id, StoredFrame{{}, 0});
         ++(*it).second.remaining;
         g.ready.push_back(id);
-        remember(id);
+        recent_.remember(id);
         if (auto h = spool_.history(id, name)) g.failures[id] = *h;
       }
     }
@@ -327,18 +331,8 @@ class ProxyPump final : public detail::Pump {
 
   bool read_front() {
     zmq::message_t identity, command;
-    if (!front_.recv(identity, zmq::recv_flags::dontwait)) return false;
     std::vector<zmq::message_t> frames;
-    bool more = identity.more();
-    if (more) {
-      (void)front_.recv(command, zmq::recv_flags::dontwait);
-      more = command.more();
-    }
-    while (more) {
-      frames.emplace_back();
-      (void)front_.recv(frames.back(), zmq::recv_flags::dontwait);
-      more = frames.back().more();
-    }
+    if (!detail::receive_command(front_, identity, command, frames)) return false;
     CommandFrame cmd;
     const auto decoded = decode_command(view(command), cmd);
     if (!decoded || cmd.command != Command::publish) {
@@ -382,14 +376,15 @@ class ProxyPump final : public detail::Pump {
     published_.add();
     if (recent_.contains(id) || publishing_.contains(id)) {
       duplicates_.add();
-      confirm(producer, id, ConfirmStatus::duplicate, "");
+      confirms_.add(producer, id, ConfirmStatus::duplicate, "");
       return;
     }
     auto r = route(decoded_.topic(), target);
     if (r->groups.empty()) {
       unroutable_.add();
-      confirm(producer, id, ConfirmStatus::unroutable,
-              target ? "the target group does not exist" : "no group's filters match the topic");
+      confirms_.add(
+          producer, id, ConfirmStatus::unroutable,
+          target ? "the target group does not exist" : "no group's filters match the topic");
       return;
     }
     Publishing* p = &publishing_[id];
@@ -420,14 +415,15 @@ class ProxyPump final : public detail::Pump {
       const MessageId id = p.id;
       if (c.result.status == AppendStatus::full) {
         full_.add();
-        confirm(p.producer, id, ConfirmStatus::full, "the spool is full; retry later");
+        confirms_.add(p.producer, id, ConfirmStatus::full, "the spool is full; retry later");
       } else if (!c.result) {
         rejected_.add();
-        confirm(p.producer, id, ConfirmStatus::rejected,
-                "the spool could not store it: " + std::string(std::strerror(c.result.error)));
+        confirms_.add(
+            p.producer, id, ConfirmStatus::rejected,
+            "the spool could not store it: " + std::string(std::strerror(c.result.error)));
       } else {
         stored_.add();
-        remember(id);
+        recent_.remember(id);
         std::uint32_t remaining = 0;
         for (auto g : p.route->groups)
           if (groups_[g]) {
@@ -440,61 +436,20 @@ class ProxyPump final : public detail::Pump {
           messages_.try_emplace(id,
                                 StoredFrame{keep ? std::move(p.frame) : std::string(), remaining});
         }
-        confirm(p.producer, id, ConfirmStatus::stored, "");
+        confirms_.add(p.producer, id, ConfirmStatus::stored, "");
       }
       publishing_.erase(id);
     }
     taken_.clear();
   }
 
-  // The dedup window: the last `dedup_window` ids stored, oldest forgotten first.
-  void remember(const MessageId& id) {
-    if (options_.dedup_window == 0 || !recent_.try_emplace(id, char{}).second) return;
-    if (recent_order_.size() < options_.dedup_window) {
-      recent_order_.push_back(id);
-      return;
-    }
-    recent_.erase(recent_order_[recent_next_]);  // the oldest, overwritten in the ring
-    recent_order_[recent_next_] = id;
-    recent_next_ = (recent_next_ + 1) % recent_order_.size();
-  }
-
-  void confirm(const std::string& producer, const MessageId& id, ConfirmStatus status,
-               std::string reason) {
-    confirms_[producer].push_back({id, status, std::move(reason)});
-  }
-
-  void flush_confirms() {
-    for (auto& [producer, list] : confirms_) {
-      if (list.empty()) continue;
-      CommandFrame c{.command = Command::confirm, .confirmations = std::move(list)};
-      list.clear();
-      const auto encoded = encode_command(c);
-      try {
-        (void)front_.send(zmq::buffer(producer),
-                          zmq::send_flags::sndmore | zmq::send_flags::dontwait);
-        (void)front_.send(zmq::buffer(encoded), zmq::send_flags::dontwait);
-      } catch (const zmq::error_t&) {
-        // The producer is gone: it re-sends unconfirmed messages when it returns.
-      }
-    }
-    if (confirms_.size() > 64) confirms_.clear();  // forget producers that come and go
-  }
-
   // ---- workers ----
 
   bool read_back() {
     zmq::message_t identity, command;
-    if (!back_.recv(identity, zmq::recv_flags::dontwait)) return false;
-    bool extra = false;
-    if (identity.more()) {
-      (void)back_.recv(command, zmq::recv_flags::dontwait);
-      zmq::message_t rest;
-      for (bool more = command.more(); more; more = rest.more()) {
-        (void)back_.recv(rest, zmq::recv_flags::dontwait);
-        extra = true;
-      }
-    }
+    extra_frames_.clear();
+    if (!detail::receive_command(back_, identity, command, extra_frames_)) return false;
+    const bool extra = !extra_frames_.empty();
     const std::string worker(view(identity));
     const auto decoded = decode_command(view(command), cmd_);
     if (!decoded || extra) {
@@ -597,7 +552,8 @@ class ProxyPump final : public detail::Pump {
                        .filters = groups_[index]->patterns(),
                        .ack_timeout_ms = static_cast<std::uint64_t>(options_.ack_timeout.count()),
                        .heartbeat_ms = static_cast<std::uint64_t>(options_.heartbeat.count())};
-    if (send_command(worker, encode_command(reply)) == Sent::gone) lose_worker(worker, "gone");
+    if (send_command(back_, worker, encode_command(reply)) == Sent::gone)
+      lose_worker(worker, "gone");
   }
 
   // DETACH: unacked messages go back at once and cost no attempt.
@@ -749,7 +705,7 @@ class ProxyPump final : public detail::Pump {
     for (const auto& [worker, w] : workers_) {
       if (now - w.last_heard > kMissedHeartbeats * options_.heartbeat)
         lost.emplace_back(worker, "missed heartbeats");
-      else if (send_command(worker, beat) == Sent::gone)
+      else if (send_command(back_, worker, beat) == Sent::gone)
         lost.emplace_back(worker, "disconnected");
     }
     for (const auto& [worker, why] : lost) lose_worker(worker, why);
@@ -825,32 +781,6 @@ class ProxyPump final : public detail::Pump {
     return true;
   }
 
-  enum class Sent { ok, busy, gone };
-
-  // `busy`: the worker's queue is full for now (it stays attached);
-  // `gone`: ROUTER_MANDATORY says the worker has disconnected.
-  Sent send_command(const std::string& worker, std::string_view command) {
-    try {
-      if (!back_.send(zmq::buffer(worker), zmq::send_flags::sndmore | zmq::send_flags::dontwait))
-        return Sent::busy;
-      (void)back_.send(zmq::buffer(command), zmq::send_flags::none);
-      return Sent::ok;
-    } catch (const zmq::error_t&) {
-      return Sent::gone;
-    }
-  }
-
-  void reply_error(zmq::socket_t& socket, const std::string& identity, std::string_view why) {
-    if (identity.empty()) return;
-    const auto encoded = encode_command({.command = Command::error, .reason = std::string(why)});
-    try {
-      (void)socket.send(zmq::buffer(identity),
-                        zmq::send_flags::sndmore | zmq::send_flags::dontwait);
-      (void)socket.send(zmq::buffer(encoded), zmq::send_flags::dontwait);
-    } catch (const zmq::error_t&) {
-    }
-  }
-
   ProxyOptions options_;
   Spool spool_, dlq_;
   zmq::socket_t front_, back_;
@@ -862,6 +792,7 @@ class ProxyPump final : public detail::Pump {
   md::EnvelopeCodec codec_;
   Message decoded_;
   CommandFrame cmd_;
+  std::vector<zmq::message_t> extra_frames_;  // after a worker's command: not allowed
 
   std::vector<std::unique_ptr<ConsumerGroup>> groups_;  // deleted groups leave a null slot
   std::map<std::string, std::uint32_t> group_index_;
@@ -871,12 +802,10 @@ class ProxyPump final : public detail::Pump {
   std::size_t frame_bytes_ = 0;
   std::deque<Deadline> deadlines_;  // in deadline order: the ack timeout is one constant
   std::multimap<Clock::time_point, std::pair<std::uint32_t, MessageId>> retries_;
-  std::unordered_map<std::string, std::vector<Confirmation>> confirms_;
+  detail::ConfirmBatches confirms_;
   std::unordered_map<std::string, std::shared_ptr<const Route>> route_cache_;  // per topic
   std::string route_key_;
-  md::IdTable<char> recent_;             // the dedup window
-  std::vector<MessageId> recent_order_;  // a ring of the same ids, oldest at recent_next_
-  std::size_t recent_next_ = 0;
+  detail::DedupWindow recent_;
   Clock::time_point next_heartbeat_, next_snapshot_;
   std::mt19937_64 rng_{std::random_device{}()};
 

@@ -15,6 +15,7 @@
 #include <unordered_map>
 
 #include "atomic_file.hpp"
+#include "dedup_window.hpp"
 #include "detail/counter.hpp"
 #include "detail/id_table.hpp"
 #include "envelope/codec.hpp"
@@ -22,6 +23,7 @@
 #include "names.hpp"
 #include "pump.hpp"
 #include "reliable/protocol.hpp"
+#include "router_peers.hpp"
 #include "spool/lock_file.hpp"
 #include "stream/positions_file.hpp"
 #include "stream/start_position.hpp"
@@ -52,9 +54,10 @@ constexpr std::size_t kMaxBatchBytes = 1024 * 1024;
 constexpr auto kSaveEvery = std::chrono::milliseconds(50);  // committed positions to disk
 constexpr auto kRetentionEvery = std::chrono::seconds(1);
 
-std::string_view view(const zmq::message_t& m) {
-  return {static_cast<const char*>(m.data()), m.size()};
-}
+using detail::reply_error;
+using detail::send_command;
+using detail::Sent;
+using detail::view;
 
 // One partition a reader reads: `next` is the next offset to send, `acked`
 // the offset the reader has processed up to (COMMIT); in between: in flight.
@@ -109,7 +112,8 @@ class StreamPump final : public detail::Pump {
   explicit StreamPump(const StreamOptions& o)
       : options_(o),
         front_(md::open_socket(zmq::socket_type::router, o.socket)),
-        back_(md::open_socket(zmq::socket_type::router, o.socket)) {
+        back_(md::open_socket(zmq::socket_type::router, o.socket)),
+        recent_(o.dedup_window) {
     if (options_.heartbeat.count() <= 0) options_.heartbeat = std::chrono::milliseconds(1000);
     back_.set(zmq::sockopt::router_mandatory, true);  // a gone reader is an error, not a drop
     back_.set(zmq::sockopt::sndhwm, 0);               // credit bounds what each reader holds
@@ -159,7 +163,7 @@ class StreamPump final : public detail::Pump {
     for (int i = 0; i < 256 && read_front(); ++i) {
     }
     append_pending();
-    flush_confirms();
+    confirms_.flush(front_);
     for (int i = 0; i < 1024 && read_back(); ++i) {
     }
     deliver_all();
@@ -267,7 +271,7 @@ class StreamPump final : public detail::Pump {
         for (const auto& r : records)
           if (md::envelope_offset(r.frame) &&
               codec_.decode(r.frame, decoded, options_.socket.limits))
-            remember(decoded.id());
+            recent_.remember(decoded.id());
         at = records.back().offset + 1;
       }
     }
@@ -277,18 +281,8 @@ class StreamPump final : public detail::Pump {
 
   bool read_front() {
     zmq::message_t identity, command;
-    if (!front_.recv(identity, zmq::recv_flags::dontwait)) return false;
-    bool more = identity.more();
-    if (more) {
-      (void)front_.recv(command, zmq::recv_flags::dontwait);
-      more = command.more();
-    }
     const std::size_t first_frame = held_.size();
-    while (more) {
-      held_.emplace_back();
-      (void)front_.recv(held_.back(), zmq::recv_flags::dontwait);
-      more = held_.back().more();
-    }
+    if (!detail::receive_command(front_, identity, command, held_)) return false;
     const std::string producer(view(identity));
     CommandFrame cmd;
     const auto decoded = decode_command(view(command), cmd);
@@ -311,13 +305,13 @@ class StreamPump final : public detail::Pump {
     published_.add();
     if (targeted) {
       rejected_.add();
-      confirm(producer, id, ConfirmStatus::rejected,
-              "a stream has no groups: publish without a target group");
+      confirms_.add(producer, id, ConfirmStatus::rejected,
+                    "a stream has no groups: publish without a target group");
       return;
     }
     if (recent_.contains(id) || in_turn_.contains(id)) {
       duplicates_.add();
-      confirm(producer, id, ConfirmStatus::duplicate, "");
+      confirms_.add(producer, id, ConfirmStatus::duplicate, "");
       return;
     }
     const auto partitions = static_cast<std::uint32_t>(logs_.size());
@@ -341,15 +335,15 @@ class StreamPump final : public detail::Pump {
         if (options_.log.retain_bytes > 0 && logs_[p]->bytes() > options_.log.retain_bytes)
           apply_retention(p);
         for (auto& [producer, id] : batch.confirm_to) {
-          remember(id);
-          confirm(producer, id, ConfirmStatus::stored, "");
+          recent_.remember(id);
+          confirms_.add(producer, id, ConfirmStatus::stored, "");
         }
       } catch (const Error& e) {
         // Nothing of the batch was appended: the producers may send again.
         rejected_.add(batch.frames.size());
         for (auto& [producer, id] : batch.confirm_to)
-          confirm(producer, id, ConfirmStatus::rejected,
-                  "partition " + std::to_string(p) + " could not store it: " + e.what());
+          confirms_.add(producer, id, ConfirmStatus::rejected,
+                        "partition " + std::to_string(p) + " could not store it: " + e.what());
       }
       for (const auto& [producer, id] : batch.confirm_to) in_turn_.erase(id);
       batch.frames.clear();
@@ -358,54 +352,13 @@ class StreamPump final : public detail::Pump {
     held_.clear();
   }
 
-  // The dedup window: the last `dedup_window` ids stored, oldest forgotten first.
-  void remember(const MessageId& id) {
-    if (options_.dedup_window == 0 || !recent_.try_emplace(id, char{}).second) return;
-    if (recent_order_.size() < options_.dedup_window) {
-      recent_order_.push_back(id);
-      return;
-    }
-    recent_.erase(recent_order_[recent_next_]);
-    recent_order_[recent_next_] = id;
-    recent_next_ = (recent_next_ + 1) % recent_order_.size();
-  }
-
-  void confirm(const std::string& producer, const MessageId& id, ConfirmStatus status,
-               std::string reason) {
-    confirms_[producer].push_back({id, status, std::move(reason)});
-  }
-
-  void flush_confirms() {
-    for (auto& [producer, list] : confirms_) {
-      if (list.empty()) continue;
-      CommandFrame c{.command = Command::confirm, .confirmations = std::move(list)};
-      list.clear();
-      const auto encoded = encode_command(c);
-      try {
-        (void)front_.send(zmq::buffer(producer),
-                          zmq::send_flags::sndmore | zmq::send_flags::dontwait);
-        (void)front_.send(zmq::buffer(encoded), zmq::send_flags::dontwait);
-      } catch (const zmq::error_t&) {
-        // The producer is gone: it re-sends unconfirmed records when it returns.
-      }
-    }
-    if (confirms_.size() > 64) confirms_.clear();  // forget producers that come and go
-  }
-
   // ---- readers ----
 
   bool read_back() {
     zmq::message_t identity, command;
-    if (!back_.recv(identity, zmq::recv_flags::dontwait)) return false;
-    bool extra = false;
-    if (identity.more()) {
-      (void)back_.recv(command, zmq::recv_flags::dontwait);
-      zmq::message_t rest;
-      for (bool more = command.more(); more; more = rest.more()) {
-        (void)back_.recv(rest, zmq::recv_flags::dontwait);
-        extra = true;
-      }
-    }
+    extra_frames_.clear();
+    if (!detail::receive_command(back_, identity, command, extra_frames_)) return false;
+    const bool extra = !extra_frames_.empty();
     const std::string reader(view(identity));
     CommandFrame cmd;
     const auto decoded = decode_command(view(command), cmd);
@@ -556,7 +509,7 @@ class StreamPump final : public detail::Pump {
                    .heartbeat_ms = static_cast<std::uint64_t>(options_.heartbeat.count())};
     for (const auto& cursor : reader.cursors)
       c.positions.push_back({cursor.partition, cursor.next});
-    if (send_command(identity, encode_command(c)) == Sent::gone) lose_reader(identity);
+    if (send_command(back_, identity, encode_command(c)) == Sent::gone) lose_reader(identity);
   }
 
   void commit(Reader& reader, const std::vector<Position>& positions) {
@@ -689,7 +642,7 @@ class StreamPump final : public detail::Pump {
                                          .reason = why,
                                          .partition = cursor.partition,
                                          .offset = first});
-    if (send_command(identity, encoded) == Sent::gone) lose_reader(identity);
+    if (send_command(back_, identity, encoded) == Sent::gone) lose_reader(identity);
   }
 
   // ---- timers ----
@@ -721,7 +674,7 @@ class StreamPump final : public detail::Pump {
     std::vector<std::string> lost;
     for (const auto& [identity, reader] : readers_)
       if (now - reader.last_heard > kMissedHeartbeats * options_.heartbeat ||
-          send_command(identity, beat) == Sent::gone)
+          send_command(back_, identity, beat) == Sent::gone)
         lost.push_back(identity);
     for (const auto& identity : lost) lose_reader(identity);
   }
@@ -736,30 +689,6 @@ class StreamPump final : public detail::Pump {
     any_dirty_ = false;
   }
 
-  enum class Sent { ok, busy, gone };
-
-  Sent send_command(const std::string& identity, std::string_view command) {
-    try {
-      if (!back_.send(zmq::buffer(identity), zmq::send_flags::sndmore | zmq::send_flags::dontwait))
-        return Sent::busy;
-      (void)back_.send(zmq::buffer(command), zmq::send_flags::none);
-      return Sent::ok;
-    } catch (const zmq::error_t&) {
-      return Sent::gone;
-    }
-  }
-
-  void reply_error(zmq::socket_t& socket, const std::string& identity, std::string_view why) {
-    if (identity.empty()) return;
-    const auto encoded = encode_command({.command = Command::error, .reason = std::string(why)});
-    try {
-      (void)socket.send(zmq::buffer(identity),
-                        zmq::send_flags::sndmore | zmq::send_flags::dontwait);
-      (void)socket.send(zmq::buffer(encoded), zmq::send_flags::dontwait);
-    } catch (const zmq::error_t&) {
-    }
-  }
-
   StreamOptions options_;
   std::optional<md::spool::LockFile> lock_;
   std::vector<std::unique_ptr<StreamLog>> logs_;
@@ -772,10 +701,9 @@ class StreamPump final : public detail::Pump {
   std::vector<PendingAppend> pending_;
   md::IdTable<char> in_turn_;  // ids published this turn (a batch may repeat one)
   std::uint64_t spread_ = 0;   // round-robin for records without a key
-  std::unordered_map<std::string, std::vector<Confirmation>> confirms_;
-  md::IdTable<char> recent_;
-  std::vector<MessageId> recent_order_;
-  std::size_t recent_next_ = 0;
+  detail::ConfirmBatches confirms_;
+  detail::DedupWindow recent_;
+  std::vector<zmq::message_t> extra_frames_;  // after a reader's command: not allowed
 
   std::unordered_map<std::string, Reader> readers_;
   std::vector<std::string> identities_;

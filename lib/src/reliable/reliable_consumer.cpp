@@ -12,6 +12,7 @@
 #include "reliable/protocol.hpp"
 #include "wire/socket.hpp"
 #include "wire/stop_event.hpp"
+#include "wire/wait.hpp"
 
 namespace mqkit {
 namespace {
@@ -79,15 +80,7 @@ struct ReliableConsumer::Impl {
 
   // Waits for input; false on timeout or stop.
   bool wait(milliseconds timeout) {
-    zmq::pollitem_t items[] = {{socket.handle(), 0, ZMQ_POLLIN, 0},
-                               {nullptr, stop.fd(), ZMQ_POLLIN, 0},
-                               {nullptr, detail::global_stop().fd(), ZMQ_POLLIN, 0}};
-    try {
-      zmq::poll(items, 3, timeout);
-    } catch (const zmq::error_t& e) {
-      if (e.num() != EINTR) throw;
-    }
-    return !stopping() && (items[0].revents & ZMQ_POLLIN);
+    return detail::wait_readable(socket, stop, timeout) == detail::Wait::readable;
   }
 
   void attached(const CommandFrame& c) {

@@ -14,6 +14,7 @@
 #include "reliable/protocol.hpp"
 #include "wire/socket.hpp"
 #include "wire/stop_event.hpp"
+#include "wire/wait.hpp"
 
 namespace mqkit {
 namespace {
@@ -147,15 +148,7 @@ struct StreamConsumer::Impl {
   bool stopping() const noexcept { return stop.is_set() || detail::global_stop().is_set(); }
 
   bool wait(milliseconds timeout) {
-    zmq::pollitem_t items[] = {{socket.handle(), 0, ZMQ_POLLIN, 0},
-                               {nullptr, stop.fd(), ZMQ_POLLIN, 0},
-                               {nullptr, detail::global_stop().fd(), ZMQ_POLLIN, 0}};
-    try {
-      zmq::poll(items, 3, timeout);
-    } catch (const zmq::error_t& e) {
-      if (e.num() != EINTR) throw;
-    }
-    return !stopping() && (items[0].revents & ZMQ_POLLIN);
+    return detail::wait_readable(socket, stop, timeout) == detail::Wait::readable;
   }
 
   void take_assignment(const CommandFrame& c) {

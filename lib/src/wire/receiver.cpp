@@ -49,19 +49,8 @@ bool Receiver::try_receive(Message& out) {
   }
 }
 
-Receiver::Wait Receiver::wait(std::chrono::milliseconds timeout) {
-  zmq::pollitem_t items[] = {
-      {socket_.handle(), 0, ZMQ_POLLIN, 0},
-      {nullptr, stop_.fd(), ZMQ_POLLIN, 0},
-      {nullptr, global_stop().fd(), ZMQ_POLLIN, 0},
-  };
-  try {
-    zmq::poll(items, 3, timeout);
-  } catch (const zmq::error_t& e) {
-    if (e.num() != EINTR) throw;
-  }
-  if (stopping()) return Wait::stopped;
-  return (items[0].revents & ZMQ_POLLIN) ? Wait::readable : Wait::timeout;
+Wait Receiver::wait(std::chrono::milliseconds timeout) {
+  return wait_readable(socket_, stop_, timeout);
 }
 
 bool Receiver::receive(Message& out, std::chrono::milliseconds timeout) {

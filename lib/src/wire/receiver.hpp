@@ -15,6 +15,7 @@
 #include "envelope/codec.hpp"
 #include "mqkit/socket_options.hpp"
 #include "wire/stop_event.hpp"
+#include "wire/wait.hpp"
 
 namespace mqkit::detail {
 
@@ -37,7 +38,6 @@ class Receiver {
   zmq::socket_t& socket() noexcept { return socket_; }
 
  private:
-  enum class Wait { readable, timeout, stopped };
   Wait wait(std::chrono::milliseconds timeout);
   // Non-blocking: true when `out` holds a new message; drops bad ones.
   bool try_receive(Message& out);
