@@ -9,9 +9,11 @@
 //            StreamConsumer (window 10,000).
 //   latency  append at a fixed rate with fsync always: publish -> confirm and
 //            publish -> reader (a reader from latest), p50 / p99.
+//   bridge   a proxy group bridged into a stream (fsync always on both): the
+//            rate at which the stream's reader sees the proxy's messages.
 //
 // usage: mqkit_bench_stream_device [count] [log-parent-dir] [phase]
-//   phase: all (default), raw, append, backlog, latency
+//   phase: all (default), raw, append, backlog, latency, bridge
 #include <unistd.h>
 
 #include <atomic>
@@ -22,6 +24,8 @@
 #include <thread>
 
 #include "bench_support.hpp"
+#include "mqkit/devices/bridge.hpp"
+#include "mqkit/devices/proxy.hpp"
 #include "mqkit/devices/stream.hpp"
 #include "mqkit/mqkit.hpp"
 
@@ -105,6 +109,30 @@ void latency(const fs::path& parent, double rate, std::uint64_t count) {
       percentile(to_reader, 0.5), percentile(to_reader, 0.99));
 }
 
+// Messages published to a proxy first, then moved by a bridge into the
+// stream: records/s from the bridge's start until the stream holds them all.
+double bridge(const fs::path& parent, std::uint64_t count) {
+  Bench b(parent, mqkit::Durability::always);
+  mqkit::devices::ProxyOptions po;
+  po.front = po.back = "tcp://127.0.0.1:*";
+  po.spool_dir = (b.dir / "spool").string();
+  po.groups = {{"audit", {"#"}}};
+  mqkit::devices::Proxy proxy(po);
+  proxy.start();
+  append(proxy.in_endpoint(), count);
+  mqkit::devices::BridgeOptions bo;
+  bo.from = proxy.out_endpoint();
+  bo.name = "audit";
+  bo.to = b.stream->in_endpoint();
+  const auto start = Clock::now();
+  mqkit::devices::Bridge moving(bo);
+  moving.start();
+  while (b.stream->stats().get("appended") < count &&
+         seconds(start, Clock::now()) < 600)  // bounded
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  return double(b.stream->stats().get("appended")) / seconds(start, Clock::now());
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -142,5 +170,10 @@ int main(int argc, char** argv) {
     }
   }
   if (wanted("latency")) latency(parent, 10000, 30000);
+  if (wanted("bridge")) {
+    const std::uint64_t n = std::min<std::uint64_t>(count, 20000);
+    std::printf("bridge proxy group -> stream, fsync always, %llu msgs: %.0f msgs/s\n",
+                (unsigned long long)n, bridge(parent, n));
+  }
   return 0;
 }
