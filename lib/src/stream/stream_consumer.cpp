@@ -4,10 +4,12 @@
 
 #include <algorithm>
 #include <charconv>
+#include <condition_variable>
 #include <cstdio>
 #include <ctime>
 #include <map>
 #include <mutex>
+#include <thread>
 
 #include "mqkit/duration.hpp"
 #include "mqkit/error.hpp"
@@ -117,11 +119,59 @@ struct StreamConsumer::Impl {
   std::map<std::uint32_t, std::uint64_t> to_commit;
   std::size_t uncommitted = 0;
 
+  // While the handler runs, a small thread heartbeats for it (the run loop
+  // and that thread share the socket under socket_mutex), so a slow handler
+  // does not lose the name's partitions.
+  std::mutex socket_mutex;
+  std::condition_variable beat_cv;
+  bool handling = false;  // guarded by socket_mutex
+  bool closing = false;   // guarded by socket_mutex
+  std::thread beater;
+
   Impl(const std::string& endpoint, const StreamConsumerOptions& o)
       : options(o),
         from(stream_start_position(o.from)),
         socket(detail::open_socket(zmq::socket_type::dealer, o.socket)) {
     detail::attach(socket, connect(endpoint));
+  }
+
+  ~Impl() {
+    {
+      std::lock_guard lock(socket_mutex);
+      closing = true;
+    }
+    beat_cv.notify_all();
+    if (beater.joinable()) beater.join();
+  }
+
+  void beat_while_handling() {
+    std::unique_lock lock(socket_mutex);
+    while (!closing) {
+      beat_cv.wait_for(lock, heartbeat);
+      if (closing || !handling || Clock::now() < next_beat) continue;
+      try {
+        send({.command = Command::heartbeat});
+      } catch (const zmq::error_t&) {
+        return;  // the context is going away
+      }
+      next_beat = Clock::now() + heartbeat;
+    }
+  }
+
+  // Calls the handler with the socket released to the heartbeat thread.
+  void call(const Handler& handler, const StreamEntry& entry, std::unique_lock<std::mutex>& lock) {
+    handling = true;
+    lock.unlock();
+    beat_cv.notify_all();
+    try {
+      handler(entry);
+    } catch (...) {
+      lock.lock();
+      handling = false;
+      throw;
+    }
+    lock.lock();
+    handling = false;
   }
 
   void send(const CommandFrame& c) {
@@ -187,6 +237,7 @@ struct StreamConsumer::Impl {
       if (c.command == Command::assigned) {
         take_assignment(c);
         last_heard = Clock::now();
+        beater = std::thread([this] { beat_while_handling(); });
         return;
       }
     }
@@ -226,7 +277,8 @@ struct StreamConsumer::Impl {
   }
 
   void take_records(const CommandFrame& c, std::vector<zmq::message_t>& frames,
-                    const Handler& handler, StreamEntry& entry) {
+                    const Handler& handler, StreamEntry& entry,
+                    std::unique_lock<std::mutex>& lock) {
     if (!owns(c.partition)) return;  // moved to another member meanwhile
     const auto records = unpack_records(frames, c.times.size());
     for (std::size_t i = 0; i < records.size(); ++i) {
@@ -239,7 +291,7 @@ struct StreamConsumer::Impl {
         entry.time_ms = c.times[i];
         if (codec.decode(records[i], entry.message, options.socket.limits)) {
           try {
-            handler(entry);
+            call(handler, entry, lock);
           } catch (...) {
             flush_commits();
             throw;
@@ -253,6 +305,7 @@ struct StreamConsumer::Impl {
   }
 
   void run(const Handler& handler) {
+    std::unique_lock lock(socket_mutex);
     zmq::message_t command;
     std::vector<zmq::message_t> frames;
     StreamEntry entry;
@@ -280,7 +333,7 @@ struct StreamConsumer::Impl {
         if (!decode_command(view(command), c)) continue;
         switch (c.command) {
           case Command::records:
-            take_records(c, frames, handler, entry);
+            take_records(c, frames, handler, entry, lock);
             break;
           case Command::assigned:
             flush_commits();
@@ -306,6 +359,7 @@ struct StreamConsumer::Impl {
   }
 
   void detach() {
+    std::lock_guard lock(socket_mutex);
     flush_commits();
     send({.command = Command::detach});
   }

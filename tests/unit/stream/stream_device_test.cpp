@@ -207,3 +207,21 @@ TEST_CASE("a bridge moves a proxy group into a stream and acks only what the str
   const auto records = read(stream.out_endpoint(), {}, 200);
   CHECK(std::set<std::string>(records.begin(), records.end()).size() == 200);
 }
+
+TEST_CASE("a slow handler keeps its partitions: the consumer heartbeats while it runs",
+          "[stream_device]") {
+  TempDir dir;
+  md::Stream stream(options_in(dir));  // heartbeat 100ms: silent for 500ms is lost
+  stream.start();
+  append(stream.in_endpoint(), 3);
+  mqkit::StreamConsumer reader(stream.out_endpoint(), {.name = "slow"});
+  std::vector<std::string> got;
+  reader.run([&](const mqkit::StreamEntry& e) {
+    if (got.empty()) std::this_thread::sleep_for(1500ms);  // three times the limit
+    got.emplace_back(e.message.payload());
+    if (got.size() == 3) reader.stop();
+  });
+  CHECK(got == std::vector<std::string>{"0", "1", "2"});
+  CHECK(stream.stats().get("lost_readers") == 0);
+  CHECK(stream.stats().get("consumer.slow.members") == 1);
+}
