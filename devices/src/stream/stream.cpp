@@ -422,7 +422,7 @@ class StreamPump final : public detail::Pump {
         const std::uint64_t at = start_of(reader.from, p);
         reader.cursors.push_back({p, at, at});
       }
-      send_assigned(identity, reader);
+      send_assigned(identity);
       return;
     }
     names_[reader.name].members.push_back(identity);
@@ -474,6 +474,7 @@ class StreamPump final : public detail::Pump {
   void rebalance(const std::string& name, const std::string& joined = {}) {
     ConsumerName& consumer = names_[name];
     const std::size_t members = consumer.members.size();
+    std::vector<std::string> to_tell;  // told after the loop: telling may lose a member
     for (std::size_t i = 0; i < members; ++i) {
       const std::string& identity = consumer.members[i];
       Reader& reader = readers_.at(identity);
@@ -499,15 +500,20 @@ class StreamPump final : public detail::Pump {
                       [](const Cursor& a, const Cursor& b) { return a.partition == b.partition; });
       reader.cursors = std::move(cursors);
       reader.next_cursor = 0;
-      if (changed || identity == joined) send_assigned(identity, reader);
+      if (changed || identity == joined) to_tell.push_back(identity);
     }
+    for (const auto& identity : to_tell) send_assigned(identity);
   }
 
-  void send_assigned(const std::string& identity, const Reader& reader) {
+  // Tells a reader which partitions it reads from where; a reader that is
+  // gone is lost (its name rebalanced).
+  void send_assigned(const std::string& identity) {
+    auto it = readers_.find(identity);
+    if (it == readers_.end()) return;  // lost while others were told
     CommandFrame c{.command = Command::assigned,
-                   .group = reader.name,
+                   .group = it->second.name,
                    .heartbeat_ms = static_cast<std::uint64_t>(options_.heartbeat.count())};
-    for (const auto& cursor : reader.cursors)
+    for (const auto& cursor : it->second.cursors)
       c.positions.push_back({cursor.partition, cursor.next});
     if (send_command(back_, identity, encode_command(c)) == Sent::gone) lose_reader(identity);
   }
@@ -573,7 +579,8 @@ class StreamPump final : public detail::Pump {
     for (std::size_t tried = 0; tried < reader.cursors.size(); ++tried) {
       Cursor& cursor = reader.cursors[reader.next_cursor++ % reader.cursors.size()];
       const StreamLog& log = *logs_[cursor.partition];
-      if (cursor.next < log.first_offset()) reset_to_earliest(identity, reader, cursor);
+      if (cursor.next < log.first_offset() && !reset_to_earliest(identity, reader, cursor))
+        return false;  // the reader is gone
       if (cursor.next >= log.next_offset()) continue;
       const std::size_t n = static_cast<std::size_t>(
           std::min<std::uint64_t>(reader.window - in_flight, kMaxRecordBatch));
@@ -623,8 +630,9 @@ class StreamPump final : public detail::Pump {
   }
 
   // The reader's position is no longer retained: say so and go on from the
-  // earliest record there is.
-  void reset_to_earliest(const std::string& identity, Reader& reader, Cursor& cursor) {
+  // earliest record there is. False when the reader turned out to be gone
+  // (and was lost: `reader` and `cursor` are no more).
+  bool reset_to_earliest(const std::string& identity, Reader& reader, Cursor& cursor) {
     const std::uint64_t first = logs_[cursor.partition]->first_offset();
     const std::string why = "offset " + std::to_string(cursor.next) + " of partition " +
                             std::to_string(cursor.partition) +
@@ -642,7 +650,9 @@ class StreamPump final : public detail::Pump {
                                          .reason = why,
                                          .partition = cursor.partition,
                                          .offset = first});
-    if (send_command(back_, identity, encoded) == Sent::gone) lose_reader(identity);
+    if (send_command(back_, identity, encoded) != Sent::gone) return true;
+    lose_reader(identity);
+    return false;
   }
 
   // ---- timers ----
