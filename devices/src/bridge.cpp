@@ -8,6 +8,8 @@
 #include <mutex>
 #include <stdexcept>
 #include <thread>
+#include <unordered_map>
+#include <unordered_set>
 
 #include "detail/counter.hpp"
 #include "mqkit/error.hpp"
@@ -24,8 +26,17 @@ namespace {
 namespace md = mqkit::detail;
 using Source = BridgeOptions::Source;
 
-constexpr auto kRetryEvery = std::chrono::seconds(1);  // source or target not there yet
-constexpr std::uint32_t kWindow = 100;                 // messages taken from the source at once
+constexpr auto kRetryEvery = std::chrono::seconds(1);      // source or target not there yet
+constexpr std::uint32_t kWindow = 1000;                    // messages taken from the source at once
+constexpr auto kSettleTimeout = std::chrono::seconds(10);  // waiting for the target's confirms
+
+// Messages published to the target and not yet confirmed, and those it
+// refused (with its reason).
+struct InFlight {
+  std::unordered_set<MessageId> pending;
+  std::unordered_map<MessageId, std::string> refused;
+  std::string last_refusal;
+};
 
 const char* source_name(Source s) {
   switch (s) {
@@ -106,8 +117,31 @@ class BridgePump final : public detail::Pump {
     }
   }
 
+  // Publishes `m` to the target without waiting; the confirm settles it in
+  // `flight`. The source acks or commits only after settle().
+  void publish(ReliableProducer& target, const Message& m, InFlight& flight) {
+    const MessageId id = m.id();
+    if (!flight.pending.insert(id).second) return;  // a redelivery of one still in flight
+    Envelope envelope = m.envelope;
+    envelope.attempt = 1;
+    target.send_async(envelope, m.payload(), [this, &flight, id](const PublishResult& r) {
+      flight.pending.erase(id);
+      if (r.ok()) {
+        bridged_.add();
+        return;
+      }
+      refused_.add();
+      flight.last_refusal = std::string("target ") + options_.to + " answered " +
+                            to_string(r.status) + ": " + r.reason;
+      flight.refused[id] = flight.last_refusal;
+    });
+  }
+
+  // Waits (bounded) for the target's confirms of everything published.
+  static void settle(ReliableProducer& target) { target.flush(kSettleTimeout); }
+
   // Publishes `m` to the target and waits for its confirm; throws when the
-  // target refuses it (the source then keeps it: retry, or not committed).
+  // target refuses it.
   void forward(ReliableProducer& target, const Message& m) {
     Envelope envelope = m.envelope;
     envelope.attempt = 1;
@@ -148,20 +182,46 @@ class BridgePump final : public detail::Pump {
   void run_source(ReliableProducer& target) {
     switch (options_.source) {
       case Source::proxy: {
+        InFlight flight;
         ReliableConsumer source(options_.from,
                                 {options_.name, options_.topics, kWindow, true, options_.socket});
+        // Acks go out only for what the target confirmed. A refusal is a
+        // NACK retry with the target's reason (after the attempts, a dead
+        // letter); what is still unconfirmed after the wait stays unacked
+        // and comes back after the proxy's ack timeout.
+        source.on_before_ack([&](std::vector<MessageId>& ids,
+                                 std::vector<std::pair<MessageId, std::string>>& retries) {
+          settle(target);
+          std::erase_if(ids, [&](const MessageId& id) {
+            if (auto it = flight.refused.find(id); it != flight.refused.end()) {
+              retries.emplace_back(id, std::move(it->second));
+              flight.refused.erase(it);
+              return true;
+            }
+            return flight.pending.contains(id);
+          });
+        });
         const auto registered = publish_stop(source);
         source.run([&](const Message& m) {
-          forward(target, m);  // a refusal is a retry at the proxy, then a dead letter
+          publish(target, m, flight);
           return Outcome::ack;
         });
         break;
       }
       case Source::stream: {
+        InFlight flight;
         StreamConsumer source(options_.from,
                               {options_.name, options_.start, kWindow, options_.socket});
+        // A position moves only past what the target confirmed; a refusal
+        // leaves it where it is (the bridge reconnects and reads again).
+        source.on_before_commit([&] {
+          settle(target);
+          if (!flight.refused.empty()) throw std::runtime_error(flight.last_refusal);
+          if (!flight.pending.empty())
+            throw std::runtime_error("target " + options_.to + " did not confirm in time");
+        });
         const auto registered = publish_stop(source);
-        source.run([&](const StreamEntry& e) { forward(target, e.message); });
+        source.run([&](const StreamEntry& e) { publish(target, e.message, flight); });
         break;
       }
       case Source::forwarder: {

@@ -64,6 +64,15 @@ class ReliableConsumer {
   void run_auto(const std::function<void(const Message&)>& handler);
   void stop() noexcept;
 
+  // Runs on the run() thread before each batch of ACKs goes out, with the ids
+  // about to be acked. For handlers whose work completes later: e.g. a bridge
+  // publishes in the handler and, here, waits for the target's confirms. Ids
+  // it removes from `ids` are not acked (redelivered after the ack timeout);
+  // those it moves to `retries`, with a reason, are NACKed for a retry.
+  using BeforeAck = std::function<void(std::vector<MessageId>& ids,
+                                       std::vector<std::pair<MessageId, std::string>>& retries)>;
+  void on_before_ack(BeforeAck hook);
+
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;

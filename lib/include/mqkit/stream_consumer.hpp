@@ -62,6 +62,10 @@ class StreamConsumer {
   void run(const Handler& handler);
   void stop() noexcept;  // any thread
   void on_notice(NoticeHandler handler);
+  // Runs on the run() thread before each COMMIT. For handlers whose work
+  // completes later (a bridge waits here for the target's confirms): an
+  // exception from it commits nothing and leaves run() with it.
+  void on_before_commit(std::function<void()> hook);
   // The partitions this consumer reads now.
   std::vector<std::uint32_t> partitions() const;
 

@@ -36,6 +36,7 @@ struct ReliableConsumer::Impl {
   milliseconds heartbeat{1000}, ack_timeout{0};  // from the proxy's ATTACHED
   Clock::time_point last_heard = Clock::now(), next_beat = Clock::now();
   std::vector<MessageId> acks;  // handled, not yet sent
+  BeforeAck before_ack;
 
   // The heartbeat thread's view of the handler (guarded by socket_mutex).
   std::optional<MessageId> handling;
@@ -72,8 +73,15 @@ struct ReliableConsumer::Impl {
 
   void flush_acks() {
     if (acks.empty()) return;
-    send({.command = Command::ack, .ids = acks});
+    std::vector<std::pair<MessageId, std::string>> retries;
+    if (before_ack) before_ack(acks, retries);
+    if (!acks.empty()) send({.command = Command::ack, .ids = acks});
     acks.clear();
+    for (auto& [id, reason] : retries)
+      send({.command = Command::nack,
+            .ids = {id},
+            .action = NackAction::retry,
+            .reason = std::move(reason)});
   }
 
   bool stopping() const noexcept { return stop.is_set() || detail::global_stop().is_set(); }
@@ -239,6 +247,10 @@ void ReliableConsumer::run_auto(const std::function<void(const Message&)>& handl
     handler(m);  // a throw becomes a retry with the exception's text
     return Outcome::ack;
   });
+}
+
+void ReliableConsumer::on_before_ack(BeforeAck hook) {
+  impl_->before_ack = std::move(hook);
 }
 
 void ReliableConsumer::stop() noexcept {

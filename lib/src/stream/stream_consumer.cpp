@@ -109,6 +109,7 @@ struct StreamConsumer::Impl {
   detail::StopEvent stop;
   detail::EnvelopeCodec codec;
   NoticeHandler notice;
+  std::function<void()> before_commit;
   milliseconds heartbeat{1000};
   Clock::time_point last_heard = Clock::now(), next_beat = Clock::now();
   std::vector<std::uint32_t> assigned;  // written by the run thread only
@@ -245,6 +246,7 @@ struct StreamConsumer::Impl {
 
   void flush_commits() {
     if (to_commit.empty()) return;
+    if (before_commit) before_commit();  // throws: nothing committed
     CommandFrame c{.command = Command::commit};
     for (const auto& [p, offset] : to_commit) c.positions.push_back({p, offset});
     send(c);
@@ -388,6 +390,10 @@ void StreamConsumer::run(const Handler& handler) {
 
 void StreamConsumer::stop() noexcept {
   impl_->stop.signal();
+}
+
+void StreamConsumer::on_before_commit(std::function<void()> hook) {
+  impl_->before_commit = std::move(hook);
 }
 
 void StreamConsumer::on_notice(NoticeHandler handler) {

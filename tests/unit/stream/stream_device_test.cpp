@@ -225,3 +225,68 @@ TEST_CASE("a slow handler keeps its partitions: the consumer heartbeats while it
   CHECK(stream.stats().get("lost_readers") == 0);
   CHECK(stream.stats().get("consumer.slow.members") == 1);
 }
+
+TEST_CASE("a bridge from a stream keeps its position until the target takes the records",
+          "[stream_device]") {
+  TempDir dir;
+  md::Stream stream(options_in(dir));
+  stream.start();
+  append(stream.in_endpoint(), 50);
+  md::ProxyOptions po;  // no group yet: every publish is `unroutable`
+  po.front = po.back = "tcp://127.0.0.1:*";
+  po.spool_dir = dir.file("spool");
+  md::Proxy proxy(po);
+  proxy.start();
+  md::BridgeOptions bo;
+  bo.source = md::BridgeOptions::Source::stream;
+  bo.from = stream.out_endpoint();
+  bo.name = "feed";
+  bo.to = proxy.in_endpoint();
+  md::Bridge bridge(bo);
+  bridge.start();
+  // Two rounds refused (the bridge reads again after each), nothing committed.
+  REQUIRE(wait_for([&] { return bridge.stats().get("refused_by_target") >= 100; }));
+  CHECK(wait_for([&] { return stream.stats().get("consumer.feed.lag") == 50; }));
+  // A worker creates the group: the bridge's next round gets everything in.
+  mqkit::ReliableConsumer worker(proxy.out_endpoint(), {.group = "late", .filters = {"#"}});
+  std::set<std::string> got;
+  std::thread working([&] {
+    worker.run_auto([&](const mqkit::Message& m) {
+      got.emplace(m.payload());
+      if (got.size() == 50) worker.stop();
+    });
+  });
+  working.join();
+  CHECK(got.size() == 50);
+  REQUIRE(wait_for([&] { return stream.stats().get("consumer.feed.lag") == 0; }));
+  CHECK(proxy.stats().get("stored") == 50);
+}
+
+TEST_CASE(
+    "a bridge from a proxy retries what the target refuses and its attempts end in the "
+    "dead-letter spool with the target's reason",
+    "[stream_device]") {
+  TempDir dir;
+  md::ProxyOptions target_options;  // no groups: everything is `unroutable`
+  target_options.front = target_options.back = "tcp://127.0.0.1:*";
+  target_options.spool_dir = dir.file("target");
+  md::Proxy target(target_options);
+  target.start();
+  md::ProxyOptions po;
+  po.front = po.back = "tcp://127.0.0.1:*";
+  po.spool_dir = dir.file("source");
+  po.groups = {{"audit", {"#"}}};
+  po.retry = mqkit::RetryPolicy::parse("fixed:50ms", 2);
+  md::Proxy source(po);
+  source.start();
+  md::BridgeOptions bo;
+  bo.from = source.out_endpoint();
+  bo.name = "audit";
+  bo.to = target.in_endpoint();
+  md::Bridge bridge(bo);
+  bridge.start();
+  append(source.in_endpoint(), 5);
+  REQUIRE(wait_for([&] { return source.stats().get("group.audit.dead") == 5; }));
+  CHECK(source.stats().get("retried") == 5);
+  CHECK(source.stats().get("group.audit.acked") == 0);
+}

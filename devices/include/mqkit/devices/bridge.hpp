@@ -6,11 +6,13 @@
 // The source is read as its own clients read it: a worker of a proxy group
 // (ReliableConsumer), a named stream reader (StreamConsumer) or a subscriber
 // of a forwarder. Every message is published to the target (a proxy's or a
-// stream's front, with the reliable producer) with its id, topic, key and
-// headers unchanged, and acked or committed at the source only after the
-// target confirmed it: at least once, and since both targets answer a
+// stream's front, with the reliable producer, pipelined) with its id, topic,
+// key and headers unchanged, and acked or committed at the source only after
+// the target confirmed it: at least once, and since both targets answer a
 // repeated id `duplicate`, a bridge restarted mid-way does not store twice.
-// A forwarder keeps nothing, so from one the bridge is as reliable as pub/sub.
+// A refusal is a NACK retry at a proxy source (its reason the target's
+// answer) and leaves a stream source's position in place. A forwarder keeps
+// nothing, so from one the bridge is as reliable as pub/sub.
 //
 // The bridge connects (it binds nothing but its stats endpoint) and keeps
 // trying, once a second, while its source or target is not there yet.
