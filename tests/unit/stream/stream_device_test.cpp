@@ -36,6 +36,25 @@ md::StreamOptions options_in(const TempDir& dir, std::uint32_t partitions = 1) {
   return o;
 }
 
+md::ProxyOptions proxy_in(const TempDir& dir, const std::string& name,
+                          std::map<std::string, std::vector<std::string>> groups = {}) {
+  md::ProxyOptions o;
+  o.front = o.back = "tcp://127.0.0.1:*";
+  o.spool_dir = dir.file(name);
+  o.groups = std::move(groups);
+  return o;
+}
+
+md::BridgeOptions bridge_of(md::BridgeOptions::Source source, const std::string& from,
+                            const std::string& name, const std::string& to) {
+  md::BridgeOptions o;
+  o.source = source;
+  o.from = from;
+  o.name = name;
+  o.to = to;
+  return o;
+}
+
 void append(const std::string& front, int count, const std::string& key = {}, int first = 0) {
   mqkit::ReliableProducer producer(front);
   for (int i = first; i < first + count; ++i) {
@@ -187,18 +206,10 @@ TEST_CASE("a bridge moves a proxy group into a stream and acks only what the str
   TempDir dir;
   md::Stream stream(options_in(dir));
   stream.start();
-  md::ProxyOptions po;
-  po.front = po.back = "tcp://127.0.0.1:*";
-  po.spool_dir = dir.file("spool");
-  po.groups = {{"audit", {"#"}}};
-  md::Proxy proxy(po);
+  md::Proxy proxy(proxy_in(dir, "spool", {{"audit", {"#"}}}));
   proxy.start();
-  md::BridgeOptions bo;
-  bo.source = md::BridgeOptions::Source::proxy;
-  bo.from = proxy.out_endpoint();
-  bo.name = "audit";
-  bo.to = stream.in_endpoint();
-  md::Bridge bridge(bo);
+  md::Bridge bridge(bridge_of(md::BridgeOptions::Source::proxy, proxy.out_endpoint(), "audit",
+                              stream.in_endpoint()));
   bridge.start();
   append(proxy.in_endpoint(), 200);
   REQUIRE(wait_for([&] { return stream.stats().get("appended") == 200; }));
@@ -232,17 +243,10 @@ TEST_CASE("a bridge from a stream keeps its position until the target takes the 
   md::Stream stream(options_in(dir));
   stream.start();
   append(stream.in_endpoint(), 50);
-  md::ProxyOptions po;  // no group yet: every publish is `unroutable`
-  po.front = po.back = "tcp://127.0.0.1:*";
-  po.spool_dir = dir.file("spool");
-  md::Proxy proxy(po);
+  md::Proxy proxy(proxy_in(dir, "spool"));  // no group yet: every publish is `unroutable`
   proxy.start();
-  md::BridgeOptions bo;
-  bo.source = md::BridgeOptions::Source::stream;
-  bo.from = stream.out_endpoint();
-  bo.name = "feed";
-  bo.to = proxy.in_endpoint();
-  md::Bridge bridge(bo);
+  md::Bridge bridge(bridge_of(md::BridgeOptions::Source::stream, stream.out_endpoint(), "feed",
+                              proxy.in_endpoint()));
   bridge.start();
   // Two rounds refused (the bridge reads again after each), nothing committed.
   REQUIRE(wait_for([&] { return bridge.stats().get("refused_by_target") >= 100; }));
@@ -267,23 +271,14 @@ TEST_CASE(
     "dead-letter spool with the target's reason",
     "[stream_device]") {
   TempDir dir;
-  md::ProxyOptions target_options;  // no groups: everything is `unroutable`
-  target_options.front = target_options.back = "tcp://127.0.0.1:*";
-  target_options.spool_dir = dir.file("target");
-  md::Proxy target(target_options);
+  md::Proxy target(proxy_in(dir, "target"));  // no groups: everything is `unroutable`
   target.start();
-  md::ProxyOptions po;
-  po.front = po.back = "tcp://127.0.0.1:*";
-  po.spool_dir = dir.file("source");
-  po.groups = {{"audit", {"#"}}};
-  po.retry = mqkit::RetryPolicy::parse("fixed:50ms", 2);
-  md::Proxy source(po);
+  auto source_options = proxy_in(dir, "source", {{"audit", {"#"}}});
+  source_options.retry = mqkit::RetryPolicy::parse("fixed:50ms", 2);
+  md::Proxy source(source_options);
   source.start();
-  md::BridgeOptions bo;
-  bo.from = source.out_endpoint();
-  bo.name = "audit";
-  bo.to = target.in_endpoint();
-  md::Bridge bridge(bo);
+  md::Bridge bridge(bridge_of(md::BridgeOptions::Source::proxy, source.out_endpoint(), "audit",
+                              target.in_endpoint()));
   bridge.start();
   append(source.in_endpoint(), 5);
   REQUIRE(wait_for([&] { return source.stats().get("group.audit.dead") == 5; }));
