@@ -8,7 +8,9 @@
 #      ReliableProducer and waits until every service settled every order;
 #   4. it prints what happened: processed, retried and dead-lettered per
 #      service, where the invoices, packing slips and e-mails are, the DLQ
-#      (`mqkit dlq ls`) and the command that replays it.
+#      (`mqkit dlq ls`) and the command that replays it;
+#   5. it reads the order log (a stream the audit group is bridged into)
+#      from the beginning, as any later reader could.
 # Every process it starts is stopped on exit, also on failure or Ctrl-C.
 #
 # usage: examples/ecommerce/run.sh [path/to/mqkit]
@@ -74,8 +76,24 @@ echo "== 5. the dead-letter spool"
 "$mqkit" dlq ls "$work/data/dlq"
 echo
 echo "Fix the cause, then replay them (each goes back to the group it died in):"
-front=$(sed -n 's/.* front \(tcp:[^ ]*\).*/\1/p' "$work/run.out" | sed 's/0\.0\.0\.0/127.0.0.1/')
+front=$(sed -n 's/.*order-proxy (proxy) up,.* front \(tcp:[^ ]*\).*/\1/p' "$work/run.out" |
+  sed 's/0\.0\.0\.0/127.0.0.1/')
 echo "  $mqkit dlq replay $work/data/dlq --proxy ${front:-FRONT} [--group billing] [--dry-run]"
+
+echo
+echo "== 6. the order log: every order kept in a stream, replayable from any point"
+log=$(sed -n 's/.*order-log (stream) up,.* back \(tcp:[^ ]*\).*/\1/p' "$work/run.out" |
+  sed 's/0\.0\.0\.0/127.0.0.1/')
+if timeout 60 "$mqkit" consume --stream "$log" --from earliest --count "$orders" --json \
+    > "$work/order-log.json"; then
+  echo "  orders in the order log: $(wc -l < "$work/order-log.json") (the first, as --json prints it:)"
+  head -1 "$work/order-log.json" | cut -c1-160
+  echo "  read it again any time, alone or as a named reader that keeps its position:"
+  echo "  $mqkit consume --stream $log --from -1h [--name analytics] [--count N]"
+else
+  echo "the order log could not be read back" >&2
+  status=1
+fi
 
 # Stop the services first (they hand back what they hold), then the proxy.
 for pid in $service_pids; do kill -TERM "$pid" 2>/dev/null || true; done

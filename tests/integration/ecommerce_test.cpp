@@ -43,13 +43,14 @@ std::string replace_all(std::string text, const std::string& from, const std::st
 
 // The example's topology on free loopback ports, so tests can run in parallel.
 std::string topology_on_free_ports(const TempDir& work, std::string* front) {
-  const auto ports = mqkit::test::free_endpoints(3);
+  const auto ports = mqkit::test::free_endpoints(5);
   *front = ports[0];
-  const std::string back = ports[1], admin = ports[2];
   std::string yaml = read_text(kExample + "/topology.yaml");
   yaml = replace_all(yaml, "tcp://*:6555", *front);
-  yaml = replace_all(yaml, "tcp://*:6556", back);
-  yaml = replace_all(yaml, "tcp://127.0.0.1:6557", admin);
+  yaml = replace_all(yaml, "tcp://*:6556", ports[1]);
+  yaml = replace_all(yaml, "tcp://127.0.0.1:6557", ports[2]);
+  yaml = replace_all(yaml, "tcp://*:6558", ports[3]);
+  yaml = replace_all(yaml, "tcp://*:6559", ports[4]);
   mqkit::test::write_file(work.file("topology.yaml"), yaml);
   return work.file("topology.yaml");
 }
@@ -120,6 +121,15 @@ TEST_CASE("the e-commerce demo delivers what its summary claims and its DLQ repl
   CHECK(summary["billing"][1] > 0);  // the transient gateway timeouts were retried
   CHECK_THAT(out, Catch::Contains("card number is malformed"));
   CHECK_THAT(out, Catch::Contains("dlq replay " + work.file("data/dlq") + " --proxy " + front));
+
+  // The order log (the audit group, bridged into a stream) holds every order once.
+  CHECK_THAT(out, Catch::Contains("orders in the order log: " + std::to_string(kOrders)));
+  std::set<std::string> logged;
+  for (const auto& line : mqkit::test::read_lines(work.file("order-log.json"))) {
+    const auto at = line.find("order=ORD-");
+    if (at != std::string::npos) logged.insert(line.substr(at + 6, 10));
+  }
+  CHECK(logged.size() == static_cast<std::size_t>(kOrders));
 
   // The DLQ holds exactly the bad orders.
   std::set<std::string> dead;
