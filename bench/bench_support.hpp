@@ -73,16 +73,19 @@ inline double raw_dealer_router(std::uint64_t count, std::size_t window) {
   return rate;
 }
 
-// PUSH -> PULL over tcp loopback, no acks: the most two sockets move.
-inline double raw_push_pull(std::uint64_t count) {
+// PUSH -> PULL over tcp loopback, no acks: the most two sockets move, with
+// `size`-byte messages and both high-water marks at `hwm`.
+inline double raw_push_pull(std::uint64_t count, std::size_t size = kPayload, int hwm = 1000) {
   zmq::context_t ctx;
   zmq::socket_t pull(ctx, zmq::socket_type::pull);
+  pull.set(zmq::sockopt::rcvhwm, hwm);
   pull.bind("tcp://127.0.0.1:*");
   const std::string ep = pull.get(zmq::sockopt::last_endpoint);
   std::thread pusher([&] {
     zmq::socket_t push(ctx, zmq::socket_type::push);
+    push.set(zmq::sockopt::sndhwm, hwm);
     push.connect(ep);
-    const std::string payload(kPayload, 'x');
+    const std::string payload(size, 'x');
     for (std::uint64_t i = 0; i < count; ++i)
       (void)push.send(zmq::buffer(payload), zmq::send_flags::none);
   });

@@ -19,6 +19,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench_support.hpp"
 #include "mqkit/mqkit.hpp"
 
 namespace {
@@ -39,29 +40,6 @@ void set_hwm(zmq::socket_t& s) {
 
 double rate(std::uint64_t n, Clock::time_point start, Clock::time_point end) {
   return double(n) / std::chrono::duration<double>(end - start).count();
-}
-
-double raw_push_pull(std::size_t size, std::uint64_t count) {
-  zmq::context_t ctx;
-  zmq::socket_t pull(ctx, zmq::socket_type::pull);
-  set_hwm(pull);
-  pull.bind("tcp://127.0.0.1:*");
-  const std::string ep = pull.get(zmq::sockopt::last_endpoint);
-  std::thread producer([&] {
-    zmq::socket_t push(ctx, zmq::socket_type::push);
-    set_hwm(push);
-    push.connect(ep);
-    const std::string payload(size, 'x');
-    for (std::uint64_t i = 0; i < count; ++i)
-      (void)push.send(zmq::buffer(payload), zmq::send_flags::none);
-  });
-  zmq::message_t m;
-  (void)pull.recv(m);
-  const auto start = Clock::now();
-  for (std::uint64_t i = 1; i < count; ++i) (void)pull.recv(m);
-  const auto end = Clock::now();
-  producer.join();
-  return rate(count - 1, start, end);
 }
 
 double mqkit_work_queue(std::size_t size, std::uint64_t count) {
@@ -183,7 +161,7 @@ int main(int argc, char** argv) {
     const double target = size >= 1024 ? 0.9 : 0.7;
     std::vector<double> raw_q, our_q, raw_f, our_f;
     for (int r = 0; r < runs; ++r) {
-      raw_q.push_back(raw_push_pull(size, count));
+      raw_q.push_back(mqkit::bench::raw_push_pull(count, size, g_hwm));
       our_q.push_back(mqkit_work_queue(size, count));
     }
     row("work queue PUSH/PULL", size, median(raw_q), median(our_q), target);

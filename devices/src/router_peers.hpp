@@ -12,12 +12,11 @@
 #include <vector>
 
 #include "reliable/protocol.hpp"
+#include "wire/socket.hpp"
 
 namespace mqkit::devices::detail {
 
-inline std::string_view view(const zmq::message_t& m) {
-  return {static_cast<const char*>(m.data()), m.size()};
-}
+using mqkit::detail::view;
 
 // Takes [identity][command][frames...] without blocking, appending the
 // frames to `rest` (anything with emplace_back); false when nothing waits.

@@ -16,6 +16,7 @@
 #include "dedup_window.hpp"
 #include "detail/counter.hpp"
 #include "detail/id_table.hpp"
+#include "detail/wall_clock.hpp"
 #include "envelope/codec.hpp"
 #include "mqkit/error.hpp"
 #include "names.hpp"
@@ -44,11 +45,7 @@ using detail::send_command;
 using detail::Sent;
 using detail::view;
 
-std::uint64_t now_ms() {
-  using namespace std::chrono;
-  return static_cast<std::uint64_t>(
-      duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count());
-}
+using mqkit::detail::now_ms;
 
 struct WorkerState {
   std::uint32_t group = 0;  // index into groups_

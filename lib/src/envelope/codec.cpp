@@ -4,6 +4,7 @@
 #include "envelope/codec.hpp"
 
 #include "detail/msgpack_fields.hpp"
+#include "detail/wall_clock.hpp"
 
 #include <chrono>
 #include <cstring>
@@ -29,11 +30,7 @@ bool is_text(const msgpack::object& o) {
   return o.type == msgpack::type::STR || o.type == msgpack::type::BIN;
 }
 
-std::uint64_t now_ms() {
-  using namespace std::chrono;
-  return static_cast<std::uint64_t>(
-      duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count());
-}
+using mqkit::detail::now_ms;
 
 // The envelope of a fresh message (no headers, no key, attempt 1, created_at
 // equal to the id's own timestamp) encodes to exactly 20 bytes:

@@ -3,12 +3,11 @@
 #include "mqkit/reliable_consumer.hpp"
 
 #include <atomic>
-#include <condition_variable>
 #include <mutex>
 #include <optional>
-#include <thread>
 
 #include "mqkit/error.hpp"
+#include "reliable/busy_beat.hpp"
 #include "reliable/protocol.hpp"
 #include "wire/socket.hpp"
 #include "wire/stop_event.hpp"
@@ -22,9 +21,7 @@ using std::chrono::milliseconds;
 
 constexpr int kMissedHeartbeats = 5;  // proxy silence that makes the worker attach again
 
-std::string_view view(const zmq::message_t& m) {
-  return {static_cast<const char*>(m.data()), m.size()};
-}
+using detail::view;
 }  // namespace
 
 struct ReliableConsumer::Impl {
@@ -38,24 +35,15 @@ struct ReliableConsumer::Impl {
   std::vector<MessageId> acks;  // handled, not yet sent
   BeforeAck before_ack;
 
-  // The heartbeat thread's view of the handler (guarded by socket_mutex).
+  // The message the handler is working on (guarded by socket_mutex), for
+  // IN_PROGRESS from the heartbeat thread.
   std::optional<MessageId> handling;
-  std::condition_variable beat_cv;
-  bool closing = false;
-  std::thread beater;
+  Clock::time_point last_progress = Clock::now();
+  detail::BusyBeat busy{socket_mutex};  // last: stopped before what it uses goes
 
   Impl(const std::string& endpoint, const ReliableConsumerOptions& o)
       : options(o), socket(detail::open_socket(zmq::socket_type::dealer, o.socket)) {
     detail::attach(socket, connect(endpoint));
-  }
-
-  ~Impl() {
-    {
-      std::lock_guard lock(socket_mutex);
-      closing = true;
-    }
-    beat_cv.notify_all();
-    if (beater.joinable()) beater.join();
   }
 
   // Callers hold socket_mutex (or are the only thread, before run()).
@@ -109,31 +97,21 @@ struct ReliableConsumer::Impl {
     if (c.command != Command::attached) throw Error(errc::malformed, "unexpected reply to attach");
     attached(c);
     last_heard = Clock::now();
-    beater = std::thread([this] { beat_while_handling(); });
+    busy.start([this] { return heartbeat; }, [this] { beat_while_handling(); });
   }
 
-  // The heartbeat thread: only speaks while a handler runs (the loop does
-  // its own heartbeats otherwise).
+  // On the heartbeat thread, while a handler runs (the loop does its own
+  // heartbeats otherwise).
   void beat_while_handling() {
-    std::unique_lock lock(socket_mutex);
-    auto last_progress = Clock::now();
-    while (!closing) {
-      beat_cv.wait_for(lock, heartbeat);
-      if (closing || !handling) continue;
-      const auto now = Clock::now();
-      try {
-        if (now >= next_beat) {
-          send({.command = Command::heartbeat});
-          next_beat = now + heartbeat;
-        }
-        if (options.in_progress_while_handling && ack_timeout.count() > 0 &&
-            now - last_progress >= ack_timeout / 3) {
-          send({.command = Command::in_progress, .ids = {*handling}});
-          last_progress = now;
-        }
-      } catch (const zmq::error_t&) {
-        return;  // the context is going away
-      }
+    const auto now = Clock::now();
+    if (now >= next_beat) {
+      send({.command = Command::heartbeat});
+      next_beat = now + heartbeat;
+    }
+    if (handling && options.in_progress_while_handling && ack_timeout.count() > 0 &&
+        now - last_progress >= ack_timeout / 3) {
+      send({.command = Command::in_progress, .ids = {*handling}});
+      last_progress = now;
     }
   }
 
@@ -141,17 +119,16 @@ struct ReliableConsumer::Impl {
     Outcome outcome = Outcome::retry;
     std::string reason;
     handling = message.id();
-    lock.unlock();
-    beat_cv.notify_all();
-    try {
-      outcome = handler(message);
-    } catch (const Reject& e) {
-      outcome = Outcome::dead;
-      reason = e.what();
-    } catch (const std::exception& e) {
-      reason = e.what();
-    }
-    lock.lock();
+    busy.while_busy(lock, [&] {
+      try {
+        outcome = handler(message);
+      } catch (const Reject& e) {
+        outcome = Outcome::dead;
+        reason = e.what();
+      } catch (const std::exception& e) {
+        reason = e.what();
+      }
+    });
     handling.reset();
     if (outcome == Outcome::ack) {
       acks.push_back(message.id());

@@ -4,15 +4,15 @@
 
 #include <algorithm>
 #include <charconv>
-#include <condition_variable>
 #include <cstdio>
 #include <ctime>
 #include <map>
 #include <mutex>
-#include <thread>
 
+#include "detail/wall_clock.hpp"
 #include "mqkit/duration.hpp"
 #include "mqkit/error.hpp"
+#include "reliable/busy_beat.hpp"
 #include "reliable/protocol.hpp"
 #include "wire/socket.hpp"
 #include "wire/stop_event.hpp"
@@ -26,14 +26,7 @@ using std::chrono::milliseconds;
 
 constexpr int kMissedHeartbeats = 5;  // device silence that makes the reader subscribe again
 
-std::string_view view(const zmq::message_t& m) {
-  return {static_cast<const char*>(m.data()), m.size()};
-}
-
-std::int64_t now_ms() {
-  using namespace std::chrono;
-  return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
-}
+using detail::view;
 
 // 2026-11-28T10:00:00Z, 2026-11-28T10:00:00.250+01:00 (also 't' or ' ' for 'T').
 std::optional<std::int64_t> parse_rfc3339(std::string_view text) {
@@ -93,7 +86,8 @@ std::string stream_start_position(std::string_view from) {
   }
   if (from.front() == '-') {
     const auto ago = parse_duration(from.substr(1));
-    return "@" + std::to_string(std::max<std::int64_t>(now_ms() - ago.count(), 0));
+    const auto now = static_cast<std::int64_t>(detail::now_ms());
+    return "@" + std::to_string(std::max<std::int64_t>(now - ago.count(), 0));
   }
   if (auto ms = parse_rfc3339(from); ms && *ms >= 0) return "@" + std::to_string(*ms);
   throw Error(errc::bad_argument,
@@ -124,10 +118,7 @@ struct StreamConsumer::Impl {
   // and that thread share the socket under socket_mutex), so a slow handler
   // does not lose the name's partitions.
   std::mutex socket_mutex;
-  std::condition_variable beat_cv;
-  bool handling = false;  // guarded by socket_mutex
-  bool closing = false;   // guarded by socket_mutex
-  std::thread beater;
+  detail::BusyBeat busy{socket_mutex};  // last: stopped before what it uses goes
 
   Impl(const std::string& endpoint, const StreamConsumerOptions& o)
       : options(o),
@@ -136,43 +127,11 @@ struct StreamConsumer::Impl {
     detail::attach(socket, connect(endpoint));
   }
 
-  ~Impl() {
-    {
-      std::lock_guard lock(socket_mutex);
-      closing = true;
-    }
-    beat_cv.notify_all();
-    if (beater.joinable()) beater.join();
-  }
-
+  // On the heartbeat thread, while a handler runs.
   void beat_while_handling() {
-    std::unique_lock lock(socket_mutex);
-    while (!closing) {
-      beat_cv.wait_for(lock, heartbeat);
-      if (closing || !handling || Clock::now() < next_beat) continue;
-      try {
-        send({.command = Command::heartbeat});
-      } catch (const zmq::error_t&) {
-        return;  // the context is going away
-      }
-      next_beat = Clock::now() + heartbeat;
-    }
-  }
-
-  // Calls the handler with the socket released to the heartbeat thread.
-  void call(const Handler& handler, const StreamEntry& entry, std::unique_lock<std::mutex>& lock) {
-    handling = true;
-    lock.unlock();
-    beat_cv.notify_all();
-    try {
-      handler(entry);
-    } catch (...) {
-      lock.lock();
-      handling = false;
-      throw;
-    }
-    lock.lock();
-    handling = false;
+    if (Clock::now() < next_beat) return;
+    send({.command = Command::heartbeat});
+    next_beat = Clock::now() + heartbeat;
   }
 
   void send(const CommandFrame& c) {
@@ -238,7 +197,7 @@ struct StreamConsumer::Impl {
       if (c.command == Command::assigned) {
         take_assignment(c);
         last_heard = Clock::now();
-        beater = std::thread([this] { beat_while_handling(); });
+        busy.start([this] { return heartbeat; }, [this] { beat_while_handling(); });
         return;
       }
     }
@@ -283,17 +242,17 @@ struct StreamConsumer::Impl {
                     std::unique_lock<std::mutex>& lock) {
     if (!owns(c.partition)) return;  // moved to another member meanwhile
     const auto records = unpack_records(frames, c.times.size());
+    auto& next = handled[c.partition];  // a map node: stable while the batch is handled
     for (std::size_t i = 0; i < records.size(); ++i) {
       if (stopping()) return;  // uncommitted: read again next time
       const std::uint64_t offset = c.offset + i;
-      auto& next = handled[c.partition];
       if (offset >= next) {
         entry.partition = c.partition;
         entry.offset = offset;
         entry.time_ms = c.times[i];
         if (codec.decode(records[i], entry.message, options.socket.limits)) {
           try {
-            call(handler, entry, lock);
+            busy.while_busy(lock, [&] { handler(entry); });
           } catch (...) {
             flush_commits();
             throw;

@@ -15,6 +15,7 @@
 #include <map>
 
 #include "detail/msgpack_fields.hpp"
+#include "detail/wall_clock.hpp"
 #include "mqkit/error.hpp"
 #include "spool/lock_file.hpp"
 #include "spool/segment_reader.hpp"
@@ -27,11 +28,7 @@ namespace {
 
 constexpr const char* kSuffix = ".log";
 
-std::uint64_t now_ms() {
-  using namespace std::chrono;
-  return static_cast<std::uint64_t>(
-      duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count());
-}
+using mqkit::detail::now_ms;
 
 [[noreturn]] void throw_errno(const std::string& what) {
   const int err = errno;

@@ -1,13 +1,11 @@
 // Receive loop shared by the receiving patterns.
 #include "wire/receiver.hpp"
 
+#include "wire/socket.hpp"
+
 namespace mqkit::detail {
 namespace {
 constexpr int kBatch = 1024;  // messages handled between two polls of the stop events
-
-std::string_view view(const zmq::message_t& m) {
-  return {static_cast<const char*>(m.data()), m.size()};
-}
 }  // namespace
 
 Receiver::Receiver(zmq::socket_t socket, const SocketOptions& options)

@@ -6,6 +6,7 @@
 #include <zmq.hpp>
 
 #include <string>
+#include <string_view>
 
 #include "mqkit/socket_options.hpp"
 
@@ -24,5 +25,10 @@ void apply_security(zmq::socket_t& socket, const Security& security);
 std::string attach(zmq::socket_t& socket, const Endpoint& endpoint);
 
 std::string last_endpoint(const zmq::socket_t& socket);
+
+// A message's bytes, without copying them.
+inline std::string_view view(const zmq::message_t& m) {
+  return {static_cast<const char*>(m.data()), m.size()};
+}
 
 }  // namespace mqkit::detail
