@@ -12,6 +12,8 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <queue>
+#include <set>
 #include <unordered_map>
 
 #include "atomic_file.hpp"
@@ -27,6 +29,8 @@
 #include "spool/lock_file.hpp"
 #include "stream/positions_file.hpp"
 #include "stream/start_position.hpp"
+#include "stream/stream_id.hpp"
+#include "stream/time_seek.hpp"
 #include "wire/socket.hpp"
 
 namespace mqkit::devices {
@@ -51,8 +55,18 @@ namespace md = mqkit::detail;
 constexpr int kMissedHeartbeats = 5;          // a reader silent this many intervals is lost
 constexpr std::size_t kMaxRecordBatch = 256;  // records in one RECORDS
 constexpr std::size_t kMaxBatchBytes = 1024 * 1024;
+// What one reader may hold sent and not yet committed: its credit (records)
+// is capped, and so are the bytes, so that a reader that never reads cannot
+// make the device queue its log in memory.
+constexpr std::uint32_t kMaxCredit = 65536;
+constexpr std::uint64_t kMaxReaderBytes = 8 * 1024 * 1024;
 constexpr auto kSaveEvery = std::chrono::milliseconds(50);  // committed positions to disk
 constexpr auto kRetentionEvery = std::chrono::seconds(1);
+constexpr auto kReadRetryEvery = std::chrono::seconds(1);  // a record that could not be read
+// A member giving up a partition has this long (or 5 heartbeats, if longer)
+// to stop and commit before the partition goes to its next member anyway.
+constexpr auto kMinReleaseTimeout = std::chrono::seconds(30);
+constexpr std::uint64_t kNoOffset = UINT64_MAX;
 
 using detail::reply_error;
 using detail::send_command;
@@ -60,11 +74,36 @@ using detail::Sent;
 using detail::view;
 
 // One partition a reader reads: `next` is the next offset to send, `acked`
-// the offset the reader has processed up to (COMMIT); in between: in flight.
+// the offset the reader has processed up to (COMMIT); in between: in flight,
+// `sent_bytes` of it in the batches `sent` (their end offsets and sizes).
 struct Cursor {
   std::uint32_t partition = 0;
   std::uint64_t next = 0;
   std::uint64_t acked = 0;
+  std::deque<std::pair<std::uint64_t, std::uint64_t>> sent;
+  std::uint64_t sent_bytes = 0;
+  std::uint64_t failed_at = kNoOffset;  // a record that could not be read (reader told)
+  Clock::time_point retry_at{};
+
+  Cursor(std::uint32_t p, std::uint64_t at) : partition(p), next(at), acked(at) {}
+
+  void sent_batch(std::size_t records, std::uint64_t bytes) {
+    next += records;
+    sent.emplace_back(next, bytes);
+    sent_bytes += bytes;
+  }
+  void acked_to(std::uint64_t offset) {
+    acked = std::max(acked, offset);
+    while (!sent.empty() && sent.front().first <= acked) {
+      sent_bytes -= sent.front().second;
+      sent.pop_front();
+    }
+  }
+  void move_to(std::uint64_t offset) {  // nothing in flight any more
+    next = acked = offset;
+    sent.clear();
+    sent_bytes = 0;
+  }
 };
 
 struct Reader {
@@ -74,10 +113,22 @@ struct Reader {
   std::vector<Cursor> cursors;
   std::size_t next_cursor = 0;  // round-robin over the partitions with data
   Clock::time_point last_heard;
+  // Partitions taken from this member and not yet handed back: nobody else
+  // reads them until it commits what it was sent, answers `assigned`, leaves
+  // or `release_by` passes.
+  std::vector<Cursor> releasing;
+  Clock::time_point release_by;
 
   std::uint64_t in_flight() const {
     std::uint64_t n = 0;
     for (const auto& c : cursors) n += c.next - c.acked;
+    for (const auto& c : releasing) n += c.next - c.acked;
+    return n;
+  }
+  std::uint64_t in_flight_bytes() const {
+    std::uint64_t n = 0;
+    for (const auto& c : cursors) n += c.sent_bytes;
+    for (const auto& c : releasing) n += c.sent_bytes;
     return n;
   }
   Cursor* cursor(std::uint32_t partition) {
@@ -98,6 +149,9 @@ struct ConsumerName {
 struct PendingAppend {
   std::vector<std::string_view> frames;                       // views into held_ messages
   std::vector<std::pair<std::string, MessageId>> confirm_to;  // producer, id
+  // Ids published again in the same turn: they get their original's answer
+  // once it is known (duplicate if it was stored, rejected if not).
+  std::vector<std::pair<std::string, MessageId>> repeats;
 };
 
 std::uint32_t read_partition_count(const std::string& dir) {
@@ -166,6 +220,7 @@ class StreamPump final : public detail::Pump {
     confirms_.flush(front_);
     for (int i = 0; i < 1024 && read_back(); ++i) {
     }
+    settle_names();
     deliver_all();
     run_timers();
     if (Clock::now() >= next_snapshot_) refresh_counters();
@@ -177,7 +232,8 @@ class StreamPump final : public detail::Pump {
         {"appended", appended_.get()},         {"duplicate", duplicates_.get()},
         {"rejected", rejected_.get()},         {"malformed", malformed_.get()},
         {"delivered", delivered_.get()},       {"position_resets", position_resets_.get()},
-        {"lost_readers", lost_readers_.get()}, {"retention_deleted", retention_deleted_.get()}};
+        {"lost_readers", lost_readers_.get()}, {"retention_deleted", retention_deleted_.get()},
+        {"read_errors", read_errors_.get()},   {"damaged_skipped", damaged_skipped_.get()}};
     std::lock_guard lock(snapshot_mutex_);
     out.insert(out.end(), snapshot_.begin(), snapshot_.end());
     return out;
@@ -223,6 +279,7 @@ class StreamPump final : public detail::Pump {
     fs::create_directories(options_.dir, ec);
     if (ec) throw Error(ec, "cannot create stream directory " + options_.dir + ": " + ec.message());
     lock_.emplace(options_.dir);
+    stream_id_ = detail::load_or_create_stream_id(options_.dir);
     const std::uint32_t had = read_partition_count(options_.dir);
     std::uint32_t count = options_.partitions != 0 ? options_.partitions : std::max(had, 1u);
     if (had != 0 && had != count) {
@@ -256,25 +313,75 @@ class StreamPump final : public detail::Pump {
   }
 
   // A restarted stream still answers `duplicate` to re-sends of records it
-  // stored just before it stopped: the newest ids are read back from the logs.
+  // stored just before it stopped: the newest ids of all partitions together
+  // (newest first by append time, however the keys spread them) are read
+  // back from the logs' tails until the window is full.
   void rebuild_dedup_window() {
-    if (options_.dedup_window == 0) return;
-    const std::uint64_t per_partition =
-        std::max<std::uint64_t>(options_.dedup_window / logs_.size(), 1);
-    Message decoded;
-    for (const auto& log : logs_) {
-      std::uint64_t at =
-          log->next_offset() - std::min(log->next_offset() - log->first_offset(), per_partition);
-      while (at < log->next_offset()) {
-        const auto records = log->read(at, 4096);
-        if (records.empty()) break;
-        for (const auto& r : records)
+    const std::size_t window = options_.dedup_window;
+    if (window == 0) return;
+    const std::uint64_t chunk = std::clamp<std::uint64_t>(window / logs_.size(), 16, 4096);
+    struct Tail {
+      std::uint64_t begin = 0;                                  // read back to here
+      std::vector<std::pair<std::uint64_t, MessageId>> newest;  // time, id; newest last
+    };
+    std::vector<Tail> tails(logs_.size());
+    // Refills a partition's tail with the chunk before what was read; false at its start.
+    auto refill = [&](std::uint32_t p) {
+      Tail& tail = tails[p];
+      const StreamLog& log = *logs_[p];
+      while (tail.newest.empty() && tail.begin > log.first_offset()) {
+        const std::uint64_t end = tail.begin;
+        tail.begin = end - std::min(end - log.first_offset(), chunk);
+        for (const auto& r : read_tolerantly(log, tail.begin, end))
           if (md::envelope_offset(r.frame) &&
-              codec_.decode(r.frame, decoded, options_.socket.limits))
-            recent_.remember(decoded.id());
+              codec_.decode(r.frame, decoded_, options_.socket.limits))
+            tail.newest.emplace_back(r.time_ms, decoded_.id());
+      }
+      return !tail.newest.empty();
+    };
+    using Head = std::pair<std::uint64_t, std::uint32_t>;  // time, partition
+    std::priority_queue<Head> heads;
+    for (std::uint32_t p = 0; p < logs_.size(); ++p) {
+      tails[p].begin = logs_[p]->next_offset();
+      if (refill(p)) heads.emplace(tails[p].newest.back().first, p);
+    }
+    std::vector<MessageId> newest_first;
+    while (newest_first.size() < window && !heads.empty()) {
+      const std::uint32_t p = heads.top().second;
+      heads.pop();
+      newest_first.push_back(tails[p].newest.back().second);
+      tails[p].newest.pop_back();
+      if (refill(p)) heads.emplace(tails[p].newest.back().first, p);
+    }
+    for (auto it = newest_first.rbegin(); it != newest_first.rend(); ++it) recent_.remember(*it);
+  }
+
+  // The records of [begin, end) that read; a damaged one is left out.
+  static std::vector<StreamRecord> read_tolerantly(const StreamLog& log, std::uint64_t begin,
+                                                   std::uint64_t end) {
+    std::vector<StreamRecord> out;
+    for (std::uint64_t at = begin; at < end;) {
+      try {
+        auto records = log.read(at, static_cast<std::size_t>(end - at));
+        if (records.empty()) break;
         at = records.back().offset + 1;
+        for (auto& r : records)
+          if (r.offset < end) out.push_back(std::move(r));
+      } catch (const Error&) {
+        // One of them does not read: the others one at a time.
+        for (; at < end; ++at) {
+          try {
+            auto one = log.read(at, 1);
+            if (one.empty() || one.front().offset >= end) break;
+            at = one.front().offset;
+            out.push_back(std::move(one.front()));
+          } catch (const Error&) {
+          }
+        }
+        break;
       }
     }
+    return out;
   }
 
   // ---- producers ----
@@ -309,9 +416,14 @@ class StreamPump final : public detail::Pump {
                     "a stream has no groups: publish without a target group");
       return;
     }
-    if (recent_.contains(id) || in_turn_.contains(id)) {
+    if (recent_.contains(id)) {
       duplicates_.add();
       confirms_.add(producer, id, ConfirmStatus::duplicate, "");
+      return;
+    }
+    if (const auto earlier = in_turn_.find(id); earlier != in_turn_.end()) {
+      // Its original is not stored yet: the answer waits for the append.
+      pending_[earlier->second].repeats.emplace_back(producer, id);
       return;
     }
     const auto partitions = static_cast<std::uint32_t>(logs_.size());
@@ -320,7 +432,7 @@ class StreamPump final : public detail::Pump {
                                 : static_cast<std::uint32_t>(spread_++ % partitions);
     pending_[p].frames.push_back(frame);
     pending_[p].confirm_to.emplace_back(producer, id);
-    in_turn_.try_emplace(id, char{});
+    in_turn_.try_emplace(id, p);
   }
 
   // The group commit: one append (one write, one sync) per partition.
@@ -338,16 +450,23 @@ class StreamPump final : public detail::Pump {
           recent_.remember(id);
           confirms_.add(producer, id, ConfirmStatus::stored, "");
         }
+        duplicates_.add(batch.repeats.size());
+        for (auto& [producer, id] : batch.repeats)
+          confirms_.add(producer, id, ConfirmStatus::duplicate, "");
       } catch (const Error& e) {
         // Nothing of the batch was appended: the producers may send again.
-        rejected_.add(batch.frames.size());
+        const std::string why =
+            "partition " + std::to_string(p) + " could not store it: " + e.what();
+        rejected_.add(batch.frames.size() + batch.repeats.size());
         for (auto& [producer, id] : batch.confirm_to)
-          confirms_.add(producer, id, ConfirmStatus::rejected,
-                        "partition " + std::to_string(p) + " could not store it: " + e.what());
+          confirms_.add(producer, id, ConfirmStatus::rejected, why);
+        for (auto& [producer, id] : batch.repeats)
+          confirms_.add(producer, id, ConfirmStatus::rejected, why);
       }
       for (const auto& [producer, id] : batch.confirm_to) in_turn_.erase(id);
       batch.frames.clear();
       batch.confirm_to.clear();
+      batch.repeats.clear();
     }
     held_.clear();
   }
@@ -385,6 +504,9 @@ class StreamPump final : public detail::Pump {
         break;
       case Command::heartbeat:
         break;
+      case Command::assigned:
+        answered(it->second, cmd.positions);
+        break;
       case Command::detach:
         remove_reader(reader);
         break;
@@ -404,7 +526,7 @@ class StreamPump final : public detail::Pump {
     }
     Reader r;
     r.name = cmd.group;
-    r.window = std::max<std::uint32_t>(cmd.credit, 1);
+    r.window = std::clamp<std::uint32_t>(cmd.credit, 1, kMaxCredit);
     r.last_heard = Clock::now();
     try {
       r.from = StartPosition::parse(cmd.from);
@@ -419,8 +541,7 @@ class StreamPump final : public detail::Pump {
       for (std::uint32_t p = 0; p < logs_.size(); ++p) {
         if (reader.from.kind == StartPosition::Kind::partitions && !reader.from.offsets.contains(p))
           continue;
-        const std::uint64_t at = start_of(reader.from, p);
-        reader.cursors.push_back({p, at, at});
+        reader.cursors.emplace_back(p, start_of(reader.from, p));
       }
       send_assigned(identity);
       return;
@@ -457,7 +578,7 @@ class StreamPump final : public detail::Pump {
       case StartPosition::Kind::latest:
         return log.next_offset();
       case StartPosition::Kind::time:
-        return log.offset_at(from.value);
+        return detail::offset_at_time(log, from.value);
       case StartPosition::Kind::offset:
         return std::min(from.value, log.next_offset());
       case StartPosition::Kind::partitions: {
@@ -470,39 +591,105 @@ class StreamPump final : public detail::Pump {
   }
 
   // Shares the name's partitions among its members: partition p goes to
-  // member p % members. Members whose share changed are told.
+  // member p % members. Revoke first, then assign: a partition that moves is
+  // taken from its old member at once but given to the new one only once the
+  // old one has let it go (released()), so one member reads it at a time.
+  // Members whose share changed are told.
   void rebalance(const std::string& name, const std::string& joined = {}) {
     ConsumerName& consumer = names_[name];
     const std::size_t members = consumer.members.size();
-    std::vector<std::string> to_tell;  // told after the loop: telling may lose a member
+    std::vector<bool> changed(members, false);
+    std::vector<bool> taken(logs_.size(), false);  // read, or still being let go, by someone
     for (std::size_t i = 0; i < members; ++i) {
-      const std::string& identity = consumer.members[i];
-      Reader& reader = readers_.at(identity);
-      std::vector<Cursor> cursors;
-      for (std::uint32_t p = 0; p < logs_.size(); ++p) {
-        if (p % members != i) continue;
-        if (const Cursor* kept = reader.cursor(p)) {
-          cursors.push_back(*kept);
+      Reader& reader = readers_.at(consumer.members[i]);
+      auto mine = [&](std::uint32_t p) { return p < logs_.size() && p % members == i; };
+      // Its own partitions coming back to it before it let them go.
+      for (auto it = reader.releasing.begin(); it != reader.releasing.end();) {
+        if (!mine(it->partition)) {
+          ++it;
           continue;
         }
+        // It may have dropped what it held of it: send again from its commit.
+        it->move_to(it->acked);
+        reader.cursors.push_back(std::move(*it));
+        it = reader.releasing.erase(it);
+        changed[i] = true;
+      }
+      for (auto it = reader.cursors.begin(); it != reader.cursors.end();) {
+        if (mine(it->partition)) {
+          ++it;
+          continue;
+        }
+        // Nothing in flight: let go at once; else wait for it to stop and commit.
+        if (it->acked < it->next) {
+          if (reader.releasing.empty()) reader.release_by = Clock::now() + release_timeout();
+          reader.releasing.push_back(std::move(*it));
+        }
+        it = reader.cursors.erase(it);
+        changed[i] = true;
+      }
+      for (const auto& c : reader.cursors) taken[c.partition] = true;
+      for (const auto& c : reader.releasing) taken[c.partition] = true;
+    }
+    for (std::size_t i = 0; i < members; ++i) {
+      Reader& reader = readers_.at(consumer.members[i]);
+      for (std::uint32_t p = static_cast<std::uint32_t>(i); p < logs_.size();
+           p += static_cast<std::uint32_t>(members)) {
+        if (taken[p]) continue;
         auto committed = consumer.committed.find(p);
         if (committed == consumer.committed.end()) {
           // A name's first read of a partition: its start becomes its position.
           committed = consumer.committed.emplace(p, start_of(reader.from, p)).first;
           mark_dirty(consumer);
         }
-        const std::uint64_t at = std::min(committed->second, logs_[p]->next_offset());
-        cursors.push_back({p, at, at});
+        reader.cursors.emplace_back(p, std::min(committed->second, logs_[p]->next_offset()));
+        changed[i] = true;
       }
-      const bool changed =
-          cursors.size() != reader.cursors.size() ||
-          !std::equal(cursors.begin(), cursors.end(), reader.cursors.begin(),
-                      [](const Cursor& a, const Cursor& b) { return a.partition == b.partition; });
-      reader.cursors = std::move(cursors);
-      reader.next_cursor = 0;
-      if (changed || identity == joined) to_tell.push_back(identity);
+      if (changed[i]) {
+        std::sort(reader.cursors.begin(), reader.cursors.end(),
+                  [](const Cursor& a, const Cursor& b) { return a.partition < b.partition; });
+        reader.next_cursor = 0;
+      }
     }
+    // Told after the loop: telling may lose a member (and rebalance again).
+    std::vector<std::string> to_tell;
+    for (std::size_t i = 0; i < members; ++i)
+      if (changed[i] || consumer.members[i] == joined) to_tell.push_back(consumer.members[i]);
     for (const auto& identity : to_tell) send_assigned(identity);
+  }
+
+  std::chrono::milliseconds release_timeout() const {
+    return std::max<std::chrono::milliseconds>(kMinReleaseTimeout,
+                                               kMissedHeartbeats * options_.heartbeat);
+  }
+
+  // The member let go of the partitions taken from it: they go to their new members.
+  void released(Reader& reader) {
+    if (reader.releasing.empty()) return;
+    reader.releasing.clear();
+    if (!reader.name.empty()) to_settle_.insert(reader.name);
+  }
+
+  // Its answer to an `assigned`: it stopped reading (and committed) every
+  // partition not in `holds`. An answer to an older `assigned` still names
+  // what a newer one took: those stay until their own answer.
+  void answered(Reader& reader, const std::vector<Position>& holds) {
+    const auto before = reader.releasing.size();
+    std::erase_if(reader.releasing, [&](const Cursor& c) {
+      return std::none_of(holds.begin(), holds.end(),
+                          [&](const Position& h) { return h.partition == c.partition; });
+    });
+    if (reader.releasing.size() != before && !reader.name.empty()) to_settle_.insert(reader.name);
+  }
+
+  // Rebalances the names whose members let partitions go.
+  void settle_names() {
+    while (!to_settle_.empty()) {
+      const std::string name = *to_settle_.begin();
+      to_settle_.erase(to_settle_.begin());
+      auto it = names_.find(name);
+      if (it != names_.end() && !it->second.members.empty()) rebalance(name);
+    }
   }
 
   // Tells a reader which partitions it reads from where; a reader that is
@@ -512,7 +699,8 @@ class StreamPump final : public detail::Pump {
     if (it == readers_.end()) return;  // lost while others were told
     CommandFrame c{.command = Command::assigned,
                    .group = it->second.name,
-                   .heartbeat_ms = static_cast<std::uint64_t>(options_.heartbeat.count())};
+                   .heartbeat_ms = static_cast<std::uint64_t>(options_.heartbeat.count()),
+                   .stream_id = stream_id_};
     for (const auto& cursor : it->second.cursors)
       c.positions.push_back({cursor.partition, cursor.next});
     if (send_command(back_, identity, encode_command(c)) == Sent::gone) lose_reader(identity);
@@ -521,9 +709,19 @@ class StreamPump final : public detail::Pump {
   void commit(Reader& reader, const std::vector<Position>& positions) {
     for (const auto& position : positions) {
       Cursor* cursor = reader.cursor(position.partition);
+      auto releasing =
+          std::find_if(reader.releasing.begin(), reader.releasing.end(),
+                       [&](const Cursor& c) { return c.partition == position.partition; });
+      if (cursor == nullptr && releasing != reader.releasing.end()) cursor = &*releasing;
       // Not its partition (any more), or not sent: a late or confused commit.
       if (cursor == nullptr || position.offset > cursor->next) continue;
-      cursor->acked = std::max(cursor->acked, position.offset);
+      cursor->acked_to(position.offset);
+      if (releasing != reader.releasing.end() && cursor == &*releasing &&
+          cursor->acked >= cursor->next) {
+        // Everything it was sent of a partition it is giving up is handled: let go.
+        reader.releasing.erase(releasing);
+        if (!reader.name.empty()) to_settle_.insert(reader.name);
+      }
       if (reader.name.empty()) continue;
       ConsumerName& consumer = names_[reader.name];
       auto& committed = consumer.committed[position.partition];
@@ -572,26 +770,45 @@ class StreamPump final : public detail::Pump {
   }
 
   // Sends one RECORDS batch from the next partition with records to send;
-  // false when there is nothing to send or no credit.
+  // false when there is nothing to send or no credit (records, or bytes: a
+  // reader that does not read makes the device stop reading the log for it).
   bool deliver_batch(const std::string& identity, Reader& reader) {
     const std::uint64_t in_flight = reader.in_flight();
     if (in_flight >= reader.window || reader.cursors.empty()) return false;
+    const std::uint64_t in_flight_bytes = reader.in_flight_bytes();
+    if (in_flight > 0 && in_flight_bytes >= kMaxReaderBytes) return false;
     for (std::size_t tried = 0; tried < reader.cursors.size(); ++tried) {
       Cursor& cursor = reader.cursors[reader.next_cursor++ % reader.cursors.size()];
       const StreamLog& log = *logs_[cursor.partition];
       if (cursor.next < log.first_offset() && !reset_to_earliest(identity, reader, cursor))
         return false;  // the reader is gone
       if (cursor.next >= log.next_offset()) continue;
+      if (cursor.failed_at == cursor.next && Clock::now() < cursor.retry_at) continue;
       const std::size_t n = static_cast<std::size_t>(
           std::min<std::uint64_t>(reader.window - in_flight, kMaxRecordBatch));
-      auto records = log.read(cursor.next, n, kMaxBatchBytes);
+      const std::size_t max_bytes = static_cast<std::size_t>(std::max<std::uint64_t>(
+          std::min<std::uint64_t>(kMaxBatchBytes,
+                                  kMaxReaderBytes - std::min(in_flight_bytes, kMaxReaderBytes)),
+          1));
+      std::vector<StreamRecord> records;
+      if (!read_for(identity, cursor, n, max_bytes, records)) return false;  // the reader is gone
       if (records.empty()) continue;
+      if (records.front().offset > cursor.next) {
+        // The log skipped damaged records here: once the reader holds nothing
+        // before them, it is told and goes on after them.
+        if (cursor.acked < cursor.next) continue;
+        if (!skip_damaged(identity, reader, cursor, records.front().offset)) return false;
+      }
+      std::size_t run = 1;  // one batch is consecutive offsets
+      while (run < records.size() && records[run].offset == records[run - 1].offset + 1) ++run;
+      records.resize(run);
       CommandFrame c{
           .command = Command::records, .partition = cursor.partition, .offset = cursor.next};
       c.times.reserve(records.size());
       for (const auto& r : records) c.times.push_back(r.time_ms);
       const auto encoded = encode_command(c);
       zmq::message_t batch = pack_records(records);
+      const std::uint64_t bytes = batch.size();
       try {
         if (!back_.send(zmq::buffer(identity),
                         zmq::send_flags::sndmore | zmq::send_flags::dontwait))
@@ -602,10 +819,81 @@ class StreamPump final : public detail::Pump {
         lose_reader(identity);
         return false;
       }
-      cursor.next += records.size();
+      cursor.sent_batch(records.size(), bytes);
       delivered_.add(records.size());
       return true;
     }
+    return false;
+  }
+
+  // Reads the next records for a cursor. A read that fails is contained to
+  // this reader: the records before the one that does not read still go;
+  // at that one the reader is told (once) and it is tried again every
+  // second, while the device and its other readers go on. False when the
+  // reader turned out to be gone.
+  bool read_for(const std::string& identity, Cursor& cursor, std::size_t n, std::size_t max_bytes,
+                std::vector<StreamRecord>& out) {
+    const StreamLog& log = *logs_[cursor.partition];
+    try {
+      out = log.read(cursor.next, n, max_bytes);
+      return true;
+    } catch (const Error& e) {
+      out.clear();
+      std::string why = e.what();
+      for (std::uint64_t at = cursor.next; out.size() < n && at < log.next_offset(); ++at) {
+        try {
+          auto one = log.read(at, 1);
+          if (one.empty() || (!out.empty() && one.front().offset != out.back().offset + 1)) break;
+          at = one.front().offset;
+          out.push_back(std::move(one.front()));
+        } catch (const Error& single) {
+          why = single.what();
+          break;
+        }
+      }
+      if (!out.empty()) return true;
+      cursor.retry_at = Clock::now() + kReadRetryEvery;
+      if (cursor.failed_at == cursor.next) return true;  // told already
+      cursor.failed_at = cursor.next;
+      read_errors_.add();
+      return notify(identity, cursor.partition, cursor.next,
+                    "the record at offset " + std::to_string(cursor.next) + " of partition " +
+                        std::to_string(cursor.partition) + " cannot be read (" + why +
+                        "); reading this partition stops there and is tried again every second");
+    }
+  }
+
+  // The log left out damaged records before `to`: the reader is told and
+  // goes on from `to` (for a name, that becomes its position).
+  bool skip_damaged(const std::string& identity, Reader& reader, Cursor& cursor, std::uint64_t to) {
+    const std::uint64_t from = cursor.next;
+    damaged_skipped_.add(to - from);
+    cursor.move_to(to);
+    if (!reader.name.empty()) {
+      ConsumerName& consumer = names_[reader.name];
+      auto& committed = consumer.committed[cursor.partition];
+      if (committed < to) {
+        committed = to;
+        mark_dirty(consumer);
+      }
+    }
+    const bool one = to - from == 1;
+    return notify(
+        identity, cursor.partition, to,
+        (one ? "the record at offset " + std::to_string(from)
+             : "the records at offsets " + std::to_string(from) + "-" + std::to_string(to - 1)) +
+            " of partition " + std::to_string(cursor.partition) +
+            (one ? " is damaged and was" : " are damaged and were") +
+            " skipped; reading on from offset " + std::to_string(to));
+  }
+
+  // Sends a NOTICE; false when the reader turned out to be gone (and was lost).
+  bool notify(const std::string& identity, std::uint32_t partition, std::uint64_t offset,
+              const std::string& why) {
+    const auto encoded = encode_command(
+        {.command = Command::notice, .reason = why, .partition = partition, .offset = offset});
+    if (send_command(back_, identity, encoded) != Sent::gone) return true;
+    lose_reader(identity);
     return false;
   }
 
@@ -640,19 +928,13 @@ class StreamPump final : public detail::Pump {
                             "record, offset " +
                             std::to_string(first);
     position_resets_.add();
-    cursor.next = cursor.acked = first;
+    cursor.move_to(first);
     if (!reader.name.empty()) {
       ConsumerName& consumer = names_[reader.name];
       consumer.committed[cursor.partition] = first;
       mark_dirty(consumer);
     }
-    const auto encoded = encode_command({.command = Command::notice,
-                                         .reason = why,
-                                         .partition = cursor.partition,
-                                         .offset = first});
-    if (send_command(back_, identity, encoded) != Sent::gone) return true;
-    lose_reader(identity);
-    return false;
+    return notify(identity, cursor.partition, first, why);
   }
 
   // ---- timers ----
@@ -662,6 +944,10 @@ class StreamPump final : public detail::Pump {
     if (now >= next_heartbeat_) {
       next_heartbeat_ = now + options_.heartbeat;
       heartbeat_readers(now);
+      // A member that neither stopped nor answered in time lets go anyway.
+      for (auto& [identity, reader] : readers_)
+        if (!reader.releasing.empty() && now >= reader.release_by) released(reader);
+      settle_names();
     }
     if (any_dirty_ && now >= next_save_) save_positions(false);
     if (now >= next_retention_) {
@@ -704,13 +990,14 @@ class StreamPump final : public detail::Pump {
   std::vector<std::unique_ptr<StreamLog>> logs_;
   zmq::socket_t front_, back_;
   std::string front_endpoint_, back_endpoint_;
+  std::string stream_id_;  // DIR/STREAM_ID: readers tell a reset stream by it
   md::EnvelopeCodec codec_;
   Message decoded_;
 
   std::deque<zmq::message_t> held_;  // this turn's published frames (a deque: views stay valid)
   std::vector<PendingAppend> pending_;
-  md::IdTable<char> in_turn_;  // ids published this turn (a batch may repeat one)
-  std::uint64_t spread_ = 0;   // round-robin for records without a key
+  md::IdTable<std::uint32_t> in_turn_;  // ids published this turn -> their partition
+  std::uint64_t spread_ = 0;            // round-robin for records without a key
   detail::ConfirmBatches confirms_;
   detail::DedupWindow recent_;
   std::vector<zmq::message_t> extra_frames_;  // after a reader's command: not allowed
@@ -718,13 +1005,15 @@ class StreamPump final : public detail::Pump {
   std::unordered_map<std::string, Reader> readers_;
   std::vector<std::string> identities_;
   std::map<std::string, ConsumerName> names_;
+  std::set<std::string> to_settle_;  // names with partitions let go, to hand on
   bool any_dirty_ = false;
   Clock::time_point next_heartbeat_, next_retention_, next_save_, next_snapshot_;
 
   mutable std::mutex snapshot_mutex_;
   Counters snapshot_;  // guarded by snapshot_mutex_
   md::Counter published_, appended_, duplicates_, rejected_, malformed_, delivered_,
-      position_resets_, lost_readers_, retention_deleted_, retention_errors_;
+      position_resets_, lost_readers_, retention_deleted_, retention_errors_, read_errors_,
+      damaged_skipped_;
 };
 
 }  // namespace

@@ -121,12 +121,12 @@ std::string encode_command(const CommandFrame& c) {
       args = 1;
       break;
     case Command::attached:
+    case Command::assigned:
       args = 4;
       break;
     case Command::attach:
     case Command::nack:
     case Command::subscribe:
-    case Command::assigned:
     case Command::records:
     case Command::notice:
       args = 3;
@@ -196,6 +196,7 @@ std::string encode_command(const CommandFrame& c) {
       pk.pack(c.group);
       pack_positions(pk, c.positions);
       pk.pack(c.heartbeat_ms);
+      pk.pack(c.stream_id);
       break;
     case Command::records:
       pk.pack(c.partition);
@@ -305,6 +306,8 @@ DecodeResult decode_command(std::string_view frame, CommandFrame& out) noexcept 
       case Command::assigned:
         ok = need(3) && read_text(a[4], out.group) && read_positions(a[5], out.positions) &&
              read_u64(a[6], out.heartbeat_ms);
+        out.stream_id.clear();  // 1.1 streams do not say
+        if (ok && need(4)) ok = read_text(a[7], out.stream_id);
         break;
       case Command::records:
         ok = need(3) && read_u32(a[4], out.partition) && read_u64(a[5], out.offset) &&

@@ -17,7 +17,7 @@
 namespace mqkit::detail::proxy {
 
 inline constexpr std::uint32_t kProtocolMajor = 1;
-inline constexpr std::uint32_t kProtocolMinor = 1;  // 1.1: the stream commands
+inline constexpr std::uint32_t kProtocolMinor = 2;  // 1.1: the stream commands; 1.2: stream id
 inline constexpr std::size_t kMaxBatch = 65536;     // ids or confirms in one command
 
 enum class Command {
@@ -35,7 +35,8 @@ enum class Command {
   error,        // proxy -> peer: what was wrong with its last command
   // The stream device's readers (docs/stream-protocol.md):
   subscribe,  // reader -> stream: name ("" alone), from, credit
-  assigned,   // stream -> reader: name, [[partition, next offset], ...], heartbeat_ms
+  assigned,   // stream -> reader: name, [[partition, next offset], ...], heartbeat_ms, stream id;
+              // reader -> stream (1.2): the answer, what it holds now
   records,    // stream -> reader: partition, first offset, [time_ms, ...], then N frames
   commit,     // reader -> stream: [[partition, next offset], ...] processed up to there
   notice,     // stream -> reader: partition, offset, reason (its position moved)
@@ -74,6 +75,7 @@ struct CommandFrame {
   std::uint32_t partition = 0;              // records, notice
   std::uint64_t offset = 0;                 // records (the first), notice
   std::vector<std::uint64_t> times;         // records: append time of each, ms since the epoch
+  std::string stream_id;  // assigned (1.2): which stream this is; a new one after a reset
 };
 
 // The start of an `error` reason that tells a worker to ATTACH again (the

@@ -6,6 +6,7 @@
 #include <charconv>
 #include <cstdio>
 #include <ctime>
+#include <deque>
 #include <map>
 #include <mutex>
 
@@ -97,6 +98,12 @@ std::string stream_start_position(std::string_view from) {
 }
 
 struct StreamConsumer::Impl {
+  // A command from the stream and the frames after it (RECORDS: the records).
+  struct Incoming {
+    zmq::message_t command;
+    std::vector<zmq::message_t> frames;
+  };
+
   StreamConsumerOptions options;
   std::string from;  // as sent
   zmq::socket_t socket;
@@ -113,6 +120,12 @@ struct StreamConsumer::Impl {
   std::map<std::uint32_t, std::uint64_t> handled;
   std::map<std::uint32_t, std::uint64_t> to_commit;
   std::size_t uncommitted = 0;
+  std::string stream_id;       // the stream's, from `assigned` (empty: a 1.1 stream)
+  bool resubscribing = false;  // an unnamed reader asked to go on from `handled`
+  // Commands read while a batch was being handled (to see an `assigned` at
+  // once): handled in order after it.
+  std::deque<Incoming> inbox;
+  Clock::time_point next_look = Clock::now();
 
   // While the handler runs, a small thread heartbeats for it (the run loop
   // and that thread share the socket under socket_mutex), so a slow handler
@@ -141,7 +154,8 @@ struct StreamConsumer::Impl {
 
   void send_subscribe() {
     std::string start = from;
-    if (options.name.empty() && !handled.empty()) {
+    resubscribing = options.name.empty() && !handled.empty();
+    if (resubscribing) {
       // A device that restarted does not know this reader: go on from here.
       start.clear();
       for (const auto& [p, next] : handled)
@@ -161,17 +175,77 @@ struct StreamConsumer::Impl {
     return detail::wait_readable(socket, stop, timeout) == detail::Wait::readable;
   }
 
-  void take_assignment(const CommandFrame& c) {
+  void tell(std::uint32_t partition, std::uint64_t offset, const std::string& why) {
+    if (notice) notice(partition, offset, why);
+  }
+
+  // Returns false when the stream turned out to be another one (its
+  // directory made anew: offsets start again) and this unnamed reader must
+  // subscribe afresh from its start position.
+  bool take_assignment(const CommandFrame& c) {
     if (c.heartbeat_ms > 0) heartbeat = milliseconds(c.heartbeat_ms);
+    resubscribing = false;  // answered
+    const bool reset = !c.stream_id.empty() && !stream_id.empty() && c.stream_id != stream_id;
+    if (!c.stream_id.empty()) stream_id = c.stream_id;
+    if (reset) {
+      // What this reader handled was in the old stream: the device's
+      // positions are the truth now, and nothing of the old one is committed.
+      to_commit.clear();
+      uncommitted = 0;
+      if (options.name.empty()) {
+        for (const auto& [p, next] : handled)
+          tell(p, 0,
+               "the stream was reset (a new stream in its directory): reading again from " + from);
+        handled.clear();
+        std::lock_guard lock(assigned_mutex);
+        assigned.clear();
+        return false;
+      }
+    }
     std::lock_guard lock(assigned_mutex);
+    const std::vector<std::uint32_t> had = std::move(assigned);
     assigned.clear();
     for (const auto& p : c.positions) {
       assigned.push_back(p.partition);
       auto& next = handled[p.partition];
-      // Handled beyond where the device starts us (its commit was lost):
-      // those records are skipped, not handled twice.
-      next = std::max(next, p.offset);
+      if (reset) {
+        if (next != p.offset)
+          tell(p.partition, p.offset,
+               "the stream was reset (a new stream in its directory): reading partition " +
+                   std::to_string(p.partition) + " from offset " + std::to_string(p.offset) +
+                   ", the stream's position for this reader");
+        next = p.offset;
+      } else if (std::find(had.begin(), had.end(), p.partition) == had.end()) {
+        // A partition taken up: handled beyond where the device starts us
+        // (its commit was lost)? Those records are skipped, not handled
+        // twice. (For a partition it kept, the device's offset is what it
+        // sent, maybe still waiting here behind this `assigned`.)
+        next = std::max(next, p.offset);
+      }
     }
+    if (reset)  // the partitions it does not read now start afresh too
+      for (auto& [p, next] : handled)
+        if (!owns(p)) next = 0;
+    return true;
+  }
+
+  // A 1.2 stream waits for this answer before it gives the partitions this
+  // reader let go to another member: sent after what was handled of them is
+  // committed.
+  void answer_assignment(const CommandFrame& c) {
+    if (c.stream_id.empty()) return;  // a 1.1 stream does not wait for it
+    CommandFrame answer{.command = Command::assigned, .group = options.name};
+    for (const auto p : assigned) answer.positions.push_back({p, handled[p]});
+    send(answer);
+  }
+
+  void on_assigned(const CommandFrame& c) {
+    flush_commits();
+    if (!take_assignment(c)) {
+      send_subscribe();
+      return;
+    }
+    answer_assignment(c);
   }
 
   void subscribe(milliseconds timeout) {
@@ -196,6 +270,7 @@ struct StreamConsumer::Impl {
         throw Error(errc::bad_argument, "the stream refused: " + c.reason);
       if (c.command == Command::assigned) {
         take_assignment(c);
+        answer_assignment(c);
         last_heard = Clock::now();
         busy.start([this] { return heartbeat; }, [this] { beat_while_handling(); });
         return;
@@ -217,8 +292,6 @@ struct StreamConsumer::Impl {
     return std::find(assigned.begin(), assigned.end(), partition) != assigned.end();
   }
 
-  // One RECORDS batch. Returns normally, or rethrows the handler's exception
-  // after committing the records before it.
   // The records of one RECORDS batch: one frame, each record's frame after
   // its 4-byte big-endian length (docs/stream-protocol.md).
   static std::vector<std::string_view> unpack_records(const std::vector<zmq::message_t>& frames,
@@ -237,16 +310,60 @@ struct StreamConsumer::Impl {
     return out;
   }
 
+  // One command and its frames, without waiting; false when there is none.
+  bool receive(Incoming& in) {
+    if (!socket.recv(in.command, zmq::recv_flags::dontwait)) return false;
+    in.frames.clear();
+    for (bool more = in.command.more(); more;) {
+      in.frames.emplace_back();
+      (void)socket.recv(in.frames.back(), zmq::recv_flags::dontwait);
+      more = in.frames.back().more();
+    }
+    last_heard = Clock::now();
+    return true;
+  }
+
+  // Between two records: what arrived meanwhile is read, so that an
+  // `assigned` that takes a partition away is seen at once, not after the
+  // records queued before it (the rest waits in the inbox, in order).
+  // True when it took an assignment.
+  bool look_at_socket() {
+    const auto now = Clock::now();
+    if (now < next_look) return false;
+    next_look = now + milliseconds(1);
+    bool took = false;
+    for (int i = 0; i < 64; ++i) {
+      Incoming in;
+      if (!receive(in)) break;
+      CommandFrame c;
+      if (!decode_command(view(in.command), c)) continue;
+      if (c.command == Command::heartbeat) continue;
+      if (c.command == Command::assigned) {
+        on_assigned(c);
+        took = true;
+        continue;
+      }
+      inbox.push_back(std::move(in));
+    }
+    return took;
+  }
+
+  // One RECORDS batch. Returns normally, or rethrows the handler's exception
+  // after committing the records before it. Ownership is checked before
+  // every record: a partition taken away stops being handled at once.
   void take_records(const CommandFrame& c, std::vector<zmq::message_t>& frames,
                     const Handler& handler, StreamEntry& entry,
                     std::unique_lock<std::mutex>& lock) {
-    if (!owns(c.partition)) return;  // moved to another member meanwhile
     const auto records = unpack_records(frames, c.times.size());
-    auto& next = handled[c.partition];  // a map node: stable while the batch is handled
+    std::uint64_t* next = nullptr;  // handled[c.partition], looked up again after an assignment
     for (std::size_t i = 0; i < records.size(); ++i) {
       if (stopping()) return;  // uncommitted: read again next time
+      if (next == nullptr || look_at_socket()) {
+        if (!owns(c.partition)) return;  // moved to another member: it reads on from the commit
+        next = &handled[c.partition];
+      }
       const std::uint64_t offset = c.offset + i;
-      if (offset >= next) {
+      if (offset >= *next) {
         entry.partition = c.partition;
         entry.offset = offset;
         entry.time_ms = c.times[i];
@@ -258,17 +375,58 @@ struct StreamConsumer::Impl {
             throw;
           }
         }
-        next = offset + 1;
+        *next = offset + 1;
       }
       to_commit[c.partition] = offset + 1;
       if (++uncommitted >= std::clamp<std::uint32_t>(options.window / 2, 1, 1024)) flush_commits();
     }
   }
 
+  void dispatch(Incoming& in, const Handler& handler, StreamEntry& entry,
+                std::unique_lock<std::mutex>& lock) {
+    CommandFrame c;
+    if (!decode_command(view(in.command), c)) return;
+    switch (c.command) {
+      case Command::records:
+        take_records(c, in.frames, handler, entry, lock);
+        break;
+      case Command::assigned:
+        on_assigned(c);
+        break;
+      case Command::notice:
+        // Its position moved on (retention, damaged records skipped): it
+        // reads on from there. A notice that keeps the position (a record
+        // that cannot be read for now) moves nothing.
+        if (auto& next = handled[c.partition]; c.offset > next) {
+          next = c.offset;
+          to_commit.erase(c.partition);
+        }
+        tell(c.partition, c.offset, c.reason);
+        break;
+      case Command::error:
+        if (c.reason.starts_with(kNotAttached)) {
+          send_subscribe();
+        } else if (resubscribing) {
+          // Where it was is past the end of the (restarted) stream: the
+          // stream was reset; read again from the start position.
+          for (const auto& [p, next] : handled)
+            tell(p, next,
+                 "the stream refused to go on from where this reader was (" + c.reason +
+                     "): it was reset; reading again from " + from);
+          handled.clear();
+          send_subscribe();
+        } else {
+          throw Error(errc::bad_argument, "the stream refused: " + c.reason);
+        }
+        break;
+      default:
+        break;  // heartbeats
+    }
+  }
+
   void run(const Handler& handler) {
     std::unique_lock lock(socket_mutex);
-    zmq::message_t command;
-    std::vector<zmq::message_t> frames;
+    Incoming in;
     StreamEntry entry;
     while (!stopping()) {
       auto now = Clock::now();
@@ -281,38 +439,15 @@ struct StreamConsumer::Impl {
         last_heard = now;
       }
       const auto until_beat = std::chrono::duration_cast<milliseconds>(next_beat - now);
-      if (!wait(std::max(until_beat, milliseconds(1)))) continue;
-      while (!stopping() && socket.recv(command, zmq::recv_flags::dontwait)) {
-        last_heard = Clock::now();
-        frames.clear();
-        for (bool more = command.more(); more;) {
-          frames.emplace_back();
-          (void)socket.recv(frames.back(), zmq::recv_flags::dontwait);
-          more = frames.back().more();
+      if (inbox.empty() && !wait(std::max(until_beat, milliseconds(1)))) continue;
+      while (!stopping()) {
+        if (!inbox.empty()) {
+          in = std::move(inbox.front());
+          inbox.pop_front();
+        } else if (!receive(in)) {
+          break;
         }
-        CommandFrame c;
-        if (!decode_command(view(command), c)) continue;
-        switch (c.command) {
-          case Command::records:
-            take_records(c, frames, handler, entry, lock);
-            break;
-          case Command::assigned:
-            flush_commits();
-            take_assignment(c);
-            break;
-          case Command::notice:
-            handled[c.partition] = c.offset;
-            to_commit.erase(c.partition);
-            if (notice) notice(c.partition, c.offset, c.reason);
-            break;
-          case Command::error:
-            if (!c.reason.starts_with(kNotAttached))
-              throw Error(errc::bad_argument, "the stream refused: " + c.reason);
-            send_subscribe();
-            break;
-          default:
-            break;  // heartbeats
-        }
+        dispatch(in, handler, entry, lock);
       }
       flush_commits();
     }
