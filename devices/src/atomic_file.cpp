@@ -20,8 +20,8 @@ namespace {
 
 }  // namespace
 
-void replace_file(const std::string& path, const std::string& text) {
-  const std::string temp = path + ".new";
+void replace_file(const std::string& path, const std::string& text, const std::string& temp_path) {
+  const std::string temp = temp_path.empty() ? path + ".new" : temp_path;
   const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) fail("cannot write " + temp);
   const bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) &&

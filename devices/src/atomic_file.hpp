@@ -7,7 +7,8 @@
 
 namespace mqkit::devices::detail {
 
-// Throws Error naming the file and the system's reason.
-void replace_file(const std::string& path, const std::string& text);
+// Throws Error naming the file and the system's reason. The new text is
+// written to `temp` first (default: PATH.new).
+void replace_file(const std::string& path, const std::string& text, const std::string& temp = {});
 
 }  // namespace mqkit::devices::detail

@@ -7,6 +7,7 @@
 
 #include "atomic_file.hpp"
 #include "mqkit/error.hpp"
+#include "names.hpp"
 
 namespace mqkit::devices::detail {
 namespace fs = std::filesystem;
@@ -18,7 +19,8 @@ std::map<std::string, Positions> load_positions(const std::string& stream_dir) {
   if (!fs::is_directory(dir, ec)) return out;
   for (const auto& entry : fs::directory_iterator(dir)) {
     const std::string name = entry.path().filename().string();
-    if (name.ends_with(".new")) continue;  // a save cut short: the old file stands
+    // Not a name (a save cut short, NAME~): the old file stands.
+    if (!valid_name(name)) continue;
     std::ifstream in(entry.path());
     Positions& positions = out[name];
     std::string line;
@@ -44,7 +46,9 @@ void save_positions(const std::string& stream_dir, const std::string& name, cons
   std::string text;
   for (const auto& [partition, offset] : p)
     text += std::to_string(partition) + " " + std::to_string(offset) + "\n";
-  replace_file((dir / name).string(), text);
+  // Written beside as NAME~: no consumer name has a '~', so no name's file
+  // is ever taken for another's interrupted save.
+  replace_file((dir / name).string(), text, (dir / (name + "~")).string());
 }
 
 }  // namespace mqkit::devices::detail
