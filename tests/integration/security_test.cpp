@@ -207,3 +207,45 @@ TEST_CASE("without CURVE the same relay sees the payload (the capture works)",
   CHECK(code == 0);
   CHECK(relay.captured().find("PLAIN-PAYLOAD-4711") != std::string::npos);
 }
+
+TEST_CASE("a proxy takes the .pub file keygen wrote as its allow-list", "[integration][security]") {
+  TempDir dir;
+  for (const char* name : {"proxy", "client"})
+    REQUIRE(run_mqkit({"keygen", "--out", dir.file(name)}).first == 0);
+  auto proxy = start_proxy(dir, {"--group", "g=#", "--curve-key", dir.file("proxy.key"), "--allow",
+                                 dir.file("client.pub")});
+  mqkit::test::write_file(dir.file("message"), "hello\n");
+  const auto [code, err] =
+      run_mqkit({"send", "--proxy", proxy.endpoints.in, "--file", dir.file("message"),
+                 "--curve-key", dir.file("client.key"), "--server-key", dir.file("proxy.pub")});
+  INFO(err);
+  CHECK(code == 0);
+  CHECK_THAT(err, Catch::Contains("1 of 1 messages confirmed"));
+}
+
+TEST_CASE("send says which CURVE key to check when the handshake fails",
+          "[integration][security]") {
+  TempDir dir;
+  for (const char* name : {"proxy", "client", "other"})
+    REQUIRE(run_mqkit({"keygen", "--out", dir.file(name)}).first == 0);
+  mqkit::test::write_file(dir.file("allowed"),
+                          mqkit::load_public_key(dir.file("client.pub")) + "\n");
+  auto proxy = start_proxy(dir, {"--group", "g=#", "--curve-key", dir.file("proxy.key"), "--allow",
+                                 dir.file("allowed")});
+  mqkit::test::write_file(dir.file("message"), "hello\n");
+  auto send = [&](const std::string& key, const std::string& server_key) {
+    return run_mqkit({"send", "--proxy", proxy.endpoints.in, "--file", dir.file("message"),
+                      "--timeout", "2s", "--curve-key", dir.file(key), "--server-key",
+                      dir.file(server_key)});
+  };
+  // An allowed client key, but the server key of another pair.
+  auto [code, err] = send("client.key", "other.pub");
+  CHECK(code == 1);
+  CHECK_THAT(err, Catch::Contains("0 of 1 messages confirmed"));
+  CHECK_THAT(err, Catch::Contains("CURVE handshake"));
+  CHECK_THAT(err, Catch::Contains("--server-key"));
+  // The right server key, but a client key that is not on the list.
+  std::tie(code, err) = send("other.key", "proxy.pub");
+  CHECK(code == 1);
+  CHECK_THAT(err, Catch::Contains("--allow"));
+}
