@@ -249,3 +249,56 @@ TEST_CASE("send says which CURVE key to check when the handshake fails",
   CHECK(code == 1);
   CHECK_THAT(err, Catch::Contains("--allow"));
 }
+
+TEST_CASE("a bridge with its own key pair bridges a CURVE proxy into a stream under mqkit run",
+          "[integration][security]") {
+  TempDir dir;
+  for (const char* name : {"proxy", "client", "bridge"})
+    REQUIRE(run_mqkit({"keygen", "--out", dir.file(name)}).first == 0);
+  std::filesystem::create_directory(dir.file("allowed"));
+  for (const char* name : {"client", "bridge"})
+    std::filesystem::copy_file(dir.file(std::string(name) + ".pub"),
+                               dir.file(std::string("allowed/") + name + ".pub"));
+  const auto ports = mqkit::test::free_endpoints(4);
+  auto bind = [](const std::string& ep) { return "tcp://*:" + std::to_string(port_of(ep)); };
+  const std::string topology =
+      "devices:\n"
+      "  orders:\n    kind: proxy\n    front: " +
+      bind(ports[0]) + "\n    back: " + bind(ports[1]) + "\n    spool: " + dir.file("spool") +
+      "\n    curve_key: " + dir.file("proxy.key") + "\n    allow: " + dir.file("allowed") +
+      "\n    groups:\n      audit: '#'\n"
+      "  log:\n    kind: stream\n    front: " +
+      bind(ports[2]) + "\n    back: tcp://*:" + std::to_string(port_of(ports[3])) +
+      "\n    dir: " + dir.file("log") +
+      "\n"
+      "  feed:\n    kind: bridge\n    source: proxy\n    name: audit\n"
+      "    from: orders.back\n    to: log.front\n";
+  mqkit::test::write_file(dir.file("plain.yaml"), topology);
+  // Without a key of its own the bridge could never get in: the file says so.
+  auto [code, err] = run_mqkit({"run", "--check", dir.file("plain.yaml")});
+  CHECK(code == 2);
+  CHECK_THAT(err, Catch::Contains("the bridge needs curve_key"));
+
+  mqkit::test::write_file(dir.file("topo.yaml"),
+                          topology + "    curve_key: " + dir.file("bridge.key") + "\n");
+  ChildProcess run({mqkit::test::mqkit_binary(), "run", dir.file("topo.yaml"), "--quiet"});
+  for (int i = 0; i < 3; ++i) {
+    const auto up = run.read_line(15s);
+    INFO(run.stderr_text());
+    REQUIRE(up);
+  }
+  mqkit::test::write_file(dir.file("orders"), "one\ntwo\nthree\n");
+  std::tie(code, err) =
+      run_mqkit({"send", "--proxy", ports[0], "--file", dir.file("orders"), "--curve-key",
+                 dir.file("client.key"), "--server-key", dir.file("proxy.pub")});
+  INFO(err);
+  REQUIRE(code == 0);
+  const std::string out = dir.file("read.txt");
+  std::tie(code, err) =
+      run_mqkit({"consume", "--stream", ports[3], "--from", "earliest", "--count", "3"},
+                mqkit::test::Stdio{.stdout_file = out}, 30s);
+  CHECK(code == 0);
+  CHECK(mqkit::test::read_lines(out) == std::vector<std::string>{"one", "two", "three"});
+  run.signal(SIGTERM);
+  CHECK(run.wait(20s) == 0);
+}
