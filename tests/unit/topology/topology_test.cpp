@@ -212,7 +212,7 @@ TEST_CASE("a bridge to a CURVE device needs a key pair and learns the device's k
       "  b:\n    kind: bridge\n    source: proxy\n    name: audit\n    from: p.back\n"
       "    to: log.front\n";
   CHECK_THAT(error_of(curve_proxy),
-             Catch::Contains("topo.yaml:13:11: devices.b.from: 'p.back' is p's, a CURVE device, "
+             Catch::Contains("topo.yaml:18:11: devices.b.from: 'p.back' is p's, a CURVE device, "
                              "so the bridge needs curve_key"));
   const auto topo =
       Topology::parse(curve_proxy + "    curve_key: keys/b.key\n", "topo.yaml", "/srv/app");
