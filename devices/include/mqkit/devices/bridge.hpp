@@ -15,7 +15,7 @@
 // target refuses for good (e.g. `unroutable`) is never skipped; the bridge
 // tries it again every second, and after 3 refusals in a row logs its
 // partition and offset and shows `stalled_on_refusal` 1 until it gets
-// through (the operator decides: make the target take it). A forwarder keeps
+// through (the operator decides what the target does with it). A forwarder keeps
 // nothing, so from one the bridge is as reliable as pub/sub.
 //
 // The bridge connects (it binds nothing but its stats endpoint) and keeps
