@@ -104,6 +104,9 @@ int send_confirmed(const SendOptions& o, MessageSource& source) {
     summary += "; " + std::to_string(sent - ok - left) + " refused" +
                (last_problem.empty() ? "" : " (last: " + last_problem + ")") + ", " +
                std::to_string(left) + " unconfirmed";
+  if (const auto why = producer.connection_problem();
+      ok != sent && !why.empty() && last_problem.find(why) == std::string::npos)
+    summary += "; " + why;
   if (!input_done) summary += "; stopped before the end of the input";
   report("send", summary);
   return ok == sent && input_done ? 0 : 1;
