@@ -120,7 +120,12 @@ class BridgePump final : public detail::Pump {
       } catch (const std::exception& e) {
         connected_ = false;
         reconnects_.add();
-        if (!closing()) note(e.what());
+        if (!closing())
+          note(std::string(e.what()) +
+               (options_.source_security.enabled()
+                    ? "; the bridge uses CURVE towards its source: is the public key of its "
+                      "curve_key on that device's allow list, and its server key right?"
+                    : ""));
         std::unique_lock lock(mutex_);
         stop_source_ = nullptr;
         wake_.wait_for(lock, kRetryEvery, [this] { return closing_; });

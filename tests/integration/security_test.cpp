@@ -279,6 +279,15 @@ TEST_CASE("a bridge with its own key pair bridges a CURVE proxy into a stream un
   CHECK(code == 2);
   CHECK_THAT(err, Catch::Contains("the bridge needs curve_key"));
 
+  // A key pair of its own that the proxy does not list: the check says so too.
+  REQUIRE(run_mqkit({"keygen", "--out", dir.file("stranger")}).first == 0);
+  mqkit::test::write_file(dir.file("stranger.yaml"),
+                          topology + "    curve_key: " + dir.file("stranger.key") + "\n");
+  std::tie(code, err) = run_mqkit({"run", "--check", dir.file("stranger.yaml")});
+  CHECK(code == 2);
+  CHECK_THAT(err, Catch::Contains("bridge 'feed' cannot get into 'orders'"));
+  CHECK_THAT(err, Catch::Contains("is not on orders's allow list"));
+
   mqkit::test::write_file(dir.file("topo.yaml"),
                           topology + "    curve_key: " + dir.file("bridge.key") + "\n");
   ChildProcess run({mqkit::test::mqkit_binary(), "run", dir.file("topo.yaml"), "--quiet"});
