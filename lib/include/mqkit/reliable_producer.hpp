@@ -65,10 +65,11 @@ class ReliableProducer {
   // send() or a send_async() that waits for the window, so end with flush().
   void send_async(const Envelope& envelope, std::string_view payload, Callback done);
   // Waits until nothing is unconfirmed; returns how many are still waiting
-  // after `timeout` (they keep their callbacks) or after stop(). Without a
-  // timeout it also returns at a process-wide stop (mqkit::request_stop);
-  // with one it keeps waiting then, so a client that was told to stop can
-  // still collect the confirms already due.
+  // after `timeout` (they keep their callbacks), after stop(), or at a
+  // process-wide stop (mqkit::request_stop) that comes while it waits. When
+  // that stop came before, a flush with a timeout still waits (so a client
+  // that was told to stop can collect the confirms already due); one
+  // without returns at once.
   std::size_t flush(std::chrono::milliseconds timeout = std::chrono::milliseconds(-1));
   std::size_t unconfirmed() const noexcept;
   // Why the connection fails, when its last handshake failed (a refused or

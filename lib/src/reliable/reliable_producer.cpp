@@ -281,6 +281,9 @@ void ReliableProducer::send_async(const Envelope& envelope, std::string_view pay
 
 std::size_t ReliableProducer::flush(milliseconds timeout) {
   const bool bounded = timeout.count() >= 0;
+  // A process-wide stop that comes while it waits ends the wait; one that
+  // came before lets a bounded flush collect the confirms already due.
+  const bool heed_stop = !bounded || !detail::global_stop().is_set();
   const auto deadline = Clock::now() + timeout;
   do {  // at least one turn: flush(0ms) sends what is queued and takes what came in
     auto wait = milliseconds(50);
@@ -289,7 +292,7 @@ std::size_t ReliableProducer::flush(milliseconds timeout) {
                         milliseconds(0), wait);
     impl_->pump(impl_->pending.empty() ? milliseconds(0) : wait);
   } while (!impl_->pending.empty() && !impl_->stopped() &&
-           (bounded ? Clock::now() < deadline : !detail::global_stop().is_set()));
+           !(heed_stop && detail::global_stop().is_set()) && (!bounded || Clock::now() < deadline));
   return impl_->pending.size();
 }
 
