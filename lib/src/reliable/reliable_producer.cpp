@@ -11,14 +11,13 @@
 #include "mqkit/reliable_producer.hpp"
 
 #include <algorithm>
-#include <atomic>
-#include <cstring>
 #include <map>
 #include <thread>
 #include <unordered_map>
 
 #include "mqkit/error.hpp"
 #include "reliable/protocol.hpp"
+#include "security/connection_watch.hpp"
 #include "wire/socket.hpp"
 #include "wire/stop_event.hpp"
 
@@ -29,22 +28,6 @@ using std::chrono::milliseconds;
 using namespace detail::proxy;
 
 constexpr milliseconds kFullPause{200};  // after a `full` answer, before the round
-
-constexpr int kWatchedEvents =
-    ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
-    ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH;
-
-// A PAIR socket that receives the connection events of `socket`.
-zmq::socket_t watch_connection(zmq::socket_t& socket) {
-  static std::atomic<unsigned> next{0};
-  const std::string endpoint = "inproc://mqkit-producer-monitor-" + std::to_string(next++);
-  if (zmq_socket_monitor(socket.handle(), endpoint.c_str(), kWatchedEvents) != 0)
-    throw Error(errc::bad_argument, "cannot watch the producer's connection");
-  zmq::socket_t pair(detail::default_context(), zmq::socket_type::pair);
-  pair.set(zmq::sockopt::linger, 0);
-  pair.connect(endpoint);
-  return pair;
-}
 
 SocketOptions immediate(SocketOptions o) {
   o.immediate = true;
@@ -84,21 +67,20 @@ struct ReliableProducer::Impl {
 
   ReliableProducerOptions options;
   zmq::socket_t socket;
-  zmq::socket_t monitor;
-  detail::StopEvent halt;  // stop(): ends this producer's waits
-  std::string command;     // the encoded PUBLISH command, the same for every message
+  detail::ConnectionWatch watch;  // drops, and why a handshake failed
+  detail::StopEvent halt;         // stop(): ends this producer's waits
+  std::string command;            // the encoded PUBLISH command, the same for every message
   Queue pending;
   std::unordered_map<MessageId, std::uint64_t> sequence_of;
   std::uint64_t next_sequence = 0;
   std::uint64_t unsent_from = 0;  // pending messages from this sequence on are still to (re)send
   std::size_t unsent = 0;         // how many those are
   std::optional<Clock::time_point> full_round;  // a `full` answer: a round at this time
-  std::string handshake_problem;  // the last handshake failed, and why (empty: it did not)
 
   Impl(const std::string& endpoint, const ReliableProducerOptions& o)
       : options(o),
         socket(detail::open_socket(zmq::socket_type::dealer, immediate(o.socket))),
-        monitor(watch_connection(socket)) {
+        watch(socket, o.socket.security.client.has_value()) {
     detail::attach(socket, connect(endpoint));
     command = encode_command({.command = Command::publish, .target_group = o.target_group});
   }
@@ -145,39 +127,10 @@ struct ReliableProducer::Impl {
     if (done) done(result);
   }
 
-  // Reads the connection events; true when the connection dropped (or a
-  // handshake failed) since the last look.
-  bool disconnected() {
-    bool dropped = false;
-    zmq::message_t event, address;
-    while (monitor.recv(event, zmq::recv_flags::dontwait)) {
-      if (event.more()) (void)monitor.recv(address, zmq::recv_flags::dontwait);
-      std::uint16_t id = 0;
-      if (event.size() >= sizeof id) std::memcpy(&id, event.data(), sizeof id);
-      if (id == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
-        handshake_problem.clear();
-        continue;
-      }
-      dropped = true;
-      if (id == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
-        handshake_problem =
-            "the device refused this client's CURVE key: is its public key on the device's "
-            "allow list (--allow)?";
-      else if (id != ZMQ_EVENT_DISCONNECTED)
-        handshake_problem =
-            options.socket.security.client
-                ? "the CURVE handshake with the device failed: check the server key this client "
-                  "was given (--server-key): it must be the device's public key"
-                : "the handshake with the device failed: a CURVE device needs a client key pair "
-                  "and its public key (--curve-key, --server-key)";
-    }
-    return dropped;
-  }
-
   // Why a message timed out: what the connection said, if anything.
   std::string timeout_reason() const {
-    return handshake_problem.empty() ? "no confirm in time"
-                                     : "no confirm in time: " + handshake_problem;
+    return watch.problem().empty() ? "no confirm in time"
+                                   : "no confirm in time: " + watch.problem();
   }
 
   void take_confirms() {
@@ -214,10 +167,10 @@ struct ReliableProducer::Impl {
   // Sends what is queued, reads confirms and re-sends what is due; waits up
   // to `wait` for input.
   void pump(milliseconds wait) {
-    if (disconnected()) start_round();
+    if (watch.dropped()) start_round();
     if (!send_unsent()) wait = std::min(wait, milliseconds(5));
     zmq::pollitem_t items[] = {{socket.handle(), 0, ZMQ_POLLIN, 0},
-                               {monitor.handle(), 0, ZMQ_POLLIN, 0},
+                               {watch.socket().handle(), 0, ZMQ_POLLIN, 0},
                                {nullptr, detail::global_stop().fd(), ZMQ_POLLIN, 0},
                                {nullptr, halt.fd(), ZMQ_POLLIN, 0}};
     try {
@@ -226,7 +179,7 @@ struct ReliableProducer::Impl {
       if (e.num() != EINTR) throw;
     }
     // A drop seen now also covers confirms that will never come.
-    if (disconnected()) start_round();
+    if (watch.dropped()) start_round();
     take_confirms();
     check_time();
     send_unsent();
@@ -301,7 +254,7 @@ std::size_t ReliableProducer::unconfirmed() const noexcept {
 }
 
 std::string ReliableProducer::connection_problem() const {
-  return impl_->handshake_problem;
+  return impl_->watch.problem();
 }
 
 void ReliableProducer::stop() noexcept {
