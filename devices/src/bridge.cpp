@@ -120,12 +120,15 @@ class BridgePump final : public detail::Pump {
       } catch (const std::exception& e) {
         connected_ = false;
         reconnects_.add();
-        if (!closing())
-          note(std::string(e.what()) +
-               (options_.source_security.enabled()
-                    ? "; the bridge uses CURVE towards its source: is the public key of its "
-                      "curve_key on that device's allow list, and its server key right?"
-                    : ""));
+        if (!closing()) {
+          const std::string what = e.what();
+          const bool from_source = !what.starts_with("target ");  // target errors say so
+          note(what + (from_source && options_.source_security.enabled()
+                           ? "; the bridge uses CURVE towards its source: is the public key of "
+                             "its curve_key on that device's allow list, and its server key "
+                             "right?"
+                           : ""));
+        }
         std::unique_lock lock(mutex_);
         stop_source_ = nullptr;
         wake_.wait_for(lock, kRetryEvery, [this] { return closing_; });
