@@ -4,12 +4,15 @@
 // validates the file.
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <memory>
 
 #include "commands.hpp"
 #include "mqkit/devices/from_topology.hpp"
 #include "mqkit/duration.hpp"
+#include "mqkit/error.hpp"
+#include "mqkit/security.hpp"
 #include "mqkit/stop.hpp"
 #include "mqkit/topology.hpp"
 
@@ -58,8 +61,34 @@ std::string counters_line(const DeviceSpec& spec, const devices::DeviceStats& st
   return line;
 }
 
+// A bridge with a key pair gets into a CURVE device of the file only when
+// its public key is on that device's allow list: only the key files can say,
+// so this is checked here (before anything starts) and not by the parser.
+void check_bridge_keys(const Topology& topo) {
+  for (const auto& bridge : topo.devices()) {
+    if (bridge.kind != "bridge" || bridge.curve_key.empty()) continue;
+    const std::string key = load_key_pair(bridge.curve_key).public_key;
+    for (const auto& device : topo.devices()) {
+      if (device.kind == "bridge" || device.allow.empty()) continue;
+      const bool side =
+          std::any_of(device.endpoints.begin(), device.endpoints.end(), [&](const auto& e) {
+            return e.first != "stats" && (e.second == bridge.endpoints.at("from") ||
+                                          e.second == bridge.endpoints.at("to"));
+          });
+      if (!side) continue;
+      const auto allowed = load_allow_list(device.allow);
+      if (std::find(allowed.begin(), allowed.end(), key) == allowed.end())
+        throw Error(errc::bad_argument,
+                    topo.source() + ": bridge '" + bridge.name + "' cannot get into '" +
+                        device.name + "': the public key of its curve_key (" + bridge.curve_key +
+                        ") is not on " + device.name + "'s allow list (" + device.allow + ")");
+    }
+  }
+}
+
 int run_topology(const RunOptions& o) {
   const Topology topo = Topology::load(o.file);
+  check_bridge_keys(topo);
   if (o.check) {
     std::printf("%s: ok, %zu devices, %zu endpoints\n", o.file.c_str(), topo.devices().size(),
                 topo.endpoints().size());

@@ -1,5 +1,7 @@
 // `mqkit send`: one message per line of stdin or --file, or --count generated
 // messages, to a work queue (PUSH) or, with --pub, to subscribers (PUB).
+#include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <map>
 #include <memory>
@@ -36,8 +38,30 @@ struct SendOptions {
   SocketOptions socket;
 };
 
+// How long a stopped send still waits for the confirms already due.
+constexpr std::chrono::milliseconds kDrainAfterStop{5000};
+
+// Waits for the confirms of everything sent, up to `timeout`; a stop signal
+// shortens what is left of the wait to kDrainAfterStop. Returns how many
+// are still unconfirmed.
+std::size_t drain(ReliableProducer& producer, std::chrono::milliseconds timeout) {
+  using std::chrono::milliseconds;
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  auto left = [&] {
+    return std::max(milliseconds(0), std::chrono::duration_cast<milliseconds>(
+                                         deadline - std::chrono::steady_clock::now()));
+  };
+  while (producer.unconfirmed() > 0 && !stop_requested() && left() > milliseconds(0))
+    producer.flush(std::min(left(), milliseconds(100)));
+  if (stop_requested()) producer.flush(std::min(left(), kDrainAfterStop));
+  return producer.unconfirmed();
+}
+
 // Through the reliable proxy or a stream device (the same PUBLISH/CONFIRM
-// contract): pipelined, every message confirmed or counted.
+// contract): pipelined, every message confirmed or counted. What was read
+// leaves as soon as the input has nothing more ready, so a slow input
+// (`tail -f`) is not held back for a full batch; meanwhile confirms and
+// re-sends go on.
 int send_confirmed(const SendOptions& o, MessageSource& source) {
   const std::string& device = o.proxy.empty() ? o.stream : o.proxy;
   ReliableProducerOptions options;
@@ -51,7 +75,18 @@ int send_confirmed(const SendOptions& o, MessageSource& source) {
   std::string last_problem;
   std::uint64_t sent = 0;
   std::string payload;
-  while (!stop_requested() && source.next(payload)) {
+  bool input_done = false;
+  while (!stop_requested()) {
+    if (!source.ready()) {
+      producer.flush(std::chrono::milliseconds(0));  // the partial batch leaves now
+      while (!stop_requested() && !source.ready(std::chrono::milliseconds(50)))
+        producer.flush(std::chrono::milliseconds(0));  // confirms and re-sends meanwhile
+      if (stop_requested()) break;
+    }
+    if (!source.next(payload)) {
+      input_done = !stop_requested();
+      break;
+    }
     envelope.id = MessageId::generate();
     producer.send_async(envelope, payload, [&](const PublishResult& r) {
       ++counts[r.status];
@@ -59,17 +94,22 @@ int send_confirmed(const SendOptions& o, MessageSource& source) {
     });
     ++sent;
   }
-  const std::size_t left = producer.flush(parse_duration(o.timeout));
+  const std::size_t left = drain(producer, parse_duration(o.timeout));
   const std::uint64_t ok = counts[PublishStatus::stored] + counts[PublishStatus::duplicate];
   std::string summary = std::to_string(ok) + " of " + std::to_string(sent) +
                         " messages confirmed by " + device + " (" +
                         std::to_string(counts[PublishStatus::stored]) + " stored, " +
                         std::to_string(counts[PublishStatus::duplicate]) + " duplicate)";
   if (ok != sent)
-    summary += "; " + std::to_string(sent - ok - left) + " refused (last: " + last_problem + "), " +
+    summary += "; " + std::to_string(sent - ok - left) + " refused" +
+               (last_problem.empty() ? "" : " (last: " + last_problem + ")") + ", " +
                std::to_string(left) + " unconfirmed";
+  if (const auto why = producer.connection_problem();
+      ok != sent && !why.empty() && last_problem.find(why) == std::string::npos)
+    summary += "; " + why;
+  if (!input_done) summary += "; stopped before the end of the input";
   report("send", summary);
-  return ok == sent ? 0 : 1;
+  return ok == sent && input_done ? 0 : 1;
 }
 
 int run_send(SendOptions o) {
@@ -167,7 +207,11 @@ void setup_send(CLI::App& app, Runner& runner) {
   add_socket_options(*sub, o->socket);
   add_curve_client_flags(*sub, o->curve);
   sub->footer(
-      "Each line is one message, without its newline. Prints how many were sent on stderr.\n"
+      "Each line is one message, without its newline. With --proxy or --stream, lines leave as "
+      "soon as the input has no more ready (up to 64 in one batch). Prints how many were sent "
+      "on stderr.\n"
+      "SIGINT/SIGTERM: nothing more is read or sent; with --proxy or --stream, confirms already "
+      "due are awaited up to 5s more.\n"
       "Exit: 0 sent, 1 runtime error (no peer, stopped), 2 usage error.");
   sub->callback([&runner, o] { runner = [o] { return run_send(*o); }; });
 }

@@ -9,8 +9,8 @@ void add_curve_server_flags(CLI::App& app, CurveFlags& flags) {
   app.add_option("--curve-key", flags.key,
                  "CURVE: this device's key pair (NAME.key from `mqkit keygen`); needs --allow");
   app.add_option("--allow", flags.allow,
-                 "CURVE: the clients allowed in: a file of public keys, one per line, or a "
-                 "directory of .pub files");
+                 "CURVE: the clients allowed in: a file of public keys, one per line, one "
+                 "NAME.pub from `mqkit keygen`, or a directory of .pub files");
 }
 
 void add_curve_client_flags(CLI::App& app, CurveFlags& flags) {

@@ -5,7 +5,6 @@
 
 #include <chrono>
 #include <cstdint>
-#include <cstdio>
 #include <optional>
 #include <string>
 
@@ -20,16 +19,27 @@ class MessageSource {
   static MessageSource generated(std::uint64_t count, std::size_t size);
 
   MessageSource(MessageSource&&) noexcept;
+  MessageSource& operator=(MessageSource&&) = delete;
   ~MessageSource();
 
   void set_rate(double per_second) { rate_ = per_second; }
-  // The next payload in `out`; false at the end. Sleeps to keep the rate.
+  // The next payload in `out`; false at the end, or when a stop signal
+  // interrupted the wait for input (a part of a line read so far is not a
+  // line and is not returned). Sleeps to keep the rate.
   bool next(std::string& out);
+  // Whether next() can go on without waiting for the input, waiting up to
+  // `timeout` for it to become so (a signal ends the wait early).
+  bool ready(std::chrono::milliseconds timeout = std::chrono::milliseconds(0));
 
  private:
   MessageSource() = default;
-  std::FILE* file_ = nullptr;
-  bool owns_file_ = false;
+  bool fill();  // one read(2) into the buffer; false at end of input or on a stop
+
+  int fd_ = -1;
+  bool owns_fd_ = false;
+  bool at_end_ = false;
+  std::string buffer_;     // read, not yet returned
+  std::size_t begin_ = 0;  // where buffer_'s unreturned bytes start
   std::optional<std::uint64_t> count_;
   std::size_t size_ = 0;
   std::uint64_t produced_ = 0;

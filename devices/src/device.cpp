@@ -172,6 +172,7 @@ void Device::stop() noexcept {
   impl_->stop.signal();
   if (impl_->thread.joinable() && impl_->thread.get_id() != std::this_thread::get_id())
     impl_->thread.join();
+  impl_->pump->stop();
 }
 
 detail::Pump& Device::pump() noexcept {

@@ -78,6 +78,18 @@ BridgeOptions bridge_options(const Topology& topology, const DeviceSpec& spec) {
   o.topics = spec.topics;
   o.start = spec.start;
   o.stats = bind_of(topology, spec, "stats");
+  if (!spec.curve_key.empty()) {  // a client of the CURVE devices at either side
+    const auto keys = load_key_pair(spec.curve_key);
+    auto towards = [&keys](const std::string& server_key) {
+      Security s;
+      if (server_key.empty()) return s;
+      s.client = keys;
+      s.server_public_key = load_public_key(server_key);
+      return s;
+    };
+    o.source_security = towards(spec.from_server_key);
+    o.target_security = towards(spec.to_server_key);
+  }
   return o;
 }
 

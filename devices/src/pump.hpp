@@ -35,6 +35,9 @@ class Pump {
   // The sockets the device binds for its peers; the device watches their
   // handshakes and counts the connections it refused.
   virtual std::vector<zmq::socket_t*> bound_sockets() { return {}; }
+  // Called by Device::stop() (from any thread) after the loop ended: a pump
+  // that runs threads of its own ends them here, in a bounded time.
+  virtual void stop() noexcept {}
   // Called on the device thread right before a stats request is answered,
   // so counters that the loop only publishes now and then are current.
   virtual void refresh_counters() {}

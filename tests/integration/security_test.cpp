@@ -207,3 +207,107 @@ TEST_CASE("without CURVE the same relay sees the payload (the capture works)",
   CHECK(code == 0);
   CHECK(relay.captured().find("PLAIN-PAYLOAD-4711") != std::string::npos);
 }
+
+TEST_CASE("a proxy takes the .pub file keygen wrote as its allow-list", "[integration][security]") {
+  TempDir dir;
+  for (const char* name : {"proxy", "client"})
+    REQUIRE(run_mqkit({"keygen", "--out", dir.file(name)}).first == 0);
+  auto proxy = start_proxy(dir, {"--group", "g=#", "--curve-key", dir.file("proxy.key"), "--allow",
+                                 dir.file("client.pub")});
+  mqkit::test::write_file(dir.file("message"), "hello\n");
+  const auto [code, err] =
+      run_mqkit({"send", "--proxy", proxy.endpoints.in, "--file", dir.file("message"),
+                 "--curve-key", dir.file("client.key"), "--server-key", dir.file("proxy.pub")});
+  INFO(err);
+  CHECK(code == 0);
+  CHECK_THAT(err, Catch::Contains("1 of 1 messages confirmed"));
+}
+
+TEST_CASE("send says which CURVE key to check when the handshake fails",
+          "[integration][security]") {
+  TempDir dir;
+  for (const char* name : {"proxy", "client", "other"})
+    REQUIRE(run_mqkit({"keygen", "--out", dir.file(name)}).first == 0);
+  mqkit::test::write_file(dir.file("allowed"),
+                          mqkit::load_public_key(dir.file("client.pub")) + "\n");
+  auto proxy = start_proxy(dir, {"--group", "g=#", "--curve-key", dir.file("proxy.key"), "--allow",
+                                 dir.file("allowed")});
+  mqkit::test::write_file(dir.file("message"), "hello\n");
+  auto send = [&](const std::string& key, const std::string& server_key) {
+    return run_mqkit({"send", "--proxy", proxy.endpoints.in, "--file", dir.file("message"),
+                      "--timeout", "2s", "--curve-key", dir.file(key), "--server-key",
+                      dir.file(server_key)});
+  };
+  // An allowed client key, but the server key of another pair.
+  auto [code, err] = send("client.key", "other.pub");
+  CHECK(code == 1);
+  CHECK_THAT(err, Catch::Contains("0 of 1 messages confirmed"));
+  CHECK_THAT(err, Catch::Contains("CURVE handshake"));
+  CHECK_THAT(err, Catch::Contains("--server-key"));
+  // The right server key, but a client key that is not on the list.
+  std::tie(code, err) = send("other.key", "proxy.pub");
+  CHECK(code == 1);
+  CHECK_THAT(err, Catch::Contains("--allow"));
+}
+
+TEST_CASE("a bridge with its own key pair bridges a CURVE proxy into a stream under mqkit run",
+          "[integration][security]") {
+  TempDir dir;
+  for (const char* name : {"proxy", "client", "bridge"})
+    REQUIRE(run_mqkit({"keygen", "--out", dir.file(name)}).first == 0);
+  std::filesystem::create_directory(dir.file("allowed"));
+  for (const char* name : {"client", "bridge"})
+    std::filesystem::copy_file(dir.file(std::string(name) + ".pub"),
+                               dir.file(std::string("allowed/") + name + ".pub"));
+  const auto ports = mqkit::test::free_endpoints(4);
+  auto bind = [](const std::string& ep) { return "tcp://*:" + std::to_string(port_of(ep)); };
+  const std::string topology =
+      "devices:\n"
+      "  orders:\n    kind: proxy\n    front: " +
+      bind(ports[0]) + "\n    back: " + bind(ports[1]) + "\n    spool: " + dir.file("spool") +
+      "\n    curve_key: " + dir.file("proxy.key") + "\n    allow: " + dir.file("allowed") +
+      "\n    groups:\n      audit: '#'\n"
+      "  log:\n    kind: stream\n    front: " +
+      bind(ports[2]) + "\n    back: tcp://*:" + std::to_string(port_of(ports[3])) +
+      "\n    dir: " + dir.file("log") +
+      "\n"
+      "  feed:\n    kind: bridge\n    source: proxy\n    name: audit\n"
+      "    from: orders.back\n    to: log.front\n";
+  mqkit::test::write_file(dir.file("plain.yaml"), topology);
+  // Without a key of its own the bridge could never get in: the file says so.
+  auto [code, err] = run_mqkit({"run", "--check", dir.file("plain.yaml")});
+  CHECK(code == 2);
+  CHECK_THAT(err, Catch::Contains("the bridge needs curve_key"));
+
+  // A key pair of its own that the proxy does not list: the check says so too.
+  REQUIRE(run_mqkit({"keygen", "--out", dir.file("stranger")}).first == 0);
+  mqkit::test::write_file(dir.file("stranger.yaml"),
+                          topology + "    curve_key: " + dir.file("stranger.key") + "\n");
+  std::tie(code, err) = run_mqkit({"run", "--check", dir.file("stranger.yaml")});
+  CHECK(code == 2);
+  CHECK_THAT(err, Catch::Contains("bridge 'feed' cannot get into 'orders'"));
+  CHECK_THAT(err, Catch::Contains("is not on orders's allow list"));
+
+  mqkit::test::write_file(dir.file("topo.yaml"),
+                          topology + "    curve_key: " + dir.file("bridge.key") + "\n");
+  ChildProcess run({mqkit::test::mqkit_binary(), "run", dir.file("topo.yaml"), "--quiet"});
+  for (int i = 0; i < 3; ++i) {
+    const auto up = run.read_line(15s);
+    INFO(run.stderr_text());
+    REQUIRE(up);
+  }
+  mqkit::test::write_file(dir.file("orders"), "one\ntwo\nthree\n");
+  std::tie(code, err) =
+      run_mqkit({"send", "--proxy", ports[0], "--file", dir.file("orders"), "--curve-key",
+                 dir.file("client.key"), "--server-key", dir.file("proxy.pub")});
+  INFO(err);
+  REQUIRE(code == 0);
+  const std::string out = dir.file("read.txt");
+  std::tie(code, err) =
+      run_mqkit({"consume", "--stream", ports[3], "--from", "earliest", "--count", "3"},
+                mqkit::test::Stdio{.stdout_file = out}, 30s);
+  CHECK(code == 0);
+  CHECK(mqkit::test::read_lines(out) == std::vector<std::string>{"one", "two", "three"});
+  run.signal(SIGTERM);
+  CHECK(run.wait(20s) == 0);
+}

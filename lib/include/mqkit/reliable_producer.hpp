@@ -3,6 +3,16 @@
 // send_async() pipelines up to `window` unconfirmed messages and reports each
 // confirm to a callback. Unconfirmed messages are re-sent with the same id
 // while the proxy is unreachable, restarting or full, until `timeout`.
+//
+// Order: messages reach the device in the order they were given, first
+// arrivals included. A re-send (no confirm after `resend_after`, a dropped
+// connection, a `full` answer) sends every unconfirmed message again from
+// the oldest, in order, before anything newer; the device answers
+// `duplicate` for those it had stored. So one key's messages are stored in
+// order across a device's pause, crash and restart. (The socket queues only
+// to a live connection: ZMQ_IMMEDIATE is always on.) One gap is left: after a
+// `full` answer, messages already on the wire behind the refused one may be
+// stored before it is.
 #pragma once
 
 #include <chrono>
@@ -55,9 +65,19 @@ class ReliableProducer {
   // send() or a send_async() that waits for the window, so end with flush().
   void send_async(const Envelope& envelope, std::string_view payload, Callback done);
   // Waits until nothing is unconfirmed; returns how many are still waiting
-  // after `timeout` (they keep their callbacks).
+  // after `timeout` (they keep their callbacks), after stop(), or at a
+  // process-wide stop (mqkit::request_stop) that comes while it waits. When
+  // that stop came before, a flush with a timeout still waits (so a client
+  // that was told to stop can collect the confirms already due); one
+  // without returns at once.
   std::size_t flush(std::chrono::milliseconds timeout = std::chrono::milliseconds(-1));
   std::size_t unconfirmed() const noexcept;
+  // Why the connection fails, when its last handshake failed (a refused or
+  // wrong CURVE key); empty otherwise.
+  std::string connection_problem() const;
+  // From any thread: ends every wait of this producer (send throws
+  // Error(stopped), flush and send_async return) now and from then on.
+  void stop() noexcept;
 
  private:
   struct Impl;

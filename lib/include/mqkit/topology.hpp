@@ -52,7 +52,11 @@ struct DeviceSpec {
   std::vector<std::string> topics;  // proxy group filters, forwarder topic prefixes
   std::string start = "earliest";   // stream: where a new consumer name starts
   // CURVE (every kind): the device's key pair file and its clients' allow-list.
+  // A bridge's curve_key is its client key pair, used towards both sides.
   std::string curve_key, allow;
+  // bridge: the public key of the CURVE device at `from` / `to` (a .pub or
+  // .key file); taken from that device's curve_key when it is in this file.
+  std::string from_server_key, to_server_key;
   int line = 0;  // where it is declared (1-based)
 };
 

@@ -1,5 +1,13 @@
-// ReliableProducer: a DEALER, a table of unconfirmed messages, and a loop
-// that reads CONFIRMs and re-sends what went unanswered.
+// ReliableProducer: a DEALER, the unconfirmed messages in the order they
+// were given, and a loop that reads CONFIRMs and re-sends what went
+// unanswered.
+//
+// Order: every re-send is a round that sends all unconfirmed messages again
+// from the oldest, in their original order, before anything newer goes out.
+// A round starts when the oldest has waited `resend_after`, when the
+// connection drops (a socket monitor tells), or after a `full` answer. The
+// socket queues only to a live connection (ZMQ_IMMEDIATE), so after a drop
+// nothing old is left queued to overtake the round.
 #include "mqkit/reliable_producer.hpp"
 
 #include <algorithm>
@@ -9,13 +17,22 @@
 
 #include "mqkit/error.hpp"
 #include "reliable/protocol.hpp"
+#include "security/connection_watch.hpp"
 #include "wire/socket.hpp"
 #include "wire/stop_event.hpp"
 
 namespace mqkit {
 namespace {
 using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
 using namespace detail::proxy;
+
+constexpr milliseconds kFullPause{200};  // after a `full` answer, before the round
+
+SocketOptions immediate(SocketOptions o) {
+  o.immediate = true;
+  return o;
+}
 }  // namespace
 
 const char* to_string(PublishStatus status) noexcept {
@@ -37,118 +54,154 @@ const char* to_string(PublishStatus status) noexcept {
 }
 
 struct ReliableProducer::Impl {
-  using Timers = std::multimap<Clock::time_point, MessageId>;
   struct Pending {
+    MessageId id;
     std::string frame;
     Callback done;
     Clock::time_point first_sent;
-    Timers::iterator resend;  // its entry in `resends`
+    Clock::time_point last_sent;  // or when it was added, until it leaves
   };
+  using Queue = std::map<std::uint64_t, Pending>;  // by sequence: the order of send_async
 
   static constexpr std::size_t kMaxBatch = 64;  // messages in one PUBLISH
 
   ReliableProducerOptions options;
   zmq::socket_t socket;
-  std::string command;  // the encoded PUBLISH command, the same for every message
-  std::unordered_map<MessageId, Pending> pending;
-  Timers resends;                 // when each unconfirmed message is sent again
-  std::vector<MessageId> outbox;  // added, not yet sent
+  detail::ConnectionWatch watch;  // drops, and why a handshake failed
+  detail::StopEvent halt;         // stop(): ends this producer's waits
+  std::string command;            // the encoded PUBLISH command, the same for every message
+  Queue pending;
+  std::unordered_map<MessageId, std::uint64_t> sequence_of;
+  std::uint64_t next_sequence = 0;
+  std::uint64_t unsent_from = 0;  // pending messages from this sequence on are still to (re)send
+  std::size_t unsent = 0;         // how many those are
+  std::optional<Clock::time_point> full_round;  // a `full` answer: a round at this time
 
   Impl(const std::string& endpoint, const ReliableProducerOptions& o)
-      : options(o), socket(detail::open_socket(zmq::socket_type::dealer, o.socket)) {
+      : options(o),
+        socket(detail::open_socket(zmq::socket_type::dealer, immediate(o.socket))),
+        watch(socket, o.socket.security.client.has_value()) {
     detail::attach(socket, connect(endpoint));
     command = encode_command({.command = Command::publish, .target_group = o.target_group});
   }
 
-  // One PUBLISH with the outbox's messages. When the socket takes nothing
-  // now (not connected yet with ZMQ_IMMEDIATE, or its queue is full) they
-  // stay in the outbox for the next turn; their resend time still runs.
-  bool send_outbox() {
-    if (outbox.empty()) return true;
-    if (!socket.send(zmq::buffer(command), zmq::send_flags::sndmore | zmq::send_flags::dontwait))
-      return false;
-    for (std::size_t i = 0; i < outbox.size(); ++i)
-      (void)socket.send(zmq::buffer(pending.at(outbox[i]).frame),
-                        i + 1 < outbox.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
-    outbox.clear();
+  bool stopped() const noexcept { return halt.is_set(); }
+
+  // Everything unconfirmed is to be sent again, from the oldest.
+  void start_round() {
+    full_round.reset();
+    unsent_from = pending.empty() ? next_sequence : pending.begin()->first;
+    unsent = pending.size();
+  }
+
+  // PUBLISH batches of what is to send, in order. When the socket takes
+  // nothing now (no connection, or its queue is full) the rest waits for
+  // the next turn. A pending `full` round holds everything back.
+  bool send_unsent() {
+    if (unsent == 0) return true;
+    if (full_round) return false;
+    const auto now = Clock::now();
+    auto it = pending.lower_bound(unsent_from);
+    Pending* batch[kMaxBatch];
+    while (it != pending.end()) {
+      std::size_t n = 0;
+      for (auto b = it; b != pending.end() && n < kMaxBatch; ++b) batch[n++] = &b->second;
+      if (!socket.send(zmq::buffer(command), zmq::send_flags::sndmore | zmq::send_flags::dontwait))
+        return false;
+      for (std::size_t i = 0; i < n; ++i, ++it) {
+        (void)socket.send(zmq::buffer(batch[i]->frame),
+                          i + 1 < n ? zmq::send_flags::sndmore : zmq::send_flags::none);
+        batch[i]->last_sent = now;
+      }
+      unsent -= n;
+      unsent_from = it == pending.end() ? next_sequence : it->first;
+    }
     return true;
   }
 
-  void schedule(Pending& p, const MessageId& id, Clock::time_point at) {
-    resends.erase(p.resend);
-    p.resend = resends.emplace(at, id);
-  }
-
-  void finish(std::unordered_map<MessageId, Pending>::iterator it, PublishResult result) {
-    if (auto o = std::find(outbox.begin(), outbox.end(), it->first); o != outbox.end())
-      outbox.erase(o);  // a timeout while still unsent
+  void finish(Queue::iterator it, PublishResult result) {
+    if (it->first >= unsent_from) --unsent;
     Callback done = std::move(it->second.done);
-    resends.erase(it->second.resend);
+    sequence_of.erase(it->second.id);
     pending.erase(it);
     if (done) done(result);
   }
 
-  // Sends what is queued, reads confirms and re-sends what is due; waits up
-  // to `wait` for input.
-  void pump(std::chrono::milliseconds wait) {
-    if (!send_outbox()) wait = std::min(wait, std::chrono::milliseconds(5));
-    zmq::pollitem_t items[] = {{socket.handle(), 0, ZMQ_POLLIN, 0},
-                               {nullptr, detail::global_stop().fd(), ZMQ_POLLIN, 0}};
-    try {
-      zmq::poll(items, 2, wait);
-    } catch (const zmq::error_t& e) {
-      if (e.num() != EINTR) throw;
-    }
+  // Why a message timed out: what the connection said, if anything.
+  std::string timeout_reason() const {
+    return watch.problem().empty() ? "no confirm in time"
+                                   : "no confirm in time: " + watch.problem();
+  }
+
+  void take_confirms() {
     zmq::message_t reply;
     while (socket.recv(reply, zmq::recv_flags::dontwait)) {
       while (reply.more()) (void)socket.recv(reply, zmq::recv_flags::dontwait);
       CommandFrame c;
-      if (!decode_command({static_cast<const char*>(reply.data()), reply.size()}, c) ||
-          c.command != Command::confirm)
-        continue;
+      if (!decode_command(detail::view(reply), c) || c.command != Command::confirm) continue;
       for (const auto& k : c.confirmations) {
-        auto it = pending.find(k.id);
-        if (it == pending.end()) continue;
-        if (k.status == ConfirmStatus::full) {  // backpressure: try again a little later
-          schedule(it->second, k.id, Clock::now() + std::chrono::milliseconds(200));
+        auto s = sequence_of.find(k.id);
+        if (s == sequence_of.end()) continue;
+        if (k.status == ConfirmStatus::full) {  // backpressure: all again, in order, a little later
+          if (!full_round) full_round = Clock::now() + kFullPause;
           continue;
         }
-        finish(it, {k.id, static_cast<PublishStatus>(k.status), k.reason});
+        finish(pending.find(s->second), {k.id, static_cast<PublishStatus>(k.status), k.reason});
       }
     }
+  }
+
+  // Rounds and timeouts that are due.
+  void check_time() {
     const auto now = Clock::now();
-    while (!resends.empty() && resends.begin()->first <= now) {
-      const MessageId id = resends.begin()->second;
-      auto it = pending.find(id);
-      if (now - it->second.first_sent >= options.timeout) {
-        finish(it, {id, PublishStatus::timeout, "no confirm in time"});
-        continue;
-      }
-      schedule(it->second, id, now + options.resend_after);
-      if (std::find(outbox.begin(), outbox.end(), id) == outbox.end()) outbox.push_back(id);
-      if (outbox.size() >= kMaxBatch && !send_outbox()) break;
+    while (!pending.empty() && now - pending.begin()->second.first_sent >= options.timeout)
+      finish(pending.begin(),
+             {pending.begin()->second.id, PublishStatus::timeout, timeout_reason()});
+    if (full_round && *full_round <= now)
+      start_round();
+    else if (!full_round && !pending.empty() && pending.begin()->first < unsent_from &&
+             now - pending.begin()->second.last_sent >= options.resend_after)
+      start_round();
+  }
+
+  // Sends what is queued, reads confirms and re-sends what is due; waits up
+  // to `wait` for input.
+  void pump(milliseconds wait) {
+    if (watch.dropped()) start_round();
+    if (!send_unsent()) wait = std::min(wait, milliseconds(5));
+    zmq::pollitem_t items[] = {{socket.handle(), 0, ZMQ_POLLIN, 0},
+                               {watch.socket().handle(), 0, ZMQ_POLLIN, 0},
+                               {nullptr, detail::global_stop().fd(), ZMQ_POLLIN, 0},
+                               {nullptr, halt.fd(), ZMQ_POLLIN, 0}};
+    try {
+      zmq::poll(items, 4, wait);
+    } catch (const zmq::error_t& e) {
+      if (e.num() != EINTR) throw;
     }
-    send_outbox();
+    // A drop seen now also covers confirms that will never come.
+    if (watch.dropped()) start_round();
+    take_confirms();
+    check_time();
+    send_unsent();
   }
 
   void add(const Envelope& e, std::string_view payload, Callback done) {
-    while (pending.size() >= options.window && !detail::global_stop().is_set())
-      pump(std::chrono::milliseconds(50));
-    const auto now = Clock::now();
-    auto [it, inserted] = pending.try_emplace(e.id);
-    if (!inserted)
+    while (pending.size() >= options.window && !detail::global_stop().is_set() && !stopped())
+      pump(milliseconds(50));
+    if (sequence_of.contains(e.id))
       throw Error(errc::bad_argument,
                   "message " + e.id.to_string() + " is already waiting for its confirm");
-    it->second.frame = encode(e, payload);
-    it->second.done = std::move(done);
-    it->second.first_sent = now;
-    it->second.resend = resends.emplace(now + options.resend_after, e.id);
-    outbox.push_back(e.id);
+    const auto now = Clock::now();
+    const std::uint64_t sequence = next_sequence++;
+    sequence_of.emplace(e.id, sequence);
+    pending.emplace_hint(pending.end(), sequence,
+                         Pending{e.id, encode(e, payload), std::move(done), now, now});
+    if (unsent++ == 0) unsent_from = sequence;
     // A full batch goes now; while the socket takes nothing (no connection
     // yet) wait in short steps, taking confirms and timeouts meanwhile.
-    if (outbox.size() >= kMaxBatch) pump(std::chrono::milliseconds(0));
-    while (outbox.size() >= kMaxBatch && !detail::global_stop().is_set())
-      pump(std::chrono::milliseconds(5));
+    if (unsent >= kMaxBatch) pump(milliseconds(0));
+    while (unsent >= kMaxBatch && !detail::global_stop().is_set() && !stopped())
+      pump(milliseconds(5));
   }
 };
 
@@ -167,8 +220,9 @@ PublishResult ReliableProducer::send(const Envelope& envelope, std::string_view 
   std::optional<PublishResult> result;
   send_async(envelope, payload, [&result](const PublishResult& r) { result = r; });
   while (!result) {
-    if (detail::global_stop().is_set()) throw Error(errc::stopped, "stopped waiting for a confirm");
-    impl_->pump(std::chrono::milliseconds(50));
+    if (detail::global_stop().is_set() || impl_->stopped())
+      throw Error(errc::stopped, "stopped waiting for a confirm");
+    impl_->pump(milliseconds(50));
   }
   return *result;
 }
@@ -178,22 +232,33 @@ void ReliableProducer::send_async(const Envelope& envelope, std::string_view pay
   impl_->add(envelope, payload, std::move(done));
 }
 
-std::size_t ReliableProducer::flush(std::chrono::milliseconds timeout) {
-  using std::chrono::milliseconds;
+std::size_t ReliableProducer::flush(milliseconds timeout) {
+  const bool bounded = timeout.count() >= 0;
+  // A process-wide stop that comes while it waits ends the wait; one that
+  // came before lets a bounded flush collect the confirms already due.
+  const bool heed_stop = !bounded || !detail::global_stop().is_set();
   const auto deadline = Clock::now() + timeout;
   do {  // at least one turn: flush(0ms) sends what is queued and takes what came in
     auto wait = milliseconds(50);
-    if (timeout.count() >= 0)
+    if (bounded)
       wait = std::clamp(std::chrono::duration_cast<milliseconds>(deadline - Clock::now()),
                         milliseconds(0), wait);
     impl_->pump(impl_->pending.empty() ? milliseconds(0) : wait);
-  } while (!impl_->pending.empty() && !detail::global_stop().is_set() &&
-           (timeout.count() < 0 || Clock::now() < deadline));
+  } while (!impl_->pending.empty() && !impl_->stopped() &&
+           !(heed_stop && detail::global_stop().is_set()) && (!bounded || Clock::now() < deadline));
   return impl_->pending.size();
 }
 
 std::size_t ReliableProducer::unconfirmed() const noexcept {
   return impl_->pending.size();
+}
+
+std::string ReliableProducer::connection_problem() const {
+  return impl_->watch.problem();
+}
+
+void ReliableProducer::stop() noexcept {
+  if (impl_) impl_->halt.signal();
 }
 
 }  // namespace mqkit

@@ -131,14 +131,18 @@ std::string load_public_key(const std::string& path) {
   return checked_key(key, path, "public key");
 }
 
+// A directory of .pub files, one certificate (the NAME.pub `mqkit keygen`
+// writes), or a file of bare keys, one per line.
 std::vector<std::string> load_allow_list(const std::string& path) {
   std::vector<std::string> keys;
   std::error_code ec;
   if (std::filesystem::is_directory(path, ec)) {
     for (const auto& entry : std::filesystem::directory_iterator(path))
       if (entry.path().extension() == ".pub") keys.push_back(load_public_key(entry.path()));
+  } else if (const std::string text = read_all(path); !field(text, "public-key").empty()) {
+    keys.push_back(load_public_key(path));  // one certificate, as `mqkit keygen` writes it
   } else {
-    std::istringstream lines(read_all(path));
+    std::istringstream lines(text);
     int number = 0;
     for (std::string line; std::getline(lines, line);) {
       ++number;

@@ -40,6 +40,7 @@ class TopologyParser {
     if (root["endpoints"]) read_endpoints(root["endpoints"]);
     if (!root["devices"]) fail(root, "the top level needs 'devices:' (a map of device names)");
     read_devices(root["devices"]);
+    check_bridge_keys();
     return std::move(topology_);
   }
 
@@ -207,7 +208,13 @@ class TopologyParser {
   void read_bridge(const YAML::Node& spec, DeviceSpec& d) {
     const std::string where = "devices." + d.name;
     check_map(spec, "device '" + d.name + "'",
-              {"kind", "source", "from", "name", "topics", "start", "to", "stats"});
+              {"kind", "source", "from", "name", "topics", "start", "to", "stats", "curve_key",
+               "from_server_key", "to_server_key"});
+    if (spec["from_server_key"])
+      d.from_server_key = path(spec["from_server_key"], where + ".from_server_key");
+    if (spec["to_server_key"])
+      d.to_server_key = path(spec["to_server_key"], where + ".to_server_key");
+    bridges_.emplace_back(topology_.devices_.size(), spec);
     for (const char* key : {"source", "from", "to"})
       if (!spec[key]) fail(spec, where + " needs '" + key + ":'");
     d.source = text(spec["source"], where + ".source");
@@ -241,6 +248,45 @@ class TopologyParser {
         add_endpoint(spec[role], name, value, value);
         d.endpoints[role] = name;
       }
+    }
+  }
+
+  // The device (not a bridge) that binds the endpoint named `name`, if any.
+  const DeviceSpec* binder_of(const std::string& name) const {
+    for (const auto& d : topology_.devices_)
+      if (d.kind != "bridge")
+        for (const auto& [role, endpoint] : d.endpoints)
+          if (endpoint == name && role != "stats") return &d;
+    return nullptr;
+  }
+
+  // A bridge that connects to a CURVE device of this file needs a key pair
+  // of its own (else it would never get through, and say nothing); it
+  // learns that device's public key from the device's curve_key.
+  void check_bridge_keys() {
+    for (const auto& [index, spec] : bridges_) {
+      DeviceSpec& b = topology_.devices_[index];
+      const std::string where = "devices." + b.name;
+      for (const char* role : {"from", "to"}) {
+        std::string& server_key = std::string(role) == "from" ? b.from_server_key : b.to_server_key;
+        const DeviceSpec* peer = binder_of(b.endpoints.at(role));
+        if (server_key.empty() && peer != nullptr) server_key = peer->curve_key;
+        if (server_key.empty() || !b.curve_key.empty()) continue;
+        fail(spec[role],
+             where + "." + role + ": " +
+                 (peer != nullptr
+                      ? "'" + b.endpoints.at(role) + "' is " + peer->name + "'s, a CURVE device"
+                      : std::string("a server key is given")) +
+                 ", so the bridge needs curve_key: a key pair from `mqkit keygen` whose public "
+                 "key is on " +
+                 (peer != nullptr ? peer->name + "'s" : std::string("that device's")) +
+                 " allow list");
+      }
+      if (!b.curve_key.empty() && b.from_server_key.empty() && b.to_server_key.empty())
+        fail(spec["curve_key"],
+             where +
+                 ".curve_key: neither side of the bridge is a CURVE device (for one outside "
+                 "this file, give from_server_key or to_server_key: its public key)");
     }
   }
 
@@ -340,7 +386,7 @@ class TopologyParser {
         if (!spec[role]) fail(spec, where + " needs '" + role + ":' (an endpoint)");
       if (spec["curve_key"]) d.curve_key = path(spec["curve_key"], where + ".curve_key");
       if (spec["allow"]) d.allow = path(spec["allow"], where + ".allow");
-      if (d.curve_key.empty() != d.allow.empty())
+      if (d.kind != "bridge" && d.curve_key.empty() != d.allow.empty())
         fail(spec, where +
                        ": curve_key and allow go together (the device's key pair and the "
                        "clients it lets in)");
@@ -360,6 +406,7 @@ class TopologyParser {
 
   std::string source_, base_dir_;
   Topology topology_;
+  std::vector<std::pair<std::size_t, YAML::Node>> bridges_;  // index in devices_, its YAML
 };
 
 Topology Topology::load(const std::string& path) {

@@ -203,3 +203,35 @@ TEST_CASE("a topology file that cannot be read says so", "[topology]") {
   CHECK_THROWS_WITH(Topology::load(dir.file("missing.yaml")),
                     Catch::Contains("cannot read topology file"));
 }
+
+TEST_CASE("a bridge to a CURVE device needs a key pair and learns the device's key", "[topology]") {
+  const std::string curve_proxy =
+      "devices:\n  p:\n    kind: proxy\n    front: tcp://*:7001\n    back: tcp://*:7002\n"
+      "    spool: s\n    curve_key: keys/p.key\n    allow: keys/clients\n"
+      "  log:\n    kind: stream\n    front: tcp://*:7010\n    back: tcp://*:7011\n    dir: d\n"
+      "  b:\n    kind: bridge\n    source: proxy\n    name: audit\n    from: p.back\n"
+      "    to: log.front\n";
+  CHECK_THAT(error_of(curve_proxy),
+             Catch::Contains("topo.yaml:18:11: devices.b.from: 'p.back' is p's, a CURVE device, "
+                             "so the bridge needs curve_key"));
+  const auto topo =
+      Topology::parse(curve_proxy + "    curve_key: keys/b.key\n", "topo.yaml", "/srv/app");
+  const auto& b = topo.devices()[2];
+  CHECK(b.curve_key == "/srv/app/keys/b.key");
+  CHECK(b.from_server_key == "/srv/app/keys/p.key");  // its public key is read from there
+  CHECK(b.to_server_key.empty());                     // the stream is plain
+
+  // A device outside the file: its key is given.
+  const std::string outside =
+      "devices:\n  b:\n    kind: bridge\n    source: stream\n    name: n\n"
+      "    from: tcp://h:1\n    to: tcp://h:2\n";
+  CHECK_THAT(error_of(outside + "    from_server_key: k/remote.pub\n"),
+             Catch::Contains("devices.b.from: a server key is given, so the bridge needs "
+                             "curve_key"));
+  CHECK_THAT(error_of(outside + "    curve_key: k/b.key\n"),
+             Catch::Contains("devices.b.curve_key: neither side of the bridge is a CURVE device"));
+  const auto remote = Topology::parse(
+      outside + "    curve_key: k/b.key\n    to_server_key: k/remote.pub\n", "topo.yaml", "/x");
+  CHECK(remote.devices()[0].to_server_key == "/x/k/remote.pub");
+  CHECK_THAT(error_of(outside + "    allow: k/clients\n"), Catch::Contains("allow"));
+}

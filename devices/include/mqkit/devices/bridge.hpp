@@ -11,11 +11,17 @@
 // the target confirmed it: at least once, and since both targets answer a
 // repeated id `duplicate`, a bridge restarted mid-way does not store twice.
 // A refusal is a NACK retry at a proxy source (its reason the target's
-// answer) and leaves a stream source's position in place. A forwarder keeps
+// answer) and leaves a stream source's position in place: a record the
+// target refuses for good (e.g. `unroutable`) is never skipped; the bridge
+// tries it again every second, and after 3 refusals in a row logs its
+// partition and offset and shows `stalled_on_refusal` 1 until it gets
+// through (the operator decides what the target does with it). A forwarder keeps
 // nothing, so from one the bridge is as reliable as pub/sub.
 //
 // The bridge connects (it binds nothing but its stats endpoint) and keeps
-// trying, once a second, while its source or target is not there yet.
+// trying, once a second, while its source or target is not there yet; each
+// new reason it cannot connect (a refused CURVE key, a wrong server key, no
+// answer) goes to stderr once, and `connected` stays 0.
 #pragma once
 
 #include <string>
@@ -35,6 +41,9 @@ struct BridgeOptions {
   std::string to;                   // the target's front (a proxy or a stream)
   std::string stats;                // bound when not empty
   SocketOptions socket;
+  // CURVE towards a side that is a CURVE device: the bridge's key pair and
+  // that device's public key (empty: plain). `socket.security` guards stats.
+  Security source_security, target_security;
 };
 
 class Bridge : public Device {
