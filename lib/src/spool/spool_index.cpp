@@ -45,11 +45,28 @@ int SpoolIndex::group_bit(const std::string& name) {
 std::uint64_t SpoolIndex::mask_of(const std::vector<std::string>& groups) {
   std::uint64_t mask = 0;
   for (const auto& g : groups) {
-    const int bit = group_bit(g);
+    int bit = group_bit(g);
+    if (bit < 0) bit = reclaim_bit(g, mask);
     if (bit < 0) return 0;
     mask |= std::uint64_t{1} << bit;
   }
   return mask;
+}
+
+// Records name groups, not bits: replaying them (recovery, a dead-letter
+// spool) may meet more than kMaxGroups names over a spool's history (groups
+// deleted and others created since). A name with nothing pending gives its
+// bit to the new one; a later record naming it gets a bit again the same way.
+int SpoolIndex::reclaim_bit(const std::string& name, std::uint64_t keep) {
+  std::uint64_t used = keep;
+  for (const auto& [id, e] : entries) used |= e.groups;
+  for (std::size_t i = 0; i < group_names.size(); ++i)
+    if (!(used & (std::uint64_t{1} << i))) {
+      release_group(group_names[i]);
+      group_names[i] = name;
+      return static_cast<int>(i);
+    }
+  return -1;
 }
 
 std::vector<std::string> SpoolIndex::groups_of(std::uint64_t mask) const {

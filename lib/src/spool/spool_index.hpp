@@ -66,6 +66,9 @@ class SpoolIndex {
   // A deleted group: no message is pending for it any more and its bit goes
   // to the next new group (its slot's name becomes empty until then).
   void release_group(const std::string& name);
+  // Only while replaying records (recovery, dead letters): the bit of a group
+  // with nothing pending (and not in `keep`) for `name`; -1 when none is free.
+  int reclaim_bit(const std::string& name, std::uint64_t keep);
   int find_group(const std::string& name) const;
   std::uint64_t mask_of(const std::vector<std::string>& groups);
 
