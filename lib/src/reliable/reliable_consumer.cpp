@@ -49,6 +49,16 @@ struct ReliableConsumer::Impl {
   };
   std::deque<Held> held;
   std::vector<Message> batch;  // one DELIVER's messages, decoded
+  // Commands the heartbeat thread read while a handler ran (guarded by
+  // socket_mutex): DELIVERs that came meanwhile are held (leased) at once,
+  // and handled by run() in order.
+  struct Incoming {
+    zmq::message_t command;
+    std::vector<zmq::message_t> frames;
+    bool leased = false;  // its messages are in `held` already
+  };
+  std::deque<Incoming> incoming;
+  detail::EnvelopeCodec beat_codec;  // the heartbeat thread's
   // The message the handler is working on (guarded by socket_mutex).
   std::optional<MessageId> handling;
   Clock::time_point last_progress = Clock::now();
@@ -135,10 +145,53 @@ struct ReliableConsumer::Impl {
         [this] { beat_while_handling(); });
   }
 
+  // Under socket_mutex: the next command, queued or from the socket.
+  bool receive(Incoming& out) {
+    if (!incoming.empty()) {
+      out = std::move(incoming.front());
+      incoming.pop_front();
+      return true;
+    }
+    out.frames.clear();
+    out.leased = false;
+    return receive_from_socket(out);
+  }
+
+  // On the heartbeat thread: what arrived while the handler runs is read,
+  // so that messages delivered meanwhile are leased too.
+  void take_incoming(Clock::time_point now) {
+    Incoming in;
+    for (int n = 0; n < 64 && receive_from_socket(in); ++n) {
+      last_heard = now;
+      CommandFrame c;
+      if (decode_command(view(in.command), c) && c.command == Command::deliver) {
+        Message m;
+        for (const auto& f : in.frames)
+          if (beat_codec.decode(view(f), m, options.socket.limits))
+            held.push_back({m.id(), now, false});
+        in.leased = true;
+      }
+      incoming.push_back(std::move(in));
+      in = Incoming{};
+    }
+  }
+
+  // Appends the frames after the command to out.frames.
+  bool receive_from_socket(Incoming& out) {
+    if (!socket.recv(out.command, zmq::recv_flags::dontwait)) return false;
+    for (bool more = out.command.more(); more;) {
+      out.frames.emplace_back();
+      (void)socket.recv(out.frames.back(), zmq::recv_flags::dontwait);
+      more = out.frames.back().more();
+    }
+    return true;
+  }
+
   // On the heartbeat thread, while a handler runs (the loop does its own
   // heartbeats otherwise).
   void beat_while_handling() {
     const auto now = Clock::now();
+    take_incoming(now);
     if (now >= next_beat) {
       send({.command = Command::heartbeat});
       next_beat = now + heartbeat;
@@ -205,8 +258,7 @@ struct ReliableConsumer::Impl {
 
   void run(const Handler& handler) {
     std::unique_lock lock(socket_mutex);
-    zmq::message_t command;
-    std::vector<zmq::message_t> frames;
+    Incoming in;
     while (!stopping()) {
       auto now = Clock::now();
       if (now >= next_beat) {
@@ -218,17 +270,12 @@ struct ReliableConsumer::Impl {
         last_heard = now;
       }
       const auto until_beat = std::chrono::duration_cast<milliseconds>(next_beat - now);
-      if (!wait(std::max(until_beat, milliseconds(1)))) continue;
-      while (!stopping() && socket.recv(command, zmq::recv_flags::dontwait)) {
+      if (incoming.empty() && !wait(std::max(until_beat, milliseconds(1)))) continue;
+      while (!stopping() && receive(in)) {
         last_heard = Clock::now();
-        frames.clear();
-        for (bool more = command.more(); more;) {
-          frames.emplace_back();
-          (void)socket.recv(frames.back(), zmq::recv_flags::dontwait);
-          more = frames.back().more();
-        }
+        const auto& frames = in.frames;
         CommandFrame c;
-        if (!decode_command(view(command), c)) continue;
+        if (!decode_command(view(in.command), c)) continue;
         if (c.command == Command::error && c.reason.starts_with(kNotAttached)) {
           acks.clear();  // this proxy does not know those deliveries
           held.clear();
@@ -242,7 +289,10 @@ struct ReliableConsumer::Impl {
           std::size_t decoded = 0;
           for (const auto& f : frames)
             if (codec.decode(view(f), batch[decoded], options.socket.limits)) {
-              held.push_back({batch[decoded].id(), Clock::now(), false});
+              const MessageId id = batch[decoded].id();
+              if (!in.leased ||
+                  std::none_of(held.begin(), held.end(), [&](const Held& h) { return h.id == id; }))
+                held.push_back({id, Clock::now(), false});
               ++decoded;
             }
           for (std::size_t i = 0; i < decoded; ++i) {

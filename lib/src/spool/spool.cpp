@@ -563,7 +563,8 @@ struct Spool::Impl {
   // ---- reads ----
 
   // The record of the entry `key` (an id, or a dead letter's key), which
-  // must be about `id` when one is given.
+  // must be about `id` when one is given (a compaction may have moved
+  // another record there meanwhile).
   std::optional<StoredMessage> read(const MessageId& key,
                                     std::optional<MessageId> id = std::nullopt) const {
     // Compaction may move the record between the lookup and the read: the
@@ -609,7 +610,7 @@ struct Spool::Impl {
       return std::nullopt;
     const auto type = static_cast<RecordType>(data[8]);
     auto decoded = decode_record(type, std::string_view(data).substr(kRecordHeaderSize));
-    if (!decoded || decoded->id != id.value_or(key)) return std::nullopt;
+    if (!decoded || (id && decoded->id != *id)) return std::nullopt;
     StoredMessage m{decoded->id, decoded->seq, groups, std::string(decoded->frame), std::nullopt};
     if (type == RecordType::dead_letter)
       m.dead_letter =
@@ -735,7 +736,7 @@ std::vector<MessageId> Spool::pending(const std::string& group) const {
 }
 
 std::optional<StoredMessage> Spool::read(const MessageId& id) const {
-  if (auto m = impl_->read(id)) return m;
+  if (auto m = impl_->read(id, id)) return m;
   for (const auto& [key, group] : impl_->dead_letter_keys(id))  // a dead-letter spool
     if (auto m = impl_->read(key, id)) return m;
   return std::nullopt;
