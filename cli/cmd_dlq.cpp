@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -118,8 +119,11 @@ int run_ls(const DlqOptions& o) {
 int run_show(const DlqOptions& o) {
   const auto id = MessageId::parse(o.id);
   if (!id) throw UsageError("'" + o.id + "' is not a message id");
+  // One per group that dead-lettered the message (--group: only that one's).
+  std::size_t shown = 0;
   for (const auto& d : read_dead_letters(o.dir)) {
-    if (d.stored.id != *id) continue;
+    if (d.stored.id != *id || (!o.group.empty() && d.info().group != o.group)) continue;
+    if (shown++ > 0 && !o.json) std::fputs("\n", stdout);
     if (o.json) {
       std::string out = message_json(d.message);
       out.pop_back();  // the closing brace: add the dead letter's history
@@ -136,7 +140,7 @@ int run_show(const DlqOptions& o) {
              ",\"first_failure_ms\":" + std::to_string(d.info().first_failure_ms) +
              ",\"last_failure_ms\":" + std::to_string(d.info().last_failure_ms) + "}\n";
       std::fputs(out.c_str(), stdout);
-      return 0;
+      continue;
     }
     const Envelope& e = d.message.envelope;
     std::string out = "id:            " + e.id.to_string() +
@@ -153,44 +157,81 @@ int run_show(const DlqOptions& o) {
            std::to_string(d.message.payload().size()) + " bytes):\n" +
            escape_line(d.message.payload()) + "\n";
     std::fputs(out.c_str(), stdout);
-    return 0;
   }
+  if (shown > 0) return 0;
   throw Error(errc::bad_argument, "no dead letter " + o.id + " in " + o.dir);
 }
 
-// Removes dead letters: through the proxy that owns the DLQ, or directly.
-std::size_t remove_dead_letters(const std::string& dir, const std::vector<MessageId>& ids,
-                                const Security& security) {
-  if (ids.empty()) return 0;
-  if (auto owner = spool_owner(dir)) {
-    if (owner->admin_endpoint.empty())
-      throw Error(errc::in_use, dir + " is owned by pid " + std::to_string(owner->pid) +
-                                    ", which has no admin endpoint: start the proxy with --stats, "
-                                    "or stop it");
-    std::size_t removed = 0;
-    for (std::size_t at = 0; at < ids.size(); at += 1000) {  // bounded requests
-      std::vector<std::string> command{"dlq", "rm"};
-      for (std::size_t i = at; i < std::min(ids.size(), at + 1000); ++i)
-        command.push_back(ids[i].to_string());
-      const auto rows = devices::admin_request(owner->admin_endpoint, command,
-                                               std::chrono::seconds(10), security);
-      if (!rows.empty() && !rows.front().empty())
-        removed += std::stoull(rows.front().front().second);
+// A dead letter is one message in one group (two groups may dead-letter
+// the same message).
+using DeadLetterKey = std::pair<MessageId, std::string>;
+
+// Where dead letters are removed: through the proxy that owns the DLQ (its
+// admin endpoint), or directly in the files, locked for as long as this
+// lives. Made before anything is published, so that whatever cannot remove
+// refuses first.
+class DeadLetterRemover {
+ public:
+  DeadLetterRemover(const std::string& dir, const Security& security) : security_(security) {
+    if (auto owner = spool_owner(dir)) {
+      if (owner->admin_endpoint.empty())
+        throw Error(errc::in_use, dir + " is owned by pid " + std::to_string(owner->pid) +
+                                      ", which has no admin endpoint: start the proxy with "
+                                      "--stats (a topology proxy with stats:), or stop it");
+      endpoint_ = owner->admin_endpoint;
+      (void)devices::query_stats(endpoint_, std::chrono::seconds(10), security_);  // answers?
+      return;
     }
+    SpoolOptions options;
+    options.dead_letters = true;
+    spool_.emplace(dir, options);  // locks it: no proxy can start on it meanwhile
+  }
+
+  std::size_t remove(const std::vector<DeadLetterKey>& letters) {
+    if (letters.empty()) return 0;
+    std::size_t removed = 0;
+    if (!spool_) {
+      for (std::size_t at = 0; at < letters.size(); at += 1000) {  // bounded requests
+        std::vector<std::string> command{"dlq", "rm"};
+        for (std::size_t i = at; i < std::min(letters.size(), at + 1000); ++i)
+          command.push_back(letters[i].first.to_string() + ":" + letters[i].second);
+        const auto rows =
+            devices::admin_request(endpoint_, command, std::chrono::seconds(10), security_);
+        if (!rows.empty() && !rows.front().empty())
+          removed += std::stoull(rows.front().front().second);
+      }
+      return removed;
+    }
+    for (const auto& [id, group] : letters) {
+      if (!spool_->read_dead_letter(id, group)) continue;
+      spool_->remove_dead_letter(id, group, nullptr);
+      ++removed;
+    }
+    spool_->flush();
     return removed;
   }
-  SpoolOptions options;
-  options.dead_letters = true;
-  Spool spool(dir, options);  // locks it: no proxy can start on it meanwhile
-  std::size_t removed = 0;
-  for (const auto& id : ids) {
-    auto stored = spool.read(id);
-    if (!stored || !stored->dead_letter) continue;
-    spool.remove_dead_letter(id, nullptr);
-    ++removed;
-  }
-  spool.flush();
-  return removed;
+
+ private:
+  Security security_;
+  std::string endpoint_;
+  std::optional<Spool> spool_;
+};
+
+// The id of a dead letter's replayed copy: derived from the dead letter (its
+// id and group), so that a second replay of the same dead letter (its
+// removal failed, or the tool or the proxy crashed in between) is answered
+// `duplicate` by the proxy instead of being stored again. The timestamp
+// stays; the random half is mixed with a hash of the group and a tag.
+MessageId replay_id(const MessageId& original, const std::string& group) {
+  std::uint64_t h = 0xcbf29ce484222325ull;  // FNV-1a over "replay:GROUP"
+  for (const char c : "replay:" + group) h = (h ^ static_cast<unsigned char>(c)) * 0x100000001b3ull;
+  h = (h ^ (h >> 30)) * 0xBF58476D1CE4E5B9ull;  // splitmix64's finaliser
+  h = (h ^ (h >> 27)) * 0x94D049BB133111EBull;
+  h ^= h >> 31;
+  auto bytes = original.bytes();
+  for (int i = 0; i < 8; ++i) bytes[8 + i] ^= static_cast<std::uint8_t>(h >> (8 * i));
+  bytes[8] = static_cast<std::uint8_t>((bytes[8] & 0x3f) | 0x80);  // the UUID variant
+  return MessageId(bytes);
 }
 
 int run_replay(const DlqOptions& o) {
@@ -209,9 +250,11 @@ int run_replay(const DlqOptions& o) {
     std::printf("%zu dead letters would be replayed through %s\n", chosen.size(), o.proxy.c_str());
     return 0;
   }
+  // Whatever would refuse the removal refuses before anything is published.
+  DeadLetterRemover remover(o.dir, security);
   // One producer per group: a replayed copy goes only to the group it died in.
   std::map<std::string, std::unique_ptr<ReliableProducer>> producers;
-  std::vector<MessageId> confirmed;
+  std::vector<DeadLetterKey> confirmed;
   std::size_t refused = 0;
   std::string last_problem;
   const auto start = std::chrono::steady_clock::now();
@@ -228,26 +271,29 @@ int run_replay(const DlqOptions& o) {
       options.timeout = parse_duration(o.timeout);
       producer = std::make_unique<ReliableProducer>(o.proxy, options);
     }
-    // A copy with a new id (the dedup window must not swallow it), attempt 1,
-    // and a header naming the message it replaces.
+    // A copy with an id of its own, derived from the dead letter (the dedup
+    // window must not swallow it, and must swallow a second replay of it),
+    // attempt 1, and a header naming the message it replaces.
     Envelope copy = d.message.envelope;
-    copy.id = MessageId::generate();
+    copy.id = replay_id(d.stored.id, d.info().group);
     copy.attempt = 1;
     copy.headers[kReplayHeader] = d.stored.id.to_string();
-    producer->send_async(copy, d.message.payload(),
-                         [&, original = d.stored.id](const PublishResult& r) {
-                           if (r.status == PublishStatus::stored) {
-                             confirmed.push_back(original);
-                           } else {
-                             ++refused;
-                             last_problem = std::string(to_string(r.status)) + ": " + r.reason;
-                           }
-                         });
+    producer->send_async(
+        copy, d.message.payload(),
+        [&, key = DeadLetterKey{d.stored.id, d.info().group}](const PublishResult& r) {
+          // A duplicate: this copy was stored by an earlier replay.
+          if (r.status == PublishStatus::stored || r.status == PublishStatus::duplicate) {
+            confirmed.push_back(key);
+          } else {
+            ++refused;
+            last_problem = std::string(to_string(r.status)) + ": " + r.reason;
+          }
+        });
   }
   std::size_t unconfirmed = 0;
   for (auto& [group, producer] : producers)
     unconfirmed += producer->flush(parse_duration(o.timeout));
-  const std::size_t removed = remove_dead_letters(o.dir, confirmed, security);
+  const std::size_t removed = remover.remove(confirmed);
   std::string summary = std::to_string(confirmed.size()) + " of " + std::to_string(chosen.size()) +
                         " dead letters replayed through " + o.proxy + " and removed (" +
                         std::to_string(removed) + ")";
@@ -264,11 +310,11 @@ int run_purge(const DlqOptions& o) {
     throw UsageError(
         "say which dead letters to purge: --id, --older-than, --group, --topic, "
         "or --all");
-  std::vector<MessageId> ids;
-  for (const auto& d : select(o)) ids.push_back(d.stored.id);
+  std::vector<DeadLetterKey> letters;
+  for (const auto& d : select(o)) letters.emplace_back(d.stored.id, d.info().group);
   Security security;
   apply_curve_client_flags(o.curve, security);
-  const std::size_t removed = remove_dead_letters(o.dir, ids, security);
+  const std::size_t removed = DeadLetterRemover(o.dir, security).remove(letters);
   report("dlq purge", "purged " + std::to_string(removed) + " dead letters from " + o.dir);
   return 0;
 }
@@ -296,12 +342,15 @@ void setup_dlq(CLI::App& app, Runner& runner) {
   auto* show = dlq->add_subcommand("show", "One dead letter: envelope, headers, history, payload");
   show->add_option("dir", o->dir, "The dead-letter spool")->required();
   show->add_option("id", o->id, "Its message id")->required();
-  show->add_flag("--json", o->json, "Print one JSON object");
+  show->add_flag("--json", o->json,
+                 "Print one JSON object (a line per group that dead-lettered it)");
+  show->add_option("--group", o->group, "Only the one that died in this group");
   show->callback([&runner, o] { runner = [o] { return run_show(*o); }; });
 
   auto* replay = dlq->add_subcommand(
       "replay",
-      "Publish copies (new id, attempt 1, header mqkit-replay-of) to the group each died in; "
+      "Publish copies (an id derived from the dead letter, so a second replay is a duplicate; "
+      "attempt 1; header mqkit-replay-of) to the group each died in; "
       "remove each once the proxy confirmed its copy");
   replay->add_option("dir", o->dir, "The dead-letter spool")->required();
   replay->add_option("--proxy", o->proxy, "The proxy's --front endpoint")->required();

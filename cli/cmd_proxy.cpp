@@ -21,6 +21,7 @@ struct ProxyCliOptions {
   std::string backoff = "exponential:1s..60s";
   std::uint32_t max_attempts = 5;
   std::string max_spool;
+  std::string max_dlq;
   std::string heartbeat = "1s";
   std::string segment_size;
   std::vector<std::string> groups;  // NAME=FILTER[,FILTER]
@@ -37,6 +38,7 @@ int run_proxy(ProxyCliOptions o) {
     throw UsageError("--ack-timeout must be positive, e.g. 30s");
   o.proxy.retry = RetryPolicy::parse(o.backoff, o.max_attempts);
   if (!o.max_spool.empty()) o.proxy.spool.max_size = parse_size(o.max_spool);
+  if (!o.max_dlq.empty()) o.proxy.dlq_max_size = parse_size(o.max_dlq);
   if (!o.segment_size.empty()) {
     o.proxy.spool.segment_size = parse_size(o.segment_size);
   } else if (o.proxy.spool.max_size > 0) {
@@ -86,6 +88,11 @@ void setup_proxy(CLI::App& app, Runner& runner) {
   sub->add_option("--backoff", o->backoff,
                   "fixed:DUR or exponential:DUR..DUR (default exponential:1s..60s)");
   sub->add_option("--max-spool", o->max_spool, "Spool size limit; past it publishes get 'full'")
+      ->check(size_validator());
+  sub->add_option("--max-dlq", o->max_dlq,
+                  "Dead-letter spool size limit (default none, not --max-spool's); past it a "
+                  "message that used its attempts stays pending and is tried again after the "
+                  "retry delay")
       ->check(size_validator());
   sub->add_option("--segment-size", o->segment_size,
                   "Spool segment file size (default 64MiB, or --max-spool/8); space is freed "

@@ -13,7 +13,14 @@ namespace {
 
 constexpr std::uint32_t kProtocolMajor = 1;
 constexpr std::uint32_t kProtocolMinor = 0;
-const msgpack::unpack_limit kLimit(16, 4096, 1 << 16, 1 << 16, 0, 4);
+// No container may claim more entries than the frame has bytes (each entry
+// takes at least one), so the bounds grow with what the tools send (`dlq rm`
+// with 1,000 ids, `group ls` of 64 groups, the stats of a 1,024-partition
+// stream) and a short frame cannot make the decoder allocate much.
+msgpack::unpack_limit limit_for(std::string_view frame) {
+  const auto n = frame.size();
+  return msgpack::unpack_limit(n, n, n, n, 0, 4);
+}
 
 template <typename Packer>
 void pack_head(Packer& pk, std::uint32_t size) {
@@ -59,7 +66,8 @@ std::string encode_admin_request(const std::vector<std::string>& command) {
 
 std::string parse_request(std::string_view request, std::vector<std::string>& command) {
   try {
-    auto handle = msgpack::unpack(request.data(), request.size(), nullptr, nullptr, kLimit);
+    auto handle =
+        msgpack::unpack(request.data(), request.size(), nullptr, nullptr, limit_for(request));
     const auto& a = checked_array(handle.get(), 4);
     command.clear();
     for (std::uint32_t i = 3; i < a.size; ++i) {
@@ -117,7 +125,7 @@ std::string encode_error_reply(std::string_view error) {
 DeviceStats decode_stats_reply(std::string_view reply) {
   msgpack::object_handle handle;
   try {
-    handle = msgpack::unpack(reply.data(), reply.size(), nullptr, nullptr, kLimit);
+    handle = msgpack::unpack(reply.data(), reply.size(), nullptr, nullptr, limit_for(reply));
   } catch (const std::exception&) {
     throw Error(errc::malformed,
                 "the stats reply is not msgpack: is this a device's stats endpoint?");
@@ -144,7 +152,7 @@ DeviceStats decode_stats_reply(std::string_view reply) {
 std::vector<AdminRow> decode_rows_reply(std::string_view reply) {
   msgpack::object_handle handle;
   try {
-    handle = msgpack::unpack(reply.data(), reply.size(), nullptr, nullptr, kLimit);
+    handle = msgpack::unpack(reply.data(), reply.size(), nullptr, nullptr, limit_for(reply));
   } catch (const std::exception&) {
     throw Error(errc::malformed, "the admin reply is not msgpack: is this a device's endpoint?");
   }

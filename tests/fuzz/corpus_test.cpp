@@ -13,10 +13,10 @@ namespace {
 
 using Target = void (*)(const std::uint8_t*, std::size_t);
 
-const std::map<std::string, Target> kTargets{{"envelope", mqkit::fuzz::envelope},
-                                             {"proxy_command", mqkit::fuzz::proxy_command},
-                                             {"spool_segment", mqkit::fuzz::spool_segment},
-                                             {"topology", mqkit::fuzz::topology}};
+const std::map<std::string, Target> kTargets{
+    {"envelope", mqkit::fuzz::envelope},           {"proxy_command", mqkit::fuzz::proxy_command},
+    {"spool_segment", mqkit::fuzz::spool_segment}, {"topology", mqkit::fuzz::topology},
+    {"proxy_state", mqkit::fuzz::proxy_state},     {"stream_state", mqkit::fuzz::stream_state}};
 
 }  // namespace
 

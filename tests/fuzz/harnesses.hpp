@@ -13,5 +13,12 @@ void envelope(const std::uint8_t* data, std::size_t size);       // the envelope
 void proxy_command(const std::uint8_t* data, std::size_t size);  // the proxy's command decoder
 void spool_segment(const std::uint8_t* data, std::size_t size);  // record reader and recovery
 void topology(const std::uint8_t* data, std::size_t size);       // the topology YAML loader
+// The proxy in process, driven by a program of well-formed commands from
+// producers and workers (publish, attach, ack, nack, in_progress, credit,
+// detach, group rm, dlq rm): it must never crash, and must still confirm
+// a fresh message at the end.
+void proxy_state(const std::uint8_t* data, std::size_t size);
+// The same for the stream device: publish, subscribe, commit, heartbeat, detach.
+void stream_state(const std::uint8_t* data, std::size_t size);
 
 }  // namespace mqkit::fuzz

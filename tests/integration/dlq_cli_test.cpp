@@ -7,9 +7,13 @@
 #include <filesystem>
 #include <set>
 
+#include <zmq.hpp>
+
 #include "child_process.hpp"
 #include "cli_support.hpp"
 #include "helpers.hpp"
+#include "mqkit/spool.hpp"
+#include "reliable/protocol.hpp"
 
 using namespace std::chrono_literals;
 using mqkit::test::ChildProcess;
@@ -167,4 +171,141 @@ TEST_CASE("dlq tools work while the proxy keeps writing dead letters: none lost 
   worker.signal(SIGTERM);
   proxy.signal(SIGTERM);
   CHECK(proxy.wait(15s) == 0);
+}
+
+namespace {
+
+// A worker that takes up to `credit` messages and never answers: with
+// --max-attempts 1 every one becomes a dead letter at its ack timeout.
+class SilentWorker {
+ public:
+  SilentWorker(const std::string& endpoint, const std::string& group, std::uint32_t credit)
+      : socket_(ctx_, zmq::socket_type::dealer) {
+    using namespace mqkit::detail::proxy;
+    socket_.set(zmq::sockopt::linger, 0);
+    socket_.connect(endpoint);
+    const auto attach =
+        encode_command({.command = Command::attach, .group = group, .credit = credit});
+    socket_.send(zmq::buffer(attach), zmq::send_flags::none);
+  }
+
+ private:
+  zmq::context_t ctx_;
+  zmq::socket_t socket_;
+};
+
+std::size_t dead_letter_count(const std::string& dlq) {
+  return mqkit::read_spool(dlq).dead_letters.size();
+}
+
+}  // namespace
+
+TEST_CASE("dlq replay refuses before publishing anything when it could not remove what it replays",
+          "[integration][dlq][integrity]") {
+  // Regression: with a proxy that owns the DLQ but has no admin endpoint (a
+  // topology proxy without stats:), each replay stored its copies, then
+  // failed to remove the dead letters: every run delivered them once more.
+  TempDir dir;
+  const std::string dlq = dir.file("dlq");
+  const auto endpoints = mqkit::test::free_endpoints(2);
+  const std::string topology = dir.file("topology.yaml");
+  mqkit::test::write_file(topology,
+                          "endpoints:\n"
+                          "  orders-in: " +
+                              endpoints[0] +
+                              "\n"
+                              "  orders-work: " +
+                              endpoints[1] +
+                              "\n"
+                              "devices:\n"
+                              "  orders:\n"
+                              "    kind: proxy\n"
+                              "    front: orders-in\n"
+                              "    back: orders-work\n"
+                              "    spool: " +
+                              dir.file("spool") +
+                              "\n"
+                              "    dlq: " +
+                              dlq +
+                              "\n"
+                              "    max_attempts: 1\n"
+                              "    ack_timeout: 300ms\n"
+                              "    groups:\n"
+                              "      g: \"#\"\n");
+  ChildProcess run({mqkit::test::mqkit_binary(), "run", topology, "--quiet"});
+  {
+    const auto up = run.read_line(15s);
+    INFO(run.stderr_text());
+    REQUIRE(up);
+  }
+  const mqkit::test::DeviceEndpoints ep{endpoints[0], endpoints[1], ""};
+  {
+    SilentWorker worker(ep.out, "g", 100);
+    auto [code, err] =
+        run_mqkit({"send", "--proxy", ep.in, "--topic", "t", "--count", "3", "--size", "8"});
+    REQUIRE(code == 0);
+    REQUIRE(mqkit::test::wait_for([&] { return dead_letter_count(dlq) == 3; }, 20s));
+  }
+  auto [code, err] = run_mqkit({"dlq", "replay", dlq, "--proxy", ep.in});
+  CHECK(code != 0);
+  CHECK_THAT(err, Catch::Contains("no admin endpoint"));
+  run.signal(SIGTERM);
+  REQUIRE(run.wait(15s) == 0);
+  const auto spool = mqkit::read_spool(dir.file("spool"));
+  CHECK(spool.pending.at("g") == 0);  // no copy was stored
+  CHECK(dead_letter_count(dlq) == 3);
+}
+
+TEST_CASE("dlq replay of 1,200 dead letters is exactly once, also when run again after a crash",
+          "[integration][dlq][integrity]") {
+  // Regression: the admin decoder refused more than 16 words, so replay
+  // failed past 11 dead letters (after storing its copies); and a second
+  // replay of the same dead letters stored new copies (new random ids,
+  // `duplicate` counted as a refusal).
+  constexpr int kDead = 1200;
+  TempDir dir;
+  const std::string dlq = dir.file("dlq");
+  const std::vector<std::string> flags{"--group",       "g=#",   "--max-attempts", "1",
+                                       "--ack-timeout", "300ms", "--fsync",        "never"};
+  auto device = mqkit::test::start_proxy(dir, flags);
+  {
+    SilentWorker worker(device.endpoints.out, "g", 2 * kDead);
+    auto [code, err] = run_mqkit({"send", "--proxy", device.endpoints.in, "--topic", "t", "--count",
+                                  std::to_string(kDead), "--size", "8"});
+    REQUIRE(code == 0);
+    REQUIRE(mqkit::test::wait_for(
+        [&] { return mqkit::test::stat_json(device.endpoints.stats).at("dead") == kDead; }, 30s));
+  }
+  REQUIRE(mqkit::test::wait_for([&] { return dead_letter_count(dlq) == kDead; }));
+  // The silent worker is gone (else the copies would die with it).
+  REQUIRE(mqkit::test::wait_for(
+      [&] { return mqkit::test::stat_json(device.endpoints.stats).at("workers") == 0; }, 20s));
+  // What the DLQ held before the replay: put back later, as if the replay
+  // had crashed after publishing and before removing.
+  const std::string saved = dir.file("dlq-before");
+  std::filesystem::copy(dlq, saved);
+  std::filesystem::remove(saved + "/LOCK");
+
+  auto [code, err] = run_mqkit({"dlq", "replay", dlq, "--proxy", device.endpoints.in});
+  INFO(err);
+  REQUIRE(code == 0);
+  CHECK_THAT(err, Catch::Contains(std::to_string(kDead) + " of " + std::to_string(kDead)));
+  CHECK(dead_letter_count(dlq) == 0);
+  CHECK(mqkit::test::stat_json(device.endpoints.stats).at("pending") == kDead);
+
+  device.process.signal(SIGTERM);
+  REQUIRE(device.process.wait(15s) == 0);
+  std::filesystem::remove_all(dlq);
+  std::filesystem::copy(saved, dlq);
+  auto restarted = mqkit::test::start_proxy(dir, flags);
+  std::tie(code, err) = run_mqkit({"dlq", "replay", dlq, "--proxy", restarted.endpoints.in});
+  INFO(err);
+  CHECK(code == 0);
+  CHECK(dead_letter_count(dlq) == 0);
+  const auto stats = mqkit::test::stat_json(restarted.endpoints.stats);
+  CHECK(stats.at("duplicate") == kDead);  // each copy was stored once, by the first run
+  CHECK(stats.at("stored") == 0);
+  CHECK(stats.at("pending") == kDead);
+  restarted.process.signal(SIGTERM);
+  CHECK(restarted.process.wait(15s) == 0);
 }

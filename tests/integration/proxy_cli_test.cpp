@@ -248,3 +248,68 @@ TEST_CASE("group rm acks away an abandoned group's messages and frees its spool 
   CHECK_THAT(table, Catch::Contains("live"));
   CHECK_THAT(table, !Catch::Contains("abandoned"));
 }
+
+TEST_CASE("a slow --exec worker's prefetched messages are not timed out or dead-lettered",
+          "[integration][proxy][integrity]") {
+  // Regression: the messages waiting behind a slow command in the worker ran
+  // out their ack timeouts; every command exited 0 at attempt 1, yet the
+  // proxy retried them and finally dead-lettered them.
+  TempDir dir;
+  auto proxy = start_proxy(dir, {"--group", "slow=#", "--ack-timeout", "600ms", "--heartbeat",
+                                 "200ms", "--max-attempts", "1"});
+  const auto ep = proxy.endpoints;
+  ChildProcess worker({mqkit::test::mqkit_binary(), "consume", "--proxy", ep.out, "--group", "slow",
+                       "--exec", "sleep 0.2; cat >> " + dir.file("handled")});
+  auto [code, err] =
+      run_mqkit({"send", "--proxy", ep.in, "--topic", "job", "--count", "12", "--size", "8"});
+  REQUIRE(code == 0);
+  CHECK(wait_for([&] { return counter(ep, "acked") + counter(ep, "dead") == 12; }, 30s));
+  CHECK(counter(ep, "acked") == 12);
+  CHECK(counter(ep, "dead") == 0);
+  CHECK(counter(ep, "retried") == 0);
+  worker.signal(SIGTERM);
+  CHECK(worker.wait(10s) == 0);
+}
+
+TEST_CASE("a bridge waiting for its paused target keeps its lease: nothing dead-lettered",
+          "[integration][proxy][bridge][integrity]") {
+  // Regression (issue 14.9): the bridge waited for the target's confirms
+  // under the consumer's socket lock, so it stopped heartbeating; the source
+  // proxy took it for lost and, with --max-attempts 1, dead-lettered every
+  // message although the target stored them all.
+  TempDir dir;
+  auto source = start_proxy(dir, {"--group", "bridge=#", "--heartbeat", "200ms", "--ack-timeout",
+                                  "1s", "--max-attempts", "1"});
+  TempDir target_dir;
+  auto target = start_proxy(target_dir, {"--group", "sink=#"});
+  const std::string topology = dir.file("bridge.yaml");
+  mqkit::test::write_file(topology,
+                          "devices:\n"
+                          "  forward:\n"
+                          "    kind: bridge\n"
+                          "    source: proxy\n"
+                          "    from: " +
+                              source.endpoints.out +
+                              "\n"
+                              "    name: bridge\n"
+                              "    to: " +
+                              target.endpoints.in + "\n");
+  ChildProcess bridge({mqkit::test::mqkit_binary(), "run", topology, "--quiet"});
+  REQUIRE(wait_for([&] { return counter(source.endpoints, "group.bridge.workers") == 1; }, 20s));
+  target.process.signal(SIGSTOP);
+  auto [code, err] = run_mqkit(
+      {"send", "--proxy", source.endpoints.in, "--topic", "t", "--count", "40", "--size", "8"});
+  REQUIRE(code == 0);
+  REQUIRE(wait_for([&] { return counter(source.endpoints, "delivered") >= 40; }, 20s));
+  // The stall itself: longer than 5 heartbeats and the ack timeout, shorter
+  // than the bridge's wait for confirms.
+  std::this_thread::sleep_for(3s);
+  target.process.signal(SIGCONT);
+  CHECK(wait_for([&] { return counter(source.endpoints, "acked") == 40; }, 30s));
+  CHECK(counter(source.endpoints, "dead") == 0);
+  CHECK(counter(source.endpoints, "retried") == 0);
+  CHECK(counter(source.endpoints, "lost_workers") == 0);
+  CHECK(wait_for([&] { return counter(target.endpoints, "stored") == 40; }, 10s));
+  bridge.signal(SIGTERM);
+  CHECK(bridge.wait(20s) == 0);
+}

@@ -24,6 +24,9 @@ using Clock = std::chrono::steady_clock;
 struct Delivery {
   std::string worker;  // ROUTER identity
   Clock::time_point deadline;
+  // False once the worker said (IN_PROGRESS) that it holds the message and
+  // has not started it: losing the worker then costs it no attempt.
+  bool started = true;
 };
 
 // A group's failed deliveries of a message: what the spool's ATTEMPT records keep.
@@ -36,6 +39,7 @@ struct ConsumerGroup {
   std::unordered_map<MessageId, Delivery> in_flight;
   std::unordered_map<MessageId, FailureHistory> failures;
   std::size_t retrying = 0;
+  std::size_t dying = 0;             // on their way into the dead-letter spool
   std::vector<std::string> workers;  // served round-robin
   std::size_t next_worker = 0;
   std::uint64_t delivered = 0, acked = 0, retried = 0, dead = 0;
@@ -45,7 +49,9 @@ struct ConsumerGroup {
       if (f.matches(topic)) return true;
     return false;
   }
-  std::size_t pending() const noexcept { return ready.size() + in_flight.size() + retrying; }
+  std::size_t pending() const noexcept {
+    return ready.size() + in_flight.size() + retrying + dying;
+  }
   std::vector<std::string> patterns() const {
     std::vector<std::string> out;
     for (const auto& f : filters) out.push_back(f.pattern());

@@ -16,10 +16,10 @@ std::string path_of(const std::string& dir) {
 
 }  // namespace
 
-GroupTable load_groups(const std::string& spool_dir) {
+std::optional<GroupTable> load_groups(const std::string& spool_dir) {
   GroupTable groups;
   std::ifstream in(path_of(spool_dir));
-  if (!in) return groups;
+  if (!in) return std::nullopt;
   std::string line;
   for (int number = 1; std::getline(in, line); ++number) {
     std::istringstream words(line);

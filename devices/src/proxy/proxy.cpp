@@ -71,10 +71,20 @@ struct Publishing {
   std::string producer;
   std::string frame;
   std::shared_ptr<const Route> route;  // the cache may be cleared meanwhile
+  std::vector<std::string> resent_by;  // producers that re-sent it meanwhile: same answer
 };
 
 struct SpoolDone {
   Publishing* publishing;  // a node of publishing_ (stable until erased)
+  AppendResult result;
+};
+
+// A dead letter's DLQ append finished (on the DLQ's writer thread).
+struct DeadLetterDone {
+  std::uint32_t group;
+  MessageId id;
+  FailureHistory history;  // to put back if the DLQ refused it
+  DeadLetterInfo info;
   AppendResult result;
 };
 
@@ -89,8 +99,9 @@ class ProxyPump final : public detail::Pump {
  public:
   explicit ProxyPump(const ProxyOptions& o)
       : options_(o),
-        spool_(o.spool_dir, o.spool),
-        dlq_(o.dlq_dir.empty() ? o.spool_dir + ".dlq" : o.dlq_dir, dead_letter_options(o.spool)),
+        spool_(o.spool_dir, recalling(o.spool, o.dedup_window)),
+        dlq_(o.dlq_dir.empty() ? o.spool_dir + ".dlq" : o.dlq_dir,
+             dead_letter_options(o.spool, o.dlq_max_size)),
         front_(md::open_socket(zmq::socket_type::router, o.socket)),
         back_(md::open_socket(zmq::socket_type::router, o.socket)),
         recent_(o.dedup_window) {
@@ -157,6 +168,7 @@ class ProxyPump final : public detail::Pump {
                  {"acked", acked_.get()},
                  {"retried", retried_.get()},
                  {"dead", dead_.get()},
+                 {"dead_letter_failed", dead_letter_failed_.get()},
                  {"malformed", malformed_.get()},
                  {"lost_workers", lost_workers_.get()},
                  {"spool_bytes", spool_.bytes()},
@@ -217,13 +229,26 @@ class ProxyPump final : public detail::Pump {
     if (command.size() >= 3 && command[0] == "dlq" && command[1] == "rm") {
       // Dead letters replayed or purged by `mqkit dlq`: tombstones, durable
       // before the answer.
+      // Each word is ID:GROUP (one dead letter) or ID (all of the message's).
       std::size_t removed = 0;
       for (std::size_t i = 2; i < command.size(); ++i) {
-        const auto id = MessageId::parse(command[i]);
-        if (!id) return "'" + command[i] + "' is not a message id";
-        auto stored = dlq_.read(*id);
-        if (!stored || !stored->dead_letter) continue;
-        dlq_.remove_dead_letter(*id, nullptr);
+        const std::string_view word = command[i];
+        const auto colon = word.find(':');
+        const auto id = MessageId::parse(word.substr(0, colon));
+        if (!id) return "'" + command[i] + "' is not a message id (ID or ID:GROUP)";
+        if (colon == std::string_view::npos) {
+          for (std::size_t n = 0; n < Spool::kMaxGroups; ++n) {  // one group's at a time
+            auto stored = dlq_.read(*id);
+            if (!stored || !stored->dead_letter) break;
+            dlq_.remove_dead_letter(*id, stored->dead_letter->group, nullptr);
+            dlq_.flush();  // the index forgets it once durable
+            ++removed;
+          }
+          continue;
+        }
+        const std::string group(word.substr(colon + 1));
+        if (!dlq_.read_dead_letter(*id, group)) continue;
+        dlq_.remove_dead_letter(*id, group, nullptr);
         ++removed;
       }
       dlq_.flush();
@@ -231,12 +256,18 @@ class ProxyPump final : public detail::Pump {
       return {};
     }
     return "unknown admin command: the proxy answers 'stats', 'group ls', 'group rm NAME', "
-           "'dlq rm ID...'";
+           "'dlq rm ID[:GROUP]...'";
   }
 
  private:
-  static SpoolOptions dead_letter_options(SpoolOptions o) {
+  // The dedup window survives a restart: rebuilt from the spool's records.
+  static SpoolOptions recalling(SpoolOptions o, std::size_t window) {
+    o.recall_recent_ids = window;
+    return o;
+  }
+  static SpoolOptions dead_letter_options(SpoolOptions o, std::uint64_t max_size) {
     o.dead_letters = true;
+    o.max_size = max_size;  // its own limit: a full spool must not stop dead letters
     return o;
   }
 
@@ -250,6 +281,10 @@ class ProxyPump final : public detail::Pump {
   // Creates the group (persisting it) or returns the existing one.
   std::uint32_t declare_group(const std::string& name, const std::vector<std::string>& patterns) {
     if (auto it = group_index_.find(name); it != group_index_.end()) return it->second;
+    if (group_index_.size() >= Spool::kMaxGroups)
+      throw Error(errc::bad_argument, "cannot create group '" + name + "': a proxy holds at most " +
+                                          std::to_string(Spool::kMaxGroups) +
+                                          " groups (remove one with `mqkit group rm`)");
     auto g = std::make_unique<ConsumerGroup>();
     g->name = name;
     for (const auto& p : patterns.empty() ? std::vector<std::string>{"#"} : patterns)
@@ -285,6 +320,7 @@ class ProxyPump final : public detail::Pump {
       spool_.ack(id, g.name, nullptr);
       release(id);
     }
+    spool_.forget_group(g.name);  // its place in the spool goes to the next new group
     for (const auto& worker : g.workers) {
       reply_error(back_, worker,
                   std::string(kNotAttached) + ": group '" + g.name + "' was deleted");
@@ -300,9 +336,20 @@ class ProxyPump final : public detail::Pump {
   // Everything the spool holds goes back into its groups' queues, with the
   // failed-attempt counts it had.
   void recover() {
-    auto table = detail::load_groups(options_.spool_dir);
+    for (const auto& id : spool_.take_recent_ids()) recent_.remember(id);
+    auto saved = detail::load_groups(options_.spool_dir);
+    auto table = saved.value_or(detail::GroupTable{});
     for (const auto& [name, patterns] : options_.groups) table[name] = patterns;
-    for (const auto& name : spool_.groups()) table.try_emplace(name, std::vector<std::string>{});
+    for (const auto& name : spool_.groups()) {
+      if (table.contains(name)) continue;
+      if (!saved) {  // a spool from before the GROUPS file: its records name the groups
+        table.emplace(name, std::vector<std::string>{});
+        continue;
+      }
+      // Deleted (`group rm`) before its ACKs were durable: finish the deletion.
+      for (const auto& id : spool_.pending(name)) spool_.ack(id, name, nullptr);
+      spool_.forget_group(name);
+    }
     for (const auto& [name, patterns] : table) {
       if (!detail::valid_name(name))
         throw Error(errc::bad_argument,
@@ -365,13 +412,27 @@ class ProxyPump final : public detail::Pump {
 
   void publish(const std::string& producer, std::string_view frame,
                const std::optional<std::string>& target) {
-    if (!md::envelope_offset(frame) || !codec_.decode(frame, decoded_, options_.socket.limits)) {
+    if (!md::envelope_offset(frame)) {
       malformed_.add();
       return;  // without an id there is nothing to confirm
     }
+    if (const auto decoded = codec_.decode(frame, decoded_, options_.socket.limits); !decoded) {
+      malformed_.add();
+      if (decoded.detail == md::kNilIdDetail) {  // an id after all: say why it is refused
+        rejected_.add();
+        confirms_.add(producer, decoded_.id(), ConfirmStatus::rejected, decoded.detail);
+      }
+      return;
+    }
     const MessageId id = decoded_.id();
     published_.add();
-    if (recent_.contains(id) || publishing_.contains(id)) {
+    if (auto in_progress = publishing_.find(id); in_progress != publishing_.end()) {
+      // Not durable yet: the re-send gets the original's answer once known.
+      in_progress->second.resent_by.push_back(producer);
+      return;
+    }
+    // Still held (whatever the window says) or stored recently: not again.
+    if (messages_.contains(id) || recent_.contains(id)) {
       duplicates_.add();
       confirms_.add(producer, id, ConfirmStatus::duplicate, "");
       return;
@@ -385,10 +446,17 @@ class ProxyPump final : public detail::Pump {
       return;
     }
     Publishing* p = &publishing_[id];
-    *p = {id, producer, std::string(frame), r};
+    *p = {id, producer, std::string(frame), r, {}};
     // The completion captures two pointers: small enough for std::function
     // to keep without allocating.
-    spool_.publish(id, r->names, frame, [this, p](AppendResult result) { spool_done(p, result); });
+    try {
+      spool_.publish(id, r->names, frame,
+                     [this, p](AppendResult result) { spool_done(p, result); });
+    } catch (const Error& e) {  // refused before its append started: nothing is in progress
+      publishing_.erase(id);
+      rejected_.add();
+      confirms_.add(producer, id, ConfirmStatus::rejected, e.what());
+    }
   }
 
   // On the spool's writer thread: hand the result to the loop.
@@ -406,19 +474,31 @@ class ProxyPump final : public detail::Pump {
     {
       std::lock_guard lock(completions_mutex_);
       taken_.swap(completions_);
+      dead_taken_.swap(dead_completions_);
     }
+    for (auto& d : dead_taken_) dead_letter_done(d);
+    dead_taken_.clear();
     for (auto& c : taken_) {
       Publishing& p = *c.publishing;
       const MessageId id = p.id;
       if (c.result.status == AppendStatus::full) {
-        full_.add();
-        confirms_.add(p.producer, id, ConfirmStatus::full, "the spool is full; retry later");
+        for (std::size_t i = 0; i <= p.resent_by.size(); ++i) {
+          full_.add();
+          confirms_.add(i == 0 ? p.producer : p.resent_by[i - 1], id, ConfirmStatus::full,
+                        "the spool is full; retry later");
+        }
       } else if (!c.result) {
-        rejected_.add();
-        confirms_.add(
-            p.producer, id, ConfirmStatus::rejected,
-            "the spool could not store it: " + std::string(std::strerror(c.result.error)));
+        const std::string why =
+            "the spool could not store it: " + std::string(std::strerror(c.result.error));
+        for (std::size_t i = 0; i <= p.resent_by.size(); ++i) {
+          rejected_.add();
+          confirms_.add(i == 0 ? p.producer : p.resent_by[i - 1], id, ConfirmStatus::rejected, why);
+        }
       } else {
+        for (const auto& producer : p.resent_by) {
+          duplicates_.add();  // stored once, now durable: the re-sends are duplicates
+          confirms_.add(producer, id, ConfirmStatus::duplicate, "");
+        }
         stored_.add();
         recent_.remember(id);
         std::uint32_t remaining = 0;
@@ -484,10 +564,12 @@ class ProxyPump final : public detail::Pump {
         }
         break;
       case Command::in_progress:
-        for (const auto& id : cmd_.ids)
-          if (auto d = g.in_flight.find(id); d != g.in_flight.end() && d->second.worker == worker) {
+        for (std::size_t i = 0; i < cmd_.ids.size(); ++i)
+          if (auto d = g.in_flight.find(cmd_.ids[i]);
+              d != g.in_flight.end() && d->second.worker == worker) {
             d->second.deadline = Clock::now() + options_.ack_timeout;
-            deadlines_.push_back({d->second.deadline, w.group, id});
+            d->second.started = !cmd_.started || i < *cmd_.started;
+            deadlines_.push_back({d->second.deadline, w.group, cmd_.ids[i]});
           }
         break;
       case Command::detach:
@@ -575,10 +657,14 @@ class ProxyPump final : public detail::Pump {
     lost_workers_.add();
     const std::uint32_t index = w->second.group;
     ConsumerGroup& g = *groups_[index];
-    std::vector<MessageId> lost;
+    std::vector<MessageId> lost, never_started;
     for (const auto& [id, d] : g.in_flight)
-      if (d.worker == worker) lost.push_back(id);
+      if (d.worker == worker) (d.started ? lost : never_started).push_back(id);
     remove_worker(g, w);
+    for (const auto& id : never_started) {  // it said it had not started them: no attempt
+      g.in_flight.erase(id);
+      g.ready.push_front(id);
+    }
     for (const auto& id : lost) {
       g.in_flight.erase(id);
       fail(index, id, "worker " + why);
@@ -601,8 +687,35 @@ class ProxyPump final : public detail::Pump {
     return true;
   }
 
+  // A late ack (the delivery timed out, or its worker was taken for lost):
+  // the work was done, so it settles the message if the group still holds
+  // it, wherever it is now: waiting to be redelivered, or redelivered to
+  // another worker (whose own ack is then ignored). Rare, so searched for.
+  bool take_late(ConsumerGroup& g, const MessageId& id) {
+    if (!messages_.contains(id)) return false;  // settled by every group
+    if (auto d = g.in_flight.find(id); d != g.in_flight.end()) {
+      if (auto other = workers_.find(d->second.worker);
+          other != workers_.end() && other->second.unacked > 0)
+        --other->second.unacked;
+      g.in_flight.erase(d);
+      return true;
+    }
+    if (auto r = std::find(g.ready.begin(), g.ready.end(), id); r != g.ready.end()) {
+      g.ready.erase(r);
+      return true;
+    }
+    const auto index = group_index_.at(g.name);
+    for (auto r = retries_.begin(); r != retries_.end(); ++r)
+      if (r->second.first == index && r->second.second == id) {
+        retries_.erase(r);
+        --g.retrying;
+        return true;
+      }
+    return false;  // this group settled it already
+  }
+
   void ack(ConsumerGroup& g, const std::string& worker, WorkerState& w, const MessageId& id) {
-    if (!take_delivery(g, worker, w, id)) return;
+    if (!take_delivery(g, worker, w, id) && !take_late(g, id)) return;
     acked_.add();
     ++g.acked;
     spool_.ack(id, g.name, nullptr);
@@ -652,12 +765,41 @@ class ProxyPump final : public detail::Pump {
                         h.attempts, h.first_failure_ms == 0 ? now : h.first_failure_ms,
                         now,        error.empty() ? h.last_error : error};
     const std::string frame = frame_of(id);
-    dlq_.add_dead_letter(id, frame, info, [this, id, info](AppendResult r) {
+    ++g.dying;
+    dlq_.add_dead_letter(id, frame, info, [this, index, id, h, info](AppendResult r) {
       if (r) spool_.dead(id, info.group, info.reason, info.attempts, info.last_error, nullptr);
+      bool wake;
+      {
+        std::lock_guard lock(completions_mutex_);
+        wake = completions_.empty() && dead_completions_.empty();
+        dead_completions_.push_back({index, id, h, info, r});
+      }
+      if (wake) wakeup_.poke();
     });
-    dead_.add();
-    ++g.dead;
-    release(id);
+  }
+
+  // The DLQ took the message (it is settled for the group), or could not:
+  // then it stays pending and waits out the retry delay, to be delivered
+  // and, failing again, dead-lettered again; never lost in between.
+  void dead_letter_done(const DeadLetterDone& d) {
+    if (d.group >= groups_.size() || !groups_[d.group]) {  // deleted meanwhile: done with it
+      release(d.id);
+      return;
+    }
+    ConsumerGroup& g = *groups_[d.group];
+    --g.dying;
+    if (d.result) {
+      dead_.add();
+      ++g.dead;
+      release(d.id);
+      return;
+    }
+    dead_letter_failed_.add();
+    g.failures[d.id] = d.history;  // its next failure dead-letters it again
+    ++g.retrying;
+    retries_.emplace(
+        Clock::now() + options_.retry.delay(std::max<std::uint32_t>(d.history.attempts, 1), rng_),
+        std::pair{d.group, d.id});
   }
 
   std::string frame_of(const MessageId& id) {
@@ -769,7 +911,7 @@ class ProxyPump final : public detail::Pump {
     for (std::size_t i = 0; i < n; ++i) {
       const MessageId id = g.ready.front();
       g.ready.pop_front();
-      g.in_flight[id] = {worker, deadline};
+      g.in_flight[id] = {worker, deadline, true};
       deadlines_.push_back({deadline, index, id});
     }
     w.unacked += static_cast<std::uint32_t>(n);
@@ -779,13 +921,17 @@ class ProxyPump final : public detail::Pump {
   }
 
   ProxyOptions options_;
+  // What the spools' completions reach: declared before the spools, so it is
+  // destroyed after them (~Spool completes everything still queued).
+  detail::Wakeup wakeup_;
+  std::mutex completions_mutex_;
+  std::vector<SpoolDone> completions_;            // guarded by completions_mutex_
+  std::vector<DeadLetterDone> dead_completions_;  // guarded by completions_mutex_
+  std::vector<SpoolDone> taken_;
+  std::vector<DeadLetterDone> dead_taken_;
   Spool spool_, dlq_;
   zmq::socket_t front_, back_;
   std::string front_endpoint_, back_endpoint_;
-  detail::Wakeup wakeup_;
-  std::mutex completions_mutex_;
-  std::vector<SpoolDone> completions_;  // guarded by completions_mutex_
-  std::vector<SpoolDone> taken_;
   md::EnvelopeCodec codec_;
   Message decoded_;
   CommandFrame cmd_;
@@ -809,7 +955,7 @@ class ProxyPump final : public detail::Pump {
   mutable std::mutex snapshot_mutex_;
   Counters snapshot_;  // guarded by snapshot_mutex_
   md::Counter published_, stored_, unroutable_, duplicates_, full_, rejected_, delivered_, acked_,
-      retried_, dead_, malformed_, lost_workers_;
+      retried_, dead_, dead_letter_failed_, malformed_, lost_workers_;
 };
 
 }  // namespace

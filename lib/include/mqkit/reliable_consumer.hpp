@@ -37,11 +37,17 @@ struct ReliableConsumerOptions {
   std::string group;
   std::vector<std::string> filters;  // empty: join the group as it is ("#" if new)
   std::uint32_t prefetch = 100;
-  // While the handler runs, tell the proxy every third of its ack timeout
-  // that the message is still in progress (IN_PROGRESS), so a slow handler
-  // is never redelivered while it is still working. `consume --exec` sets it.
+  // The handled message's lease is kept even past max_lease (`consume
+  // --exec` sets it: a command may run as long as it needs).
   bool in_progress_while_handling = false;
   SocketOptions socket;
+  // While a handler or the before-ack hook runs, the consumer tells the
+  // proxy every third of its ack timeout that everything it holds (the
+  // message being handled, those prefetched behind it, acks not yet sent)
+  // is still in progress (IN_PROGRESS), so work waiting its turn in a live
+  // worker is never redelivered or dead-lettered for being slow. Up to this
+  // long after a message arrived; 0 keeps no lease (the ack timeout rules).
+  std::chrono::milliseconds max_lease = std::chrono::minutes(60);
 };
 
 class ReliableConsumer {

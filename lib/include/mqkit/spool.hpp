@@ -44,6 +44,9 @@ struct SpoolOptions {
   std::uint64_t max_size = 0;                        // bytes on disk; 0: no limit
   std::uint64_t max_record_size = 16ull * 1024 * 1024 + 64 * 1024;
   bool dead_letters = false;  // a dead-letter spool (DEAD_LETTER/TOMBSTONE records)
+  // On open, remember the ids of the last N messages whose PUBLISH records
+  // are still on disk, acked or not (see Spool::take_recent_ids).
+  std::size_t recall_recent_ids = 0;
 };
 
 // "always", "never" or "interval=DURATION" (e.g. interval=10ms). Throws Error.
@@ -118,7 +121,11 @@ class Spool {
   Spool(const Spool&) = delete;
   Spool& operator=(const Spool&) = delete;
 
-  // Stores a message for `groups` (at most 64 distinct groups per spool).
+  static constexpr std::size_t kMaxGroups = 64;  // groups with messages pending at once
+
+  // Stores a message for `groups` (at most kMaxGroups groups per spool, a
+  // forgotten group's place is reused). Throws Error(bad_argument) past that,
+  // before anything is appended.
   void publish(const MessageId& id, const std::vector<std::string>& groups, std::string_view frame,
                Completion done);
   void ack(const MessageId& id, const std::string& group, Completion done);
@@ -132,23 +139,37 @@ class Spool {
   // The recorded history; empty when no delivery to `group` failed.
   std::optional<DeliveryHistory> history(const MessageId& id, const std::string& group) const;
 
-  // Dead-letter spools: a full copy of the message and why it died; removal
-  // is a tombstone record.
+  // Dead-letter spools: a full copy of the message and why it died, one per
+  // (message, group) (info.group); removal is a tombstone record.
   void add_dead_letter(const MessageId& id, std::string_view frame, const DeadLetterInfo& info,
                        Completion done);
+  void remove_dead_letter(const MessageId& id, const std::string& group, Completion done);
+  // Every dead letter of the message, whatever its group.
   void remove_dead_letter(const MessageId& id, Completion done);
+  std::optional<StoredMessage> read_dead_letter(const MessageId& id,
+                                                const std::string& group) const;
+
+  // A deleted group: its messages stop being pending for it now (the caller
+  // appends their ACKs for a restart), and its place goes to the next new
+  // group. Records already queued for it are not affected.
+  void forget_group(const std::string& group);
 
   // Blocking conveniences: append and wait for the completion.
   AppendResult publish_sync(const MessageId& id, const std::vector<std::string>& groups,
                             std::string_view frame);
   AppendResult ack_sync(const MessageId& id, const std::string& group);
 
+  // The ids SpoolOptions::recall_recent_ids asked for, oldest first; later
+  // calls return nothing. Segments compacted away took their ids with them.
+  std::vector<MessageId> take_recent_ids();
+
   // Ids pending for `group`, in publish order.
   std::vector<MessageId> pending(const std::string& group) const;
-  // A stored message (pending for some group, or a dead letter).
+  // A stored message (pending for some group, or a dead letter: the first of
+  // its groups').
   std::optional<StoredMessage> read(const MessageId& id) const;
   std::vector<StoredMessage> dead_letters() const;
-  std::vector<std::string> groups() const;
+  std::vector<std::string> groups() const;  // that messages were stored for, not forgotten
 
   // Waits until every record appended so far has completed (and the
   // compaction that follows each batch has run).

@@ -158,6 +158,7 @@ DecodeResult EnvelopeCodec::decode(std::string_view frame, Message& out,
   out.envelope.topic.assign(frame.data(), *nul);
   out.wrapped = false;
   if (decode_canonical(frame, offset, out.envelope)) {
+    if (out.envelope.id.is_nil()) return {errc::malformed, kNilIdDetail};
     const std::string_view payload = frame.substr(offset);
     if (payload.size() > limits.max_message_size)
       return {errc::too_large, "payload exceeds the maximum message size"};
@@ -251,6 +252,8 @@ DecodeResult EnvelopeCodec::decode_fields(const msgpack::object& fields, Message
     return {errc::too_large, "out of memory while decoding headers"};
   }
   if (!have_id) return {errc::malformed, "envelope has no 'id' field"};
+  // The nil id marks an empty slot in the devices' id tables: never an id.
+  if (e.id.is_nil()) return {errc::malformed, kNilIdDetail};
   if (!have_created_at) e.created_at = e.id.unix_ms();
   return {};
 }

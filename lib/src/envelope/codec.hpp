@@ -15,6 +15,10 @@ namespace mqkit::detail {
 inline constexpr char kMagic[] = {'\xA3', 'M', 'Q', 'K'};  // msgpack fixstr "MQK"
 inline constexpr std::size_t kMagicSize = sizeof kMagic;
 
+// The detail of a decode refused for a nil (all-zero) id; the id it read is
+// left in the envelope, so a device can answer `rejected` for it.
+inline constexpr const char kNilIdDetail[] = "the message id is nil (all zero bytes)";
+
 struct DecodeResult {
   errc code = errc::ok;
   const char* detail = "";  // what exactly is wrong, for logs and exceptions

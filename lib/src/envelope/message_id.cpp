@@ -4,6 +4,7 @@
 // logically, so ids from one thread are strictly increasing.
 #include "mqkit/message_id.hpp"
 
+#include <pthread.h>
 #include <sys/random.h>
 
 #include <time.h>
@@ -11,15 +12,27 @@
 #include <x86intrin.h>
 #endif
 
+#include <atomic>
 #include <chrono>
 #include <cstring>
 
 namespace mqkit {
 namespace {
 
+// A fork()ed child inherits its parent's per-thread random bits: it would
+// make the parent's ids. Each fork moves this on, and a thread reseeds when
+// its state was seeded in another generation.
+std::atomic<std::uint32_t> fork_generation{1};
+void count_fork_in_child() noexcept {
+  fork_generation.fetch_add(1, std::memory_order_relaxed);
+}
+[[maybe_unused]] const int fork_handler_registered =
+    ::pthread_atfork(nullptr, nullptr, count_fork_in_child);
+
 // Trivially constructible, so a thread_local of it needs no init guard on
-// the hot path; random_bits == 0 means "not seeded yet".
+// the hot path; generation 0 means "not seeded yet".
 struct ThreadIdState {
+  std::uint32_t generation;  // fork_generation when random_bits were chosen
   std::uint64_t last_ms;
   std::uint32_t sequence;
   std::uint64_t random_bits;
@@ -82,7 +95,11 @@ std::uint64_t cached_unix_ms(ThreadIdState& state) noexcept {
 
 MessageId MessageId::generate() noexcept {
   thread_local ThreadIdState state{};
-  if (state.random_bits == 0) state.random_bits = seed_random_bits(&state);
+  if (const auto generation = fork_generation.load(std::memory_order_relaxed);
+      state.generation != generation) {
+    state.generation = generation;
+    state.random_bits = seed_random_bits(&state);
+  }
   const std::uint64_t ms = cached_unix_ms(state);
   if (ms > state.last_ms) {
     state.last_ms = ms;

@@ -114,11 +114,13 @@ std::string encode_command(const CommandFrame& c) {
     case Command::confirm:
     case Command::credit:
     case Command::ack:
-    case Command::in_progress:
     case Command::error:
     case Command::deliver:
     case Command::commit:
       args = 1;
+      break;
+    case Command::in_progress:
+      args = c.started ? 2 : 1;  // 1.0 proxies read the ids and skip the rest
       break;
     case Command::attached:
     case Command::assigned:
@@ -178,6 +180,7 @@ std::string encode_command(const CommandFrame& c) {
     case Command::in_progress:
       pk.pack_array(static_cast<std::uint32_t>(c.ids.size()));
       for (const auto& id : c.ids) pack_id(pk, id);
+      if (c.command == Command::in_progress && c.started) pk.pack(*c.started);
       break;
     case Command::nack:
       pack_id(pk, c.ids.at(0));
@@ -285,8 +288,16 @@ DecodeResult decode_command(std::string_view frame, CommandFrame& out) noexcept 
         ok = need(1) && read_text(a[4], out.group);
         break;
       case Command::ack:
+        ok = need(1) && read_ids(a[4], out.ids);
+        break;
       case Command::in_progress:
         ok = need(1) && read_ids(a[4], out.ids);
+        out.started.reset();
+        if (ok && need(2)) {
+          std::uint32_t started = 0;
+          ok = read_u32(a[5], started);
+          out.started = started;
+        }
         break;
       case Command::nack: {
         out.ids.resize(1);

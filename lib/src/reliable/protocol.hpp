@@ -29,7 +29,8 @@ enum class Command {
   deliver,      // proxy -> worker: group, then N message frames (attempt in the envelope)
   ack,          // worker -> proxy: [id, ...]
   nack,         // worker -> proxy: id, "retry" | "dead", reason
-  in_progress,  // worker -> proxy: [id, ...] restart these deliveries' ack deadlines
+  in_progress,  // worker -> proxy: [id, ...], [started]: restart these deliveries' ack
+                // deadlines; the first `started` ids were started, the rest wait (absent: all)
   heartbeat,    // both ways
   detach,       // worker -> proxy: hand back unacked messages, leave the group
   error,        // proxy -> peer: what was wrong with its last command
@@ -65,6 +66,7 @@ struct CommandFrame {
   std::vector<std::string> filters;         // attach, attached
   std::uint32_t credit = 0;                 // attach, credit
   std::vector<MessageId> ids;               // ack, in_progress, nack (one)
+  std::optional<std::uint32_t> started;     // in_progress: how many of `ids` were started
   std::vector<Confirmation> confirmations;  // confirm
   NackAction action = NackAction::retry;    // nack
   std::string reason;                       // nack, error

@@ -2,7 +2,9 @@
 // with batched acks, heartbeats and re-attaching after a proxy restart.
 #include "mqkit/reliable_consumer.hpp"
 
+#include <algorithm>
 #include <atomic>
+#include <deque>
 #include <mutex>
 #include <optional>
 
@@ -35,8 +37,29 @@ struct ReliableConsumer::Impl {
   std::vector<MessageId> acks;  // handled, not yet sent
   BeforeAck before_ack;
 
-  // The message the handler is working on (guarded by socket_mutex), for
-  // IN_PROGRESS from the heartbeat thread.
+  // Everything delivered to this worker and not yet acked or nacked, in
+  // delivery order (guarded by socket_mutex): while a handler or the
+  // before-ack hook runs, the heartbeat thread keeps their leases (IN_PROGRESS)
+  // up to options.max_lease, so messages waiting their turn here do not time
+  // out in the proxy.
+  struct Held {
+    MessageId id;
+    Clock::time_point since;
+    bool started = false;  // its handler ran or runs
+  };
+  std::deque<Held> held;
+  std::vector<Message> batch;  // one DELIVER's messages, decoded
+  // Commands the heartbeat thread read while a handler ran (guarded by
+  // socket_mutex): DELIVERs that came meanwhile are held (leased) at once,
+  // and handled by run() in order.
+  struct Incoming {
+    zmq::message_t command;
+    std::vector<zmq::message_t> frames;
+    bool leased = false;  // its messages are in `held` already
+  };
+  std::deque<Incoming> incoming;
+  detail::EnvelopeCodec beat_codec;  // the heartbeat thread's
+  // The message the handler is working on (guarded by socket_mutex).
   std::optional<MessageId> handling;
   Clock::time_point last_progress = Clock::now();
   detail::BusyBeat busy{socket_mutex};  // last: stopped before what it uses goes
@@ -59,10 +82,26 @@ struct ReliableConsumer::Impl {
           .credit = options.prefetch});
   }
 
-  void flush_acks() {
+  // Stops keeping the leases of `ids` (acked, nacked, or left to time out).
+  void let_go(const std::vector<MessageId>& ids) {
+    std::size_t i = 0;  // the common case: the oldest held, in order
+    while (i < ids.size() && !held.empty() && held.front().id == ids[i]) {
+      held.pop_front();
+      ++i;
+    }
+    if (i == ids.size()) return;
+    std::erase_if(held, [&](const Held& h) {
+      return std::find(ids.begin() + static_cast<std::ptrdiff_t>(i), ids.end(), h.id) != ids.end();
+    });
+  }
+
+  // `lock` holds socket_mutex. The before-ack hook may wait (a bridge waits
+  // for its target): it runs with the heartbeat on, like a handler.
+  void flush_acks(std::unique_lock<std::mutex>& lock) {
     if (acks.empty()) return;
     std::vector<std::pair<MessageId, std::string>> retries;
-    if (before_ack) before_ack(acks, retries);
+    const std::vector<MessageId> settled = acks;
+    if (before_ack) busy.while_busy(lock, [&] { before_ack(acks, retries); });
     if (!acks.empty()) send({.command = Command::ack, .ids = acks});
     acks.clear();
     for (auto& [id, reason] : retries)
@@ -70,6 +109,7 @@ struct ReliableConsumer::Impl {
             .ids = {id},
             .action = NackAction::retry,
             .reason = std::move(reason)});
+    let_go(settled);
   }
 
   bool stopping() const noexcept { return stop.is_set() || detail::global_stop().is_set(); }
@@ -97,21 +137,86 @@ struct ReliableConsumer::Impl {
     if (c.command != Command::attached) throw Error(errc::malformed, "unexpected reply to attach");
     attached(c);
     last_heard = Clock::now();
-    busy.start([this] { return heartbeat; }, [this] { beat_while_handling(); });
+    busy.start(
+        [this] {
+          // Often enough for both the heartbeat and the leases.
+          return ack_timeout.count() > 0 ? std::min(heartbeat, ack_timeout / 3) : heartbeat;
+        },
+        [this] { beat_while_handling(); });
+  }
+
+  // Under socket_mutex: the next command, queued or from the socket.
+  bool receive(Incoming& out) {
+    if (!incoming.empty()) {
+      out = std::move(incoming.front());
+      incoming.pop_front();
+      return true;
+    }
+    out.frames.clear();
+    out.leased = false;
+    return receive_from_socket(out);
+  }
+
+  // On the heartbeat thread: what arrived while the handler runs is read,
+  // so that messages delivered meanwhile are leased too.
+  void take_incoming(Clock::time_point now) {
+    Incoming in;
+    for (int n = 0; n < 64 && receive_from_socket(in); ++n) {
+      last_heard = now;
+      CommandFrame c;
+      if (decode_command(view(in.command), c) && c.command == Command::deliver) {
+        Message m;
+        for (const auto& f : in.frames)
+          if (beat_codec.decode(view(f), m, options.socket.limits))
+            held.push_back({m.id(), now, false});
+        in.leased = true;
+      }
+      incoming.push_back(std::move(in));
+      in = Incoming{};
+    }
+  }
+
+  // Appends the frames after the command to out.frames.
+  bool receive_from_socket(Incoming& out) {
+    if (!socket.recv(out.command, zmq::recv_flags::dontwait)) return false;
+    for (bool more = out.command.more(); more;) {
+      out.frames.emplace_back();
+      (void)socket.recv(out.frames.back(), zmq::recv_flags::dontwait);
+      more = out.frames.back().more();
+    }
+    return true;
   }
 
   // On the heartbeat thread, while a handler runs (the loop does its own
   // heartbeats otherwise).
   void beat_while_handling() {
     const auto now = Clock::now();
+    take_incoming(now);
     if (now >= next_beat) {
       send({.command = Command::heartbeat});
       next_beat = now + heartbeat;
     }
-    if (handling && options.in_progress_while_handling && ack_timeout.count() > 0 &&
-        now - last_progress >= ack_timeout / 3) {
-      send({.command = Command::in_progress, .ids = {*handling}});
-      last_progress = now;
+    if (ack_timeout.count() <= 0 || now - last_progress < ack_timeout / 3) return;
+    last_progress = now;
+    // Started ones first (handled with their acks not sent yet, or being
+    // handled), then those waiting their turn: a proxy that loses this
+    // worker charges no attempt for these.
+    std::vector<MessageId> ids;
+    std::size_t started = 0;
+    for (const bool want_started : {true, false})
+      for (const auto& h : held)
+        if (h.started == want_started &&
+            (now - h.since < options.max_lease ||
+             (options.in_progress_while_handling && handling && h.id == *handling))) {
+          ids.push_back(h.id);
+          started += want_started;
+        }
+    for (std::size_t at = 0; at < ids.size(); at += kMaxBatch) {
+      const auto end = std::min(ids.size(), at + kMaxBatch);
+      send({.command = Command::in_progress,
+            .ids = std::vector<MessageId>(ids.begin() + static_cast<std::ptrdiff_t>(at),
+                                          ids.begin() + static_cast<std::ptrdiff_t>(end)),
+            .started = static_cast<std::uint32_t>(std::min(end, started) - std::min(at, started))});
     }
   }
 
@@ -119,6 +224,11 @@ struct ReliableConsumer::Impl {
     Outcome outcome = Outcome::retry;
     std::string reason;
     handling = message.id();
+    for (auto& h : held)
+      if (h.id == message.id()) {
+        h.started = true;
+        break;
+      }
     busy.while_busy(lock, [&] {
       try {
         outcome = handler(message);
@@ -132,10 +242,11 @@ struct ReliableConsumer::Impl {
     handling.reset();
     if (outcome == Outcome::ack) {
       acks.push_back(message.id());
-      if (acks.size() >= std::clamp<std::size_t>(options.prefetch / 2, 1, 256)) flush_acks();
+      if (acks.size() >= std::clamp<std::size_t>(options.prefetch / 2, 1, 256)) flush_acks(lock);
       return;
     }
-    flush_acks();
+    flush_acks(lock);
+    let_go({message.id()});
     send({.command = Command::nack,
           .ids = {message.id()},
           .action = outcome == Outcome::dead ? NackAction::dead : NackAction::retry,
@@ -147,9 +258,7 @@ struct ReliableConsumer::Impl {
 
   void run(const Handler& handler) {
     std::unique_lock lock(socket_mutex);
-    Message message;
-    zmq::message_t command;
-    std::vector<zmq::message_t> frames;
+    Incoming in;
     while (!stopping()) {
       auto now = Clock::now();
       if (now >= next_beat) {
@@ -161,38 +270,46 @@ struct ReliableConsumer::Impl {
         last_heard = now;
       }
       const auto until_beat = std::chrono::duration_cast<milliseconds>(next_beat - now);
-      if (!wait(std::max(until_beat, milliseconds(1)))) continue;
-      while (!stopping() && socket.recv(command, zmq::recv_flags::dontwait)) {
+      if (incoming.empty() && !wait(std::max(until_beat, milliseconds(1)))) continue;
+      while (!stopping() && receive(in)) {
         last_heard = Clock::now();
-        frames.clear();
-        for (bool more = command.more(); more;) {
-          frames.emplace_back();
-          (void)socket.recv(frames.back(), zmq::recv_flags::dontwait);
-          more = frames.back().more();
-        }
+        const auto& frames = in.frames;
         CommandFrame c;
-        if (!decode_command(view(command), c)) continue;
+        if (!decode_command(view(in.command), c)) continue;
         if (c.command == Command::error && c.reason.starts_with(kNotAttached)) {
           acks.clear();  // this proxy does not know those deliveries
+          held.clear();
           send_attach();
         } else if (c.command == Command::attached) {
           attached(c);
         } else if (c.command == Command::deliver) {
-          for (const auto& f : frames) {
+          // All of them are held from now on: their leases are kept while
+          // the ones before them are handled.
+          batch.resize(frames.size());
+          std::size_t decoded = 0;
+          for (const auto& f : frames)
+            if (codec.decode(view(f), batch[decoded], options.socket.limits)) {
+              const MessageId id = batch[decoded].id();
+              if (!in.leased ||
+                  std::none_of(held.begin(), held.end(), [&](const Held& h) { return h.id == id; }))
+                held.push_back({id, Clock::now(), false});
+              ++decoded;
+            }
+          for (std::size_t i = 0; i < decoded; ++i) {
             if (stopping()) break;  // the rest go back with the DETACH
-            if (!codec.decode(view(f), message, options.socket.limits)) continue;
-            handle(message, handler, lock);
+            handle(batch[i], handler, lock);
           }
         }
       }
-      flush_acks();
+      flush_acks(lock);
     }
-    flush_acks();
+    flush_acks(lock);
   }
 
   void detach() {
-    std::lock_guard lock(socket_mutex);
-    flush_acks();
+    std::unique_lock lock(socket_mutex);
+    flush_acks(lock);
+    held.clear();  // the proxy takes them back
     send({.command = Command::detach});
   }
 };

@@ -519,7 +519,7 @@ struct Spool::Impl {
       std::vector<std::pair<std::string, Failures>> history;
       {
         std::lock_guard l(index_mutex);
-        auto it = index.entries.find(decoded->id);
+        auto it = index.entries.find(SpoolIndex::key_of(*decoded));
         if (it == index.entries.end()) return;  // settled meanwhile
         groups_now = index.groups_of(it->second.groups);
         if (auto f = index.failures.find(decoded->id); f != index.failures.end())
@@ -562,25 +562,41 @@ struct Spool::Impl {
 
   // ---- reads ----
 
-  std::optional<StoredMessage> read(const MessageId& id) const {
+  // The record of the entry `key` (an id, or a dead letter's key), which
+  // must be about `id` when one is given (a compaction may have moved
+  // another record there meanwhile).
+  std::optional<StoredMessage> read(const MessageId& key,
+                                    std::optional<MessageId> id = std::nullopt) const {
     // Compaction may move the record between the lookup and the read: the
     // moved copy is found by looking again.
     for (int attempt = 0; attempt < 3; ++attempt)
-      if (auto found = read_once(id); found || !index_has(id)) return found;
+      if (auto found = read_once(key, id); found || !index_has(key)) return found;
     return std::nullopt;
   }
 
-  bool index_has(const MessageId& id) const {
+  bool index_has(const MessageId& key) const {
     std::lock_guard l(index_mutex);
-    return index.entries.contains(id);
+    return index.entries.contains(key);
   }
 
-  std::optional<StoredMessage> read_once(const MessageId& id) const {
+  // Dead letters of `id`, whatever their group.
+  std::vector<std::pair<MessageId, std::string>> dead_letter_keys(const MessageId& id) const {
+    std::vector<std::pair<MessageId, std::string>> found;
+    std::lock_guard l(index_mutex);
+    for (const auto& group : index.group_names)
+      if (!group.empty())
+        if (const auto key = dead_letter_key(id, group); index.entries.contains(key))
+          found.emplace_back(key, group);
+    return found;
+  }
+
+  std::optional<StoredMessage> read_once(const MessageId& key,
+                                         const std::optional<MessageId>& id) const {
     Location where;
     std::vector<std::string> groups;
     {
       std::lock_guard l(index_mutex);
-      auto it = index.entries.find(id);
+      auto it = index.entries.find(key);
       if (it == index.entries.end()) return std::nullopt;
       where = it->second.where;
       groups = index.groups_of(it->second.groups);
@@ -594,7 +610,7 @@ struct Spool::Impl {
       return std::nullopt;
     const auto type = static_cast<RecordType>(data[8]);
     auto decoded = decode_record(type, std::string_view(data).substr(kRecordHeaderSize));
-    if (!decoded || decoded->id != id) return std::nullopt;
+    if (!decoded || (id && decoded->id != *id)) return std::nullopt;
     StoredMessage m{decoded->id, decoded->seq, groups, std::string(decoded->frame), std::nullopt};
     if (type == RecordType::dead_letter)
       m.dead_letter =
@@ -608,6 +624,7 @@ Spool::Spool(const std::string& dir, const SpoolOptions& options)
     : impl_(std::make_unique<Impl>()) {
   impl_->dir = dir;
   impl_->options = options;
+  impl_->index.recent_capacity = options.recall_recent_ids;
   impl_->open();
   impl_->writer = std::thread([impl = impl_.get()] {
     ::pthread_setname_np(::pthread_self(), "mqkit-spool");  // for top -H and perf
@@ -631,7 +648,7 @@ void Spool::publish(const MessageId& id, const std::vector<std::string>& groups,
   update.id = id;
   update.group_mask = impl_->mask_of(groups);
   if (update.group_mask == 0 && !groups.empty())
-    throw Error(errc::bad_argument, "a spool holds at most 64 groups");
+    throw Error(errc::bad_argument, "a spool holds at most 64 groups at once");
   update.seq = impl_->next_seq++;
   impl_->enqueue(RecordType::publish, encode_publish(update.seq, id, groups, frame),
                  std::move(update), std::move(done));
@@ -678,18 +695,26 @@ void Spool::add_dead_letter(const MessageId& id, std::string_view frame, const D
                  std::move(update), std::move(done));
 }
 
-void Spool::remove_dead_letter(const MessageId& id, Completion done) {
-  std::string group;
-  {
-    std::lock_guard l(impl_->index_mutex);
-    auto it = impl_->index.entries.find(id);
-    if (it != impl_->index.entries.end()) {
-      const auto groups = impl_->index.groups_of(it->second.groups);
-      if (!groups.empty()) group = groups.front();
-    }
-  }
+void Spool::remove_dead_letter(const MessageId& id, const std::string& group, Completion done) {
   DecodedRecord update{RecordType::tombstone, id, 0, {group}, {}, {}, {}, 0, 0, 0};
   impl_->enqueue(RecordType::tombstone, encode_ack(id, group), std::move(update), std::move(done));
+}
+
+void Spool::remove_dead_letter(const MessageId& id, Completion done) {
+  const auto found = impl_->dead_letter_keys(id);
+  if (found.empty()) {  // nothing to remove: still one completion
+    remove_dead_letter(id, std::string(), std::move(done));
+    return;
+  }
+  for (std::size_t i = 0; i < found.size(); ++i)
+    remove_dead_letter(id, found[i].second, i + 1 == found.size() ? std::move(done) : nullptr);
+}
+
+std::optional<StoredMessage> Spool::read_dead_letter(const MessageId& id,
+                                                     const std::string& group) const {
+  auto m = impl_->read(dead_letter_key(id, group), id);
+  if (m && !m->dead_letter) return std::nullopt;
+  return m;
 }
 
 AppendResult Spool::publish_sync(const MessageId& id, const std::vector<std::string>& groups,
@@ -711,7 +736,10 @@ std::vector<MessageId> Spool::pending(const std::string& group) const {
 }
 
 std::optional<StoredMessage> Spool::read(const MessageId& id) const {
-  return impl_->read(id);
+  if (auto m = impl_->read(id, id)) return m;
+  for (const auto& [key, group] : impl_->dead_letter_keys(id))  // a dead-letter spool
+    if (auto m = impl_->read(key, id)) return m;
+  return std::nullopt;
 }
 
 std::vector<StoredMessage> Spool::dead_letters() const {
@@ -723,13 +751,31 @@ std::vector<StoredMessage> Spool::dead_letters() const {
   std::sort(ids.begin(), ids.end());
   std::vector<StoredMessage> out;
   for (const auto& [seq, id] : ids)
-    if (auto m = impl_->read(id); m && m->dead_letter) out.push_back(std::move(*m));
+    if (auto m = impl_->read(id, std::nullopt); m && m->dead_letter) out.push_back(std::move(*m));
   return out;
 }
 
 std::vector<std::string> Spool::groups() const {
   std::lock_guard l(impl_->index_mutex);
-  return impl_->index.group_names;
+  std::vector<std::string> names;
+  for (const auto& name : impl_->index.group_names)
+    if (!name.empty()) names.push_back(name);  // an empty name is a released place
+  return names;
+}
+
+std::vector<MessageId> Spool::take_recent_ids() {
+  std::lock_guard l(impl_->index_mutex);
+  std::vector<MessageId> ids(impl_->index.recent.begin(), impl_->index.recent.end());
+  impl_->index.recent_capacity = 0;  // only recovery's ids are asked for
+  impl_->index.recent = {};
+  return ids;
+}
+
+void Spool::forget_group(const std::string& group) {
+  std::lock_guard b(impl_->bits_mutex);  // the same order as mask_of
+  impl_->bits.erase(group);
+  std::lock_guard l(impl_->index_mutex);
+  impl_->index.release_group(group);
 }
 
 void Spool::flush() {

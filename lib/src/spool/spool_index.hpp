@@ -6,8 +6,10 @@
 
 #include <cstdint>
 #include <cstring>
+#include <deque>
 #include <map>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -42,6 +44,11 @@ struct SegmentUsage {
   std::uint64_t live_bytes = 0;
 };
 
+// A dead-letter spool keeps one dead letter per (message, group): two groups
+// may dead-letter the same message. Its entries are keyed by the id with the
+// group's hash folded into the random half; the records keep the real id.
+MessageId dead_letter_key(const MessageId& id, std::string_view group) noexcept;
+
 class SpoolIndex {
  public:
   static constexpr std::size_t kMaxGroups = 64;
@@ -49,9 +56,19 @@ class SpoolIndex {
   // Applies one durable record found at `where`. Returns false when it names
   // more than kMaxGroups groups.
   bool apply(const DecodedRecord& record, const Location& where);
+  // The key of the entry a record is about: its id, or for DEAD_LETTER and
+  // TOMBSTONE records dead_letter_key(id, group).
+  static MessageId key_of(const DecodedRecord& record) noexcept;
 
-  // The group's bit, creating it; -1 when the table is full.
+  // The group's bit, creating it (in a released group's place if need be);
+  // -1 when the table is full.
   int group_bit(const std::string& name);
+  // A deleted group: no message is pending for it any more and its bit goes
+  // to the next new group (its slot's name becomes empty until then).
+  void release_group(const std::string& name);
+  // Only while replaying records (recovery, dead letters): the bit of a group
+  // with nothing pending (and not in `keep`) for `name`; -1 when none is free.
+  int reclaim_bit(const std::string& name, std::uint64_t keep);
   int find_group(const std::string& name) const;
   std::uint64_t mask_of(const std::vector<std::string>& groups);
 
@@ -61,6 +78,11 @@ class SpoolIndex {
 
   // Failed-delivery history of pending messages, only for those that failed.
   const Failures* failures_of(const MessageId& id, int group_bit) const;
+
+  // The ids of the last `recent_capacity` messages first stored (rewritten
+  // copies aside), oldest first, acked ones too: a device's dedup window.
+  std::size_t recent_capacity = 0;
+  std::deque<MessageId> recent;
 
   mqkit::detail::IdTable<IndexEntry> entries;
   std::unordered_map<MessageId, std::vector<Failures>> failures;

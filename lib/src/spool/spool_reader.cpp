@@ -14,7 +14,7 @@ using namespace detail::spool;
 SpoolContents read_spool(const std::string& dir, std::uint64_t max_record_size) {
   SpoolContents out;
   SpoolIndex index;
-  std::map<MessageId, StoredMessage> dead_letters;
+  std::map<std::pair<MessageId, std::string>, StoredMessage> dead_letters;  // per (id, group)
   const auto numbers = list_segments(dir);
   for (const std::uint32_t number : numbers) {
     const std::string name = segment_name(number);
@@ -43,9 +43,10 @@ SpoolContents read_spool(const std::string& dir, std::uint64_t max_record_size) 
       if (r.type == RecordType::dead_letter) {
         rec.dead_letter = DeadLetterInfo{d->groups.front(),   d->reason,          d->attempts,
                                          d->first_failure_ms, d->last_failure_ms, d->last_error};
-        dead_letters[d->id] = StoredMessage{d->id, d->seq, d->groups, rec.frame, rec.dead_letter};
+        dead_letters[{d->id, d->one_group()}] =
+            StoredMessage{d->id, d->seq, d->groups, rec.frame, rec.dead_letter};
       } else if (r.type == RecordType::tombstone) {
-        dead_letters.erase(d->id);
+        dead_letters.erase({d->id, d->one_group()});
       }
       out.records.push_back(std::move(rec));
     });

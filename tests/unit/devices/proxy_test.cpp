@@ -4,14 +4,19 @@
 #include <catch2/catch.hpp>
 #include <zmq.hpp>
 
+#include <atomic>
+#include <map>
 #include <optional>
 #include <random>
 #include <set>
+#include <thread>
 
 #include "helpers.hpp"
 #include "mqkit/devices/proxy.hpp"
 #include "mqkit/envelope.hpp"
+#include "mqkit/reliable_consumer.hpp"
 #include "reliable/protocol.hpp"
+#include "stats_protocol.hpp"
 
 using namespace std::chrono_literals;
 using namespace mqkit::detail::proxy;
@@ -485,4 +490,362 @@ TEST_CASE("a publish to a target group reaches only it, and one no group takes i
   auto email = f.worker("email", 10);
   CHECK_FALSE(email.receive(300ms));
   CHECK(f.proxy->stats().get("unroutable") == 2);
+}
+
+// ---- integrity (issue 13) ----
+
+TEST_CASE("a message whose id is nil is rejected with a reason and the proxy keeps serving",
+          "[proxy][integrity]") {
+  // Regression: the nil id marks an empty slot of the id table; the first such
+  // PUBLISH brought the proxy down with SIGSEGV.
+  Fixture f;
+  f.options.groups = {{"g", {"#"}}};
+  f.start();
+  Peer producer(f.front());
+  mqkit::Envelope nil = mqkit::Envelope::make("t");
+  nil.id = mqkit::MessageId{};
+  nil.created_at = 1;
+  producer.send({.command = Command::publish},
+                {mqkit::encode(nil, "nil"), mqkit::encode(nil, "x")});
+  auto reply = producer.receive();
+  REQUIRE(reply);
+  REQUIRE(reply->first.command == Command::confirm);
+  REQUIRE_FALSE(reply->first.confirmations.empty());
+  CHECK(reply->first.confirmations[0].status == ConfirmStatus::rejected);
+  CHECK_THAT(reply->first.confirmations[0].reason, Catch::Contains("nil"));
+  CHECK(producer.publish("t", {"fine"})[0].status == ConfirmStatus::stored);
+  auto w = f.worker("g", 10);
+  ack_next(w, "fine");
+  CHECK_FALSE(w.receive(200ms));
+}
+
+TEST_CASE("a re-send of an id whose store is in progress gets the original's final answer",
+          "[proxy][integrity]") {
+  // The spool is full, so the original is answered `full`; its re-send in the
+  // same batch was answered `duplicate` (a false confirm) while the original
+  // was still being appended.
+  Fixture f;
+  f.options.groups = {{"g", {"#"}}};
+  f.options.spool.max_size = 1;
+  f.start();
+  Peer producer(f.front());
+  const std::string frame = mqkit::encode(mqkit::Envelope::make("t"), "once");
+  producer.send({.command = Command::publish}, {frame, frame});
+  std::vector<Confirmation> all;
+  while (all.size() < 2) {
+    auto reply = producer.receive();
+    REQUIRE(reply);
+    all.insert(all.end(), reply->first.confirmations.begin(), reply->first.confirmations.end());
+  }
+  CHECK(all[0].status == ConfirmStatus::full);
+  CHECK(all[1].status == ConfirmStatus::full);
+  CHECK(f.proxy->stats().get("duplicate") == 0);
+}
+
+TEST_CASE("past 64 groups an attach is refused and every message is still stored or refused",
+          "[proxy][integrity]") {
+  Fixture f;
+  f.options.stats = "tcp://127.0.0.1:*";
+  f.start();
+  std::vector<Peer> workers;
+  for (int i = 0; i < 64; ++i) workers.push_back(f.worker("g" + std::to_string(i), 1));
+  Peer extra(f.back());
+  extra.send({.command = Command::attach, .group = "one-too-many", .credit = 1});
+  auto refused = extra.receive();
+  REQUIRE(refused);
+  CHECK(refused->first.command == Command::error);
+  CHECK_THAT(refused->first.reason, Catch::Contains("64"));
+  Peer producer(f.front());
+  const auto confirms = producer.publish("t", {"a", "b"});
+  CHECK(confirms[0].status == ConfirmStatus::stored);
+  CHECK(confirms[1].status == ConfirmStatus::stored);
+
+  // A deleted group's place is taken by a new one, across a restart too.
+  (void)md::admin_request(f.proxy->stats_endpoint(), {"group", "rm", "g0"});
+  workers.clear();
+  {
+    auto fresh = f.worker("fresh", 10);
+    CHECK(producer.publish("t", {"c"})[0].status == ConfirmStatus::stored);
+    CHECK(fresh.deliveries(1).at(0).payload() == "c");
+  }
+  // The spool's records name 65 groups by now: recovery keeps them all.
+  f.proxy.reset();
+  f.start();
+  auto fresh = f.worker("fresh", 10);
+  CHECK(fresh.deliveries(1).at(0).payload() == "c");
+  auto g1 = f.worker("g1", 10);
+  std::multiset<std::string> seen;
+  for (const auto& m : g1.deliveries(3)) seen.emplace(m.payload());
+  CHECK(seen == std::multiset<std::string>{"a", "b", "c"});
+}
+
+TEST_CASE("a message the proxy still holds is a duplicate whatever the dedup window",
+          "[proxy][integrity]") {
+  Fixture f;
+  f.options.groups = {{"g", {"#"}}};
+  f.options.dedup_window = 2;
+  f.start();
+  Peer producer(f.front());
+  const std::string frame = mqkit::encode(mqkit::Envelope::make("t"), "held");
+  producer.send({.command = Command::publish}, {frame});
+  REQUIRE(producer.receive()->first.confirmations.at(0).status == ConfirmStatus::stored);
+  (void)producer.publish("t", {"1", "2", "3"});  // the window forgets "held"
+  producer.send({.command = Command::publish}, {frame});
+  auto again = producer.receive();
+  REQUIRE(again);
+  CHECK(again->first.confirmations.at(0).status == ConfirmStatus::duplicate);
+  auto w = f.worker("g", 10);
+  std::multiset<std::string> seen;
+  for (const auto& m : w.deliveries(4)) {
+    seen.emplace(m.payload());
+    w.send({.command = Command::ack, .ids = {m.id()}});
+  }
+  CHECK(seen == std::multiset<std::string>{"held", "1", "2", "3"});
+  CHECK_FALSE(w.receive(300ms));
+}
+
+TEST_CASE("the dedup window survives a restart, acked messages included", "[proxy][integrity]") {
+  Fixture f;
+  f.options.groups = {{"g", {"#"}}};
+  f.start();
+  const std::string frame = mqkit::encode(mqkit::Envelope::make("t"), "acked before the restart");
+  {
+    Peer producer(f.front());
+    producer.send({.command = Command::publish}, {frame});
+    REQUIRE(producer.receive()->first.confirmations.at(0).status == ConfirmStatus::stored);
+    auto w = f.worker("g", 1);
+    ack_next(w, "acked before the restart");
+    REQUIRE(mqkit::test::wait_for([&] { return f.proxy->stats().get("acked") == 1; }));
+  }
+  f.proxy.reset();
+  f.start();
+  Peer producer(f.front());
+  producer.send({.command = Command::publish}, {frame});  // its confirm was lost: re-sent
+  auto again = producer.receive();
+  REQUIRE(again);
+  CHECK(again->first.confirmations.at(0).status == ConfirmStatus::duplicate);
+  auto w = f.worker("g", 1);
+  CHECK_FALSE(w.receive(300ms));
+}
+
+TEST_CASE("a removed group stays removed after a restart", "[proxy][integrity]") {
+  Fixture f;
+  f.options.stats = "tcp://127.0.0.1:*";
+  f.start();
+  {
+    auto ghost = f.worker("ghost", 1, {"order.#"});
+    Peer producer(f.front());
+    CHECK(producer.publish("order.created", {"pending"})[0].status == ConfirmStatus::stored);
+    (void)md::admin_request(f.proxy->stats_endpoint(), {"group", "rm", "ghost"});
+  }
+  f.proxy.reset();
+  f.start();
+  const auto groups = md::admin_request(f.proxy->stats_endpoint(), {"group", "ls"});
+  CHECK(groups.empty());
+  Peer producer(f.front());
+  CHECK(producer.publish("user.signup", {"u"})[0].status == ConfirmStatus::unroutable);
+}
+
+TEST_CASE("admin commands and stats carry thousands of items", "[proxy][integrity]") {
+  // The admin decoder bounded arrays at 16 and maps at 4,096: `dlq replay`
+  // (1,000 ids a request), `group ls` past 16 groups and the stats of a
+  // stream of 1,024 partitions all failed.
+  std::vector<std::string> words{"dlq", "rm"};
+  for (int i = 0; i < 5000; ++i) words.push_back(mqkit::MessageId::generate().to_string());
+  std::vector<std::string> parsed;
+  CHECK(md::detail::parse_request(md::detail::encode_admin_request(words), parsed).empty());
+  CHECK(parsed == words);
+  md::DeviceStats stats{"stream", {}};
+  for (int i = 0; i < 10000; ++i) stats.counters.emplace_back("p" + std::to_string(i), i);
+  CHECK(md::detail::decode_stats_reply(md::detail::encode_stats_reply(stats)).counters.size() ==
+        10000);
+  std::vector<md::AdminRow> rows(5000, md::AdminRow{{"group", "g"}, {"pending", "1"}});
+  CHECK(md::detail::decode_rows_reply(md::detail::encode_rows_reply("proxy", rows)).size() == 5000);
+
+  // And through a running proxy: 40 groups listed, 3,000 ids in one `dlq rm`.
+  Fixture f;
+  f.options.stats = "tcp://127.0.0.1:*";
+  for (int i = 0; i < 40; ++i) f.options.groups["g" + std::to_string(i)] = {"#"};
+  f.start();
+  CHECK(md::admin_request(f.proxy->stats_endpoint(), {"group", "ls"}).size() == 40);
+  std::vector<std::string> rm{"dlq", "rm"};
+  for (int i = 0; i < 3000; ++i) rm.push_back(mqkit::MessageId::generate().to_string());
+  const auto removed = md::admin_request(f.proxy->stats_endpoint(), rm);
+  REQUIRE(removed.size() == 1);
+  CHECK(removed[0].at(0).second == "0");
+}
+
+TEST_CASE("a consumer whose before-ack hook waits keeps heartbeating and keeps its leases",
+          "[proxy][integrity]") {
+  // Regression (a bridge waiting for its target): the hook ran under the
+  // socket's lock with no heartbeat; the proxy took the worker for lost and
+  // retried or dead-lettered work that was done.
+  Fixture f;
+  f.options.groups = {{"g", {"#"}}};
+  f.options.heartbeat = 100ms;  // lost after 500 ms of silence
+  f.options.ack_timeout = 400ms;
+  f.options.retry = mqkit::RetryPolicy::parse("fixed:10ms", 1);
+  f.start();
+  Peer producer(f.front());
+  (void)producer.publish("t", {"1", "2", "3", "4", "5"});
+  mqkit::ReliableConsumer consumer(f.back(), {.group = "g", .prefetch = 10});
+  consumer.on_before_ack(
+      [](std::vector<mqkit::MessageId>&, std::vector<std::pair<mqkit::MessageId, std::string>>&) {
+        std::this_thread::sleep_for(1500ms);  // the target is slow to confirm
+      });
+  std::thread run([&] { consumer.run_auto([](const mqkit::Message&) {}); });
+  CHECK(mqkit::test::wait_for([&] { return f.proxy->stats().get("acked") == 5; }, 15s));
+  consumer.stop();
+  run.join();
+  CHECK(f.proxy->stats().get("dead") == 0);
+  CHECK(f.proxy->stats().get("retried") == 0);
+  CHECK(f.proxy->stats().get("lost_workers") == 0);
+}
+
+TEST_CASE("an ack that arrives after its delivery timed out still settles the message",
+          "[proxy][integrity]") {
+  Fixture f;
+  f.options.groups = {{"g", {"#"}}};
+  f.options.ack_timeout = 200ms;
+  f.options.retry = mqkit::RetryPolicy::parse("fixed:10s", 5);  // waits out the test
+  f.start();
+  Peer producer(f.front());
+  (void)producer.publish("t", {"slow"});
+  auto w = f.worker("g", 1);
+  auto d = w.deliveries(1);
+  REQUIRE(d.size() == 1);
+  REQUIRE(mqkit::test::wait_for([&] { return f.proxy->stats().get("retried") == 1; }));
+  w.send({.command = Command::ack, .ids = {d[0].id()}});
+  CHECK(mqkit::test::wait_for([&] { return f.proxy->stats().get("acked") == 1; }));
+  CHECK(mqkit::test::wait_for([&] { return f.proxy->stats().get("pending") == 0; }));
+}
+
+TEST_CASE("two groups' dead letters of one message are kept and removed one by one",
+          "[proxy][integrity]") {
+  // Regression: dead letters were keyed by id alone; the second group's
+  // DEAD_LETTER replaced the first's, and a tombstone removed both.
+  Fixture f;
+  f.options.stats = "tcp://127.0.0.1:*";
+  f.options.groups = {{"billing", {"#"}}, {"email", {"#"}}};
+  f.start();
+  Peer producer(f.front());
+  (void)producer.publish("order.created", {"poison"});
+  mqkit::MessageId id;
+  std::vector<Peer> workers;
+  for (const std::string group : {"billing", "email"}) {
+    auto& w = workers.emplace_back(f.worker(group, 1));
+    auto d = w.deliveries(1);
+    REQUIRE(d.size() == 1);
+    id = d[0].id();
+    w.send({.command = Command::nack,
+            .ids = {id},
+            .action = NackAction::dead,
+            .reason = "fails in " + group});
+  }
+  REQUIRE(mqkit::test::wait_for([&] { return f.proxy->stats().get("dead") == 2; }));
+  REQUIRE(mqkit::test::wait_for(
+      [&] { return mqkit::read_spool(f.options.dlq_dir).dead_letters.size() == 2; }));
+  std::set<std::string> groups;
+  for (const auto& d : mqkit::read_spool(f.options.dlq_dir).dead_letters)
+    groups.insert(d.dead_letter->group);
+  CHECK(groups == std::set<std::string>{"billing", "email"});
+  const auto rows =
+      md::admin_request(f.proxy->stats_endpoint(), {"dlq", "rm", id.to_string() + ":billing"});
+  CHECK(rows.at(0).at(0).second == "1");
+  const auto left = mqkit::read_spool(f.options.dlq_dir).dead_letters;
+  REQUIRE(left.size() == 1);
+  CHECK(left[0].dead_letter->group == "email");
+  CHECK(left[0].dead_letter->last_error == "fails in email");
+  // And after a restart (recovery replays the records the same way).
+  f.proxy.reset();
+  f.start();
+  const auto after = mqkit::read_spool(f.options.dlq_dir).dead_letters;
+  REQUIRE(after.size() == 1);
+  CHECK(after[0].dead_letter->group == "email");
+}
+
+TEST_CASE("a message the DLQ cannot take stays pending and is dead-lettered once it can",
+          "[proxy][integrity]") {
+  // Regression: a failed dead-letter write left the message in limbo:
+  // forgotten by its group, pending on disk, counted as dead.
+  Fixture f;
+  f.options.groups = {{"g", {"#"}}};
+  f.options.retry = mqkit::RetryPolicy::parse("fixed:50ms", 3);
+  f.options.dlq_max_size = 1;  // full from the start (the main spool has no limit)
+  f.start();
+  {
+    Peer producer(f.front());
+    CHECK(producer.publish("t", {"doomed"})[0].status == ConfirmStatus::stored);
+    auto w = f.worker("g", 1);
+    for (int i = 0; i < 2; ++i) {  // refused by the DLQ: back after the retry delay
+      auto d = w.deliveries(1);
+      REQUIRE(d.size() == 1);
+      CHECK(d[0].payload() == "doomed");
+      w.send({.command = Command::nack,
+              .ids = {d[0].id()},
+              .action = NackAction::dead,
+              .reason = "bad"});
+    }
+    REQUIRE(mqkit::test::wait_for([&] { return f.proxy->stats().get("dead_letter_failed") >= 2; }));
+    CHECK(f.proxy->stats().get("dead") == 0);
+    CHECK(mqkit::test::wait_for([&] { return f.proxy->stats().get("pending") == 1; }));
+  }
+  f.proxy.reset();
+  f.options.dlq_max_size = 0;
+  f.start();
+  auto w = f.worker("g", 1);
+  auto d = w.deliveries(1);
+  REQUIRE(d.size() == 1);
+  w.send(
+      {.command = Command::nack, .ids = {d[0].id()}, .action = NackAction::dead, .reason = "bad"});
+  REQUIRE(mqkit::test::wait_for([&] { return f.proxy->stats().get("dead") == 1; }));
+  CHECK(mqkit::test::wait_for([&] { return f.proxy->stats().get("pending") == 0; }));
+  f.proxy.reset();
+  CHECK(mqkit::read_spool(f.options.dlq_dir).dead_letters.size() == 1);
+}
+
+TEST_CASE("a proxy stopped with appends in flight shuts down cleanly", "[proxy][integrity]") {
+  // Regression (seen under ASan): the completions the spool's writer thread
+  // hands over were destroyed before the spool, whose destructor completes
+  // what is still queued into them.
+  for (int round = 0; round < 3; ++round) {
+    Fixture f;
+    f.options.groups = {{"g", {"#"}}};
+    f.start();
+    Peer producer(f.front());
+    std::vector<std::string> frames;
+    for (int i = 0; i < 64; ++i)
+      frames.push_back(mqkit::encode(mqkit::Envelope::make("t"), std::string(512, 'x')));
+    for (int batch = 0; batch < 20; ++batch) producer.send({.command = Command::publish}, frames);
+    // Usually some are queued or being synced by now; the stop must be
+    // clean whatever the moment.
+    (void)mqkit::test::wait_for([&] { return f.proxy->stats().get("published") > 64; }, 2s);
+    f.proxy.reset();
+  }
+}
+
+TEST_CASE("a lost worker's messages it had not started cost no attempt", "[proxy][integrity]") {
+  Fixture f;
+  f.options.groups = {{"g", {"#"}}};
+  f.options.heartbeat = 100ms;
+  f.options.ack_timeout = 60s;  // only the missed heartbeats bring them back
+  f.start();
+  Peer producer(f.front());
+  (void)producer.publish("t", {"handling", "waiting 1", "waiting 2"});
+  auto lost = f.worker("g", 3);  // never heartbeats
+  const auto held = lost.deliveries(3);
+  REQUIRE(held.size() == 3);
+  // It works on the first; the two others wait their turn in it.
+  lost.send({.command = Command::in_progress,
+             .ids = {held[0].id(), held[1].id(), held[2].id()},
+             .started = 1});
+  auto next = f.worker("g", 3);
+  std::map<std::string, std::uint32_t> attempts;
+  for (int i = 0; i < 100 && attempts.size() < 3; ++i) {
+    next.send({.command = Command::heartbeat});
+    if (auto d = next.receive(50ms); d && d->first.command == Command::deliver)
+      for (const auto& m : d->second) attempts[std::string(m.payload())] = m.envelope.attempt;
+  }
+  CHECK(attempts ==
+        std::map<std::string, std::uint32_t>{{"handling", 2}, {"waiting 1", 1}, {"waiting 2", 1}});
 }

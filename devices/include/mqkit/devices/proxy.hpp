@@ -46,6 +46,10 @@ struct ProxyOptions {
   // reads, not memory).
   std::size_t frame_memory = 64ull * 1024 * 1024;
   SocketOptions socket;
+  // The dead-letter spool's own size limit (0: none); the main spool's is
+  // spool.max_size. A message the DLQ cannot take now stays pending and is
+  // tried again after the retry delay.
+  std::uint64_t dlq_max_size = 0;
 };
 
 class Proxy : public Device {
