@@ -31,6 +31,10 @@
 
 namespace mqkit {
 
+namespace detail::log {
+class Env;
+}
+
 enum class Durability {
   always,    // completion after fdatasync (group commit)
   interval,  // completion after write; fdatasync at least every sync_interval
@@ -44,6 +48,9 @@ struct SpoolOptions {
   std::uint64_t max_size = 0;                        // bytes on disk; 0: no limit
   std::uint64_t max_record_size = 16ull * 1024 * 1024 + 64 * 1024;
   bool dead_letters = false;  // a dead-letter spool (DEAD_LETTER/TOMBSTONE records)
+  // The file I/O seam (lib/src/log/env.hpp); null: the real file system.
+  // Tests pass a fault-injecting one. Not owned; must outlive the spool.
+  detail::log::Env* env = nullptr;
 };
 
 // "always", "never" or "interval=DURATION" (e.g. interval=10ms). Throws Error.
