@@ -592,7 +592,12 @@ struct Spool::Impl {
       for (const auto& [id, e] : index.entries)
         if (e.where.segment == number) live.emplace_back(id, e);
     }
-    SegmentReader reader(path_of(number), options.max_record_size, *env);
+    std::optional<SegmentReader> reader;
+    try {
+      reader.emplace(path_of(number), options.max_record_size, *env);
+    } catch (const Error&) {
+      return false;  // unreadable for now (EIO): the segment stays, compaction tries again later
+    }
     std::vector<std::string> bodies;
     std::vector<std::pair<RecordType, std::string_view>> records;
     std::vector<DecodedRecord> updates;
@@ -600,7 +605,7 @@ struct Spool::Impl {
     for (std::size_t i = 0; i < live.size(); ++i) wanted[live[i].second.where.offset] = i;
     std::vector<std::string> groups_now;
     std::size_t accounted = 0;  // copied, or settled meanwhile
-    (void)reader.scan([&](const RecordView& r) {
+    (void)reader->scan([&](const RecordView& r) {
       if (!wanted.contains(r.offset)) return;
       auto decoded = decode_record(r.type, r.body);
       if (!decoded) return;
