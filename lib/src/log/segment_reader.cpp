@@ -103,27 +103,26 @@ SegmentReader::SegmentReader(std::string path, std::uint64_t max_record_size, En
   const bool magic_ok = std::memcmp(data_.data(), kSegmentMagic, sizeof kSegmentMagic) == 0;
   const std::uint32_t version = load_u32(data_.data() + 8);
   const std::uint32_t salt = load_u32(data_.data() + 12);
-  if (magic_ok && version == kUnsaltedVersion) return;
-  if (magic_ok && version == kFormatVersion) {
-    salted_ = true;
+  if (magic_ok && version == kUnsaltedVersion && salt == 0) return;
+  RecordView first{};
+  if (magic_ok && version == kFormatVersion && salt != 0) {
     crc_seed_ = log::crc_seed(salt);
+    if (valid_record_at(kSegmentHeaderSize, first) || !use_solved_salt()) return;
+    header_state_ = HeaderState::damaged;  // the salt bytes were: found again from the records
+    header_problem_ =
+        path_ + ": segment header is damaged (bad salt); its records are read where they check out";
     return;
   }
   // A bad byte in the header: read the records by whichever of our rules
-  // the first one checks out with (a salt, then none). A good magic with a
-  // version we do not know and records we cannot read is a newer format.
-  RecordView first{};
-  salted_ = true;
+  // the first one checks out with (the header's salt, none, or the salt the
+  // records give). A good magic with a version we do not know and records
+  // we cannot read is a newer format.
   crc_seed_ = log::crc_seed(salt);
-  bool readable = valid_record_at(kSegmentHeaderSize, first);
+  bool readable = salt != 0 && valid_record_at(kSegmentHeaderSize, first);
   if (!readable) {
-    salted_ = false;
     crc_seed_ = 0;
-    readable = valid_record_at(kSegmentHeaderSize, first);
-    if (!readable) {
-      salted_ = true;
-      crc_seed_ = log::crc_seed(salt);
-    }
+    readable = valid_record_at(kSegmentHeaderSize, first) || use_solved_salt();
+    if (!readable) crc_seed_ = log::crc_seed(salt);
   }
   if (magic_ok && version > kFormatVersion && !readable)
     throw Error(errc::unsupported_version,
@@ -134,6 +133,52 @@ SegmentReader::SegmentReader(std::string path, std::uint64_t max_record_size, En
       path_ + ": segment header is damaged (" +
       (magic_ok ? "bad version " + std::to_string(version) : std::string("bad magic")) +
       "); its records are read where they check out";
+}
+
+// The CRC of a record is affine in the salt's 32 bits (CRC is linear over
+// GF(2)), so the salt is what solves crc(salt) == stored for the first
+// record; the second record must then check out with it too.
+bool SegmentReader::use_solved_salt() noexcept {
+  const std::uint64_t at = kSegmentHeaderSize;
+  if (data_.size() - at < kRecordHeaderSize) return false;
+  const std::uint64_t length = load_u32(data_.data() + at);
+  if (length > max_record_size_ || data_.size() - at - kRecordHeaderSize < length) return false;
+  const std::string_view typed_body(data_.data() + at + 8, 1 + length);
+  auto crc_with = [&](std::uint32_t salt) {
+    char bytes[4];
+    store_u32(bytes, salt);
+    return crc32c_extend(crc32c(std::string_view(bytes, 4)), typed_body);
+  };
+  const std::uint32_t base = crc_with(0);
+  std::uint32_t basis[32] = {}, combo[32] = {};  // by pivot bit
+  for (int i = 0; i < 32; ++i) {
+    std::uint32_t v = crc_with(std::uint32_t{1} << i) ^ base;
+    std::uint32_t c = std::uint32_t{1} << i;
+    for (int bit = 31; bit >= 0 && v != 0; --bit) {
+      if (!((v >> bit) & 1u)) continue;
+      if (basis[bit] == 0) {
+        basis[bit] = v;
+        combo[bit] = c;
+        break;
+      }
+      v ^= basis[bit];
+      c ^= combo[bit];
+    }
+  }
+  std::uint32_t target = load_u32(data_.data() + at + 4) ^ base, salt = 0;
+  for (int bit = 31; bit >= 0; --bit) {
+    if (!((target >> bit) & 1u)) continue;
+    if (basis[bit] == 0) return false;
+    target ^= basis[bit];
+    salt ^= combo[bit];
+  }
+  if (salt == 0) return false;
+  const std::uint32_t before = crc_seed_;
+  crc_seed_ = log::crc_seed(salt);
+  RecordView first{}, second{};
+  if (valid_record_at(at, first) && valid_record_at(at + first.size, second)) return true;
+  crc_seed_ = before;
+  return false;
 }
 
 bool SegmentReader::valid_record_at(std::uint64_t offset, RecordView& out) const noexcept {

@@ -64,13 +64,15 @@ class SegmentReader {
  private:
   // The record at `offset` if it is complete and its CRC matches.
   bool valid_record_at(std::uint64_t offset, RecordView& out) const noexcept;
+  // Finds the salt from the first two records (when the header's is
+  // damaged) and uses it; false, changing nothing, when they do not agree.
+  bool use_solved_salt() noexcept;
 
   std::string path_;
   std::string data_;
   std::uint64_t max_record_size_;
   HeaderState header_state_ = HeaderState::ok;
   std::string header_problem_;
-  bool salted_ = false;
   std::uint32_t crc_seed_ = 0;  // CRC of the salt (version 2), 0 (version 1)
 };
 

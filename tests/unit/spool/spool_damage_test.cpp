@@ -39,6 +39,16 @@ void patch(const std::string& path, std::uint64_t offset, const std::string& byt
   f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
 }
 
+void flip(const std::string& path, std::uint64_t offset) {
+  std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+  f.seekg(static_cast<std::streamoff>(offset));
+  char c = 0;
+  f.get(c);
+  c = static_cast<char>(c ^ 0x5a);
+  f.seekp(static_cast<std::streamoff>(offset));
+  f.put(c);
+}
+
 std::string contents(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
   return std::string(std::istreambuf_iterator<char>(f), {});
@@ -84,10 +94,13 @@ TEST_CASE("one bad byte in the newest segment's header loses no stored message",
   }
   const std::string segment = files_with(path, ".seg").back();
   SECTION("in the magic") {
-    patch(segment, 3, "X");
+    flip(segment, 3);
   }
   SECTION("in the version") {
-    patch(segment, 8, "\x41");
+    flip(segment, 8);
+  }
+  SECTION("in the salt") {
+    flip(segment, 13);
   }
   {
     Spool spool(path);
@@ -224,4 +237,27 @@ TEST_CASE("one bad byte in the newest stream segment's header loses no record",
   }
   StreamLog log(path);
   CHECK(log.read(0, 100).size() == 11);
+}
+
+TEST_CASE("segments numbered past 99,999,999 are found by recovery", "[spool][damage]") {
+  mqkit::test::TempDir dir;
+  const std::string path = dir.path().string();
+  std::vector<MessageId> ids;
+  {
+    Spool spool(path);
+    for (int i = 0; i < 5; ++i) {
+      ids.push_back(MessageId::generate());
+      REQUIRE(spool.publish_sync(ids.back(), {"g"}, "message-" + std::to_string(i)));
+    }
+  }
+  fs::rename(files_with(path, ".seg").back(), path + "/100000000.seg");
+  {
+    Spool spool(path);
+    CHECK(spool.pending("g") == ids);
+    ids.push_back(MessageId::generate());
+    REQUIRE(spool.publish_sync(ids.back(), {"g"}, "after"));
+  }
+  CHECK(mqkit::read_spool(path).records.size() == 6);
+  Spool spool(path);
+  CHECK(spool.pending("g") == ids);
 }
