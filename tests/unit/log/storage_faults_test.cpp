@@ -319,3 +319,41 @@ TEST_CASE("a stream on a full disk refuses appends with the reason and resumes w
   CHECK(log.next_offset() == next);
   CHECK(log.read(next - 1, 1).at(0).frame == "after");
 }
+
+TEST_CASE("compaction under fsync never syncs every copy before the originals go",
+          "[log][spool][crash]") {
+  mqkit::test::TempDir dir;
+  SpoolOptions options;
+  options.durability = mqkit::Durability::never;
+  options.segment_size = 4 * 1024;
+  std::vector<MessageId> ids;
+  {
+    Spool spool(dir.path().string(), options);  // closing syncs what it wrote
+    for (int i = 0; i < 200; ++i) {
+      ids.push_back(MessageId::generate());
+      REQUIRE(spool.publish_sync(ids.back(), {"g"}, std::string(300, 'c')));
+    }
+  }
+  std::set<MessageId> kept;
+  {
+    FaultEnv env;
+    options.env = &env;
+    Spool spool(dir.path().string(), options);
+    // Three of every four acked: old segments fall under half live and have
+    // their live messages copied forward, rolling the active segment.
+    for (std::size_t i = 0; i < ids.size(); ++i) {
+      if (i % 4 == 0) {
+        kept.insert(ids[i]);
+        continue;
+      }
+      REQUIRE(spool.ack_sync(ids[i], "g"));
+    }
+    spool.flush();
+    REQUIRE(spool.stats().segments < 15);  // compaction ran
+    env.power_loss();
+  }
+  Spool spool(dir.path().string());
+  const auto pending = spool.pending("g");
+  const std::set<MessageId> found(pending.begin(), pending.end());
+  for (const auto& id : kept) CHECK(found.contains(id));
+}
