@@ -112,6 +112,9 @@ struct SpoolStats {
   std::uint64_t messages = 0;  // stored and pending for at least one group
   std::uint64_t syncs = 0;     // fdatasync calls since open
   std::uint64_t records_written = 0;
+  // Stored messages compaction found it cannot read back (damaged since
+  // written): their segment is kept rather than deleted.
+  std::uint64_t unreadable = 0;
   std::map<std::string, std::uint64_t> pending;  // per group
 };
 

@@ -106,6 +106,7 @@ struct Spool::Impl {
   std::map<std::uint32_t, std::uint64_t> seg_sizes;  // guarded by index_mutex
   std::map<std::uint32_t, std::uint32_t> seg_seeds;  // CRC seed per segment; index_mutex
   std::set<std::uint32_t> damaged;  // kept for inspection, never compacted; set at open
+  std::map<std::uint32_t, std::uint64_t> unreadable;  // per segment, by compaction; index_mutex
 
   std::mutex queue_mutex;
   std::condition_variable queue_cv, idle_cv;
@@ -536,6 +537,7 @@ struct Spool::Impl {
     std::lock_guard l(index_mutex);
     seg_sizes.erase(number);
     seg_seeds.erase(number);
+    unreadable.erase(number);
     index.usage.erase(number);
     std::uint64_t total = 0;
     for (const auto& [n, s] : seg_sizes) total += s;
@@ -653,13 +655,9 @@ struct Spool::Impl {
     });
     if (accounted != live.size()) {
       // A live message could not be read back: the segment stays, so nothing
-      // is lost, and says why.
+      // is lost, and stats() says so.
       std::lock_guard l(index_mutex);
-      const std::string problem = path_of(number) + ": " + std::to_string(live.size() - accounted) +
-                                  " stored messages cannot be read back; segment kept";
-      if (std::find(report.problems.begin(), report.problems.end(), problem) ==
-          report.problems.end())
-        report.problems.push_back(problem);
+      unreadable[number] = live.size() - accounted;
       return false;
     }
     for (std::size_t i = 0; i < records.size(); ++i) records[i].second = bodies[i];
@@ -860,6 +858,7 @@ SpoolStats Spool::stats() const {
   s.pending = impl_->index.pending_counts();
   s.syncs = impl_->syncs;
   s.records_written = impl_->records_written;
+  for (const auto& [n, count] : impl_->unreadable) s.unreadable += count;
   return s;
 }
 

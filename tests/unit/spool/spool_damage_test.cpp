@@ -261,3 +261,30 @@ TEST_CASE("segments numbered past 99,999,999 are found by recovery", "[spool][da
   Spool spool(path);
   CHECK(spool.pending("g") == ids);
 }
+
+TEST_CASE("compaction keeps a segment whose live message cannot be read back", "[spool][damage]") {
+  mqkit::test::TempDir dir;
+  const std::string path = dir.path().string();
+  SpoolOptions options;
+  options.segment_size = 4 * 1024;
+  Spool spool(path, options);
+  std::vector<MessageId> ids;
+  for (int i = 0; i < 40; ++i) {
+    ids.push_back(MessageId::generate());
+    REQUIRE(spool.publish_sync(ids.back(), {"g"},
+                               "payload-" + std::to_string(100 + i) + std::string(250, 'p')));
+  }
+  const std::string first = files_with(path, ".seg").front();
+  const auto at = contents(first).find("payload-102");
+  REQUIRE(at != std::string::npos);
+  patch(first, at, "PAYLOAD");      // message 2 is damaged on disk after it was stored
+  CHECK_FALSE(spool.read(ids[2]));  // never returned altered
+  for (std::size_t i = 0; i < ids.size(); ++i)
+    if (i != 2 && i != 3) REQUIRE(spool.ack_sync(ids[i], "g"));
+  spool.flush();
+  CHECK(fs::exists(first));  // not deleted: message 2 is still stored there
+  CHECK(spool.stats().unreadable == 1);
+  const auto m = spool.read(ids[3]);
+  REQUIRE(m);
+  CHECK(m->frame.starts_with("payload-103"));
+}
