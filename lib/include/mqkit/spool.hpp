@@ -31,6 +31,10 @@
 
 namespace mqkit {
 
+namespace detail::log {
+class Env;
+}
+
 enum class Durability {
   always,    // completion after fdatasync (group commit)
   interval,  // completion after write; fdatasync at least every sync_interval
@@ -47,6 +51,9 @@ struct SpoolOptions {
   // On open, remember the ids of the last N messages whose PUBLISH records
   // are still on disk, acked or not (see Spool::take_recent_ids).
   std::size_t recall_recent_ids = 0;
+  // The file I/O seam (lib/src/log/env.hpp); null: the real file system.
+  // Tests pass a fault-injecting one. Not owned; must outlive the spool.
+  detail::log::Env* env = nullptr;
 };
 
 // "always", "never" or "interval=DURATION" (e.g. interval=10ms). Throws Error.
@@ -108,6 +115,9 @@ struct SpoolStats {
   std::uint64_t messages = 0;  // stored and pending for at least one group
   std::uint64_t syncs = 0;     // fdatasync calls since open
   std::uint64_t records_written = 0;
+  // Stored messages compaction found it cannot read back (damaged since
+  // written): their segment is kept rather than deleted.
+  std::uint64_t unreadable = 0;
   std::map<std::string, std::uint64_t> pending;  // per group
 };
 

@@ -1,10 +1,12 @@
 // StreamLog: one partition of a stream (issue 7's durable, ordered,
 // replayable log). Records are appended with strictly increasing offsets and
 // their append time, in segment files named by their first offset
-// (00000000000000000000.log, ...) that use the spool's framing: a 16-byte
-// header, then length + CRC32C + type + body per record. Reopening recovers
-// every complete record and cuts a torn tail. Retention deletes whole old
-// segments (by size and by age), never the one being written.
+// (00000000000000000000.log, ...) written by the segment-log engine the
+// spool uses (lib/src/log/: a 16-byte header, then length + CRC32C + type +
+// body per record). Reopening recovers every complete record and cuts a torn
+// tail; a damaged record is skipped and its offset is never given again.
+// Retention deletes whole old segments (by size and by age), never the one
+// being written.
 //
 // Not thread-safe: one owner (a stream device's writer thread) appends and
 // reads. A directory has one owner process at a time (a flock'ed LOCK file).
@@ -24,10 +26,13 @@ namespace mqkit {
 
 struct StreamLogOptions {
   Durability durability = Durability::always;        // always: fdatasync per append_batch
+  std::chrono::milliseconds sync_interval{10};       // interval: fdatasync at least this often
   std::uint64_t segment_size = 64ull * 1024 * 1024;  // a new segment starts past this
   std::uint64_t retain_bytes = 0;                    // 0: no size limit
   std::chrono::milliseconds retain_age{0};           // 0: no age limit
   std::uint64_t max_record_size = 16ull * 1024 * 1024 + 64 * 1024;
+  // The file I/O seam (lib/src/log/env.hpp); null: the real file system.
+  detail::log::Env* env = nullptr;
 };
 
 struct StreamRecord {
@@ -46,7 +51,8 @@ class StreamLog {
   StreamLog& operator=(const StreamLog&) = delete;
 
   // Appends the frames in order with one write (and one fdatasync under
-  // `always`); returns the offset of the first. Throws Error on I/O failure,
+  // `always`); returns the offset of the first. Throws Error on I/O failure
+  // (a full disk: errc ENOSPC, and appends work again once space returns),
   // having appended none of them.
   std::uint64_t append_batch(const std::vector<std::string_view>& frames,
                              std::uint64_t time_ms = 0);  // 0: now
@@ -55,10 +61,21 @@ class StreamLog {
   }
 
   // Up to `max_records` records (and about `max_bytes`) from `offset` on, in
-  // order. Empty at the end. Throws Error(bad_argument) for an offset before
-  // the first retained one or past the end.
+  // order and contiguous: it stops before a damaged record (see
+  // damaged_from). Empty at the end. Throws Error(bad_argument) for an
+  // offset before the first retained one or past the end; never for damage.
   std::vector<StreamRecord> read(std::uint64_t offset, std::size_t max_records,
                                  std::size_t max_bytes = 16 * 1024 * 1024) const;
+
+  // How many records from `offset` on cannot be read (damaged on disk, or
+  // lost to corruption at recovery): a reader skips them and tells its
+  // consumer why (`why`). 0 when the record at `offset` reads fine.
+  std::uint64_t damaged_from(std::uint64_t offset, std::string* why = nullptr) const;
+
+  // Under `interval`: syncs now if the interval has passed since the first
+  // unsynced append (an owner calls this from its loop when idle). Throws
+  // Error when the sync fails; appends then fail until one succeeds.
+  void sync_if_due();
 
   std::uint64_t first_offset() const noexcept;  // the oldest retained record
   std::uint64_t next_offset() const noexcept;   // what the next append gets

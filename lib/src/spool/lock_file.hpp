@@ -1,35 +1,9 @@
-// LockFile: one writer per spool directory. An flock'ed LOCK file that also
-// records the owner's pid, so a second writer's error can name it.
+// Moved to lib/src/log/ (shared by the spool and the stream log); this
+// header keeps the old include path and namespace working.
 #pragma once
 
-#include <sys/types.h>
-#include <optional>
-#include <string>
+#include "log/lock_file.hpp"
 
 namespace mqkit::detail::spool {
-
-class LockFile {
- public:
-  // Throws Error naming the owner's pid when another process holds the lock.
-  explicit LockFile(const std::string& dir);
-  ~LockFile();
-  LockFile(const LockFile&) = delete;
-  LockFile& operator=(const LockFile&) = delete;
-
-  // Adds "admin ENDPOINT" to the owner note, for tools that must change the
-  // spool through its owner.
-  void set_admin_endpoint(const std::string& endpoint);
-
- private:
-  void write_note(const std::string& admin);
-  int fd_ = -1;
-};
-
-// The process holding DIR's lock right now, if any.
-struct LockOwner {
-  pid_t pid = 0;
-  std::string admin;  // empty when the owner has none
-};
-std::optional<LockOwner> lock_owner(const std::string& dir);
-
+using namespace mqkit::detail::log;
 }  // namespace mqkit::detail::spool

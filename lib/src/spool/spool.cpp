@@ -13,19 +13,22 @@
 #include <filesystem>
 #include <future>
 #include <mutex>
+#include <set>
 #include <thread>
 
+#include "log/env.hpp"
+#include "log/lock_file.hpp"
+#include "log/segment_file.hpp"
+#include "log/segment_reader.hpp"
 #include "mqkit/duration.hpp"
 #include "mqkit/error.hpp"
-#include "spool/crc32c.hpp"
-#include "spool/lock_file.hpp"
 #include "spool/records.hpp"
-#include "spool/segment_reader.hpp"
 #include "spool/spool_index.hpp"
 
 namespace mqkit {
 namespace fs = std::filesystem;
 using namespace detail::spool;
+using namespace detail::log;
 
 namespace detail::spool {
 
@@ -35,18 +38,24 @@ std::string segment_name(std::uint32_t number) {
   return name;
 }
 
-// Segment numbers present in `dir`, ascending.
-std::vector<std::uint32_t> list_segments(const std::string& dir) {
+// Segment numbers present in `dir`, ascending (8 digits, more past 99,999,999).
+std::vector<std::uint32_t> list_segments(const std::string& dir, Env& env) {
+  std::vector<std::string> names;
+  if (const int err = env.list_dir(dir, names); err != 0)
+    throw Error(std::error_code(err, std::system_category()),
+                "cannot list spool directory " + dir + ": " + std::strerror(err));
   std::vector<std::uint32_t> numbers;
-  std::error_code ec;
-  for (const auto& entry : fs::directory_iterator(dir, ec)) {
-    const std::string name = entry.path().filename().string();
-    if (name.size() != 12 || !name.ends_with(kSegmentSuffix)) continue;
-    const std::string digits = name.substr(0, 8);
+  const std::size_t suffix = std::strlen(kSegmentSuffix);
+  for (const auto& name : names) {
+    if (name.size() < 8 + suffix || name.size() > 10 + suffix || !name.ends_with(kSegmentSuffix))
+      continue;
+    const std::string digits = name.substr(0, name.size() - suffix);
     if (digits.find_first_not_of("0123456789") != std::string::npos) continue;
-    numbers.push_back(static_cast<std::uint32_t>(std::stoul(digits)));
+    const unsigned long long number = std::stoull(digits);
+    if (number > 0xFFFFFFFFull || segment_name(static_cast<std::uint32_t>(number)) != name)
+      continue;
+    numbers.push_back(static_cast<std::uint32_t>(number));
   }
-  if (ec) throw Error(ec, "cannot list spool directory " + dir + ": " + ec.message());
   std::sort(numbers.begin(), numbers.end());
   return numbers;
 }
@@ -55,31 +64,8 @@ std::vector<std::uint32_t> list_segments(const std::string& dir) {
 
 namespace {
 
-[[noreturn]] void throw_errno(const std::string& what) {
-  const int err = errno;
+[[noreturn]] void throw_error(int err, const std::string& what) {
   throw Error(std::error_code(err, std::system_category()), what + ": " + std::strerror(err));
-}
-
-bool pwrite_all(int fd, std::string_view data, std::uint64_t offset) {
-  while (!data.empty()) {
-    const ssize_t n = ::pwrite(fd, data.data(), data.size(), static_cast<off_t>(offset));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      if (n == 0) errno = EIO;
-      return false;
-    }
-    data.remove_prefix(static_cast<std::size_t>(n));
-    offset += static_cast<std::uint64_t>(n);
-  }
-  return true;
-}
-
-bool sync_directory(const std::string& dir) {
-  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return false;
-  const bool ok = ::fsync(fd) == 0;
-  ::close(fd);
-  return ok;
 }
 
 struct QueuedRecord {
@@ -111,12 +97,16 @@ void parse_durability(std::string_view text, SpoolOptions& options) {
 struct Spool::Impl {
   std::string dir;
   SpoolOptions options;
+  Env* env = &Env::posix();
   std::optional<LockFile> lock;
   RecoveryReport report;
 
   mutable std::mutex index_mutex;
   SpoolIndex index;                                  // guarded by index_mutex
   std::map<std::uint32_t, std::uint64_t> seg_sizes;  // guarded by index_mutex
+  std::map<std::uint32_t, std::uint32_t> seg_seeds;  // CRC seed per segment; index_mutex
+  std::set<std::uint32_t> damaged;  // kept for inspection, never compacted; set at open
+  std::map<std::uint32_t, std::uint64_t> unreadable;  // per segment, by compaction; index_mutex
 
   std::mutex queue_mutex;
   std::condition_variable queue_cv, idle_cv;
@@ -128,11 +118,10 @@ struct Spool::Impl {
   std::atomic<std::uint64_t> disk_bytes{0}, syncs{0}, records_written{0};
 
   // Owned by the writer thread after open.
-  int active_fd = -1;
+  std::unique_ptr<SegmentFile> active;
   std::uint32_t active_number = 0;
-  std::uint64_t active_size = 0;
-  bool dirty = false;
-  std::chrono::steady_clock::time_point last_sync = std::chrono::steady_clock::now();
+  SyncDeadline deadline;
+  int sync_error = 0;  // a failed interval sync: nothing is confirmed until one succeeds
   std::thread writer;
 
   std::string path_of(std::uint32_t number) const { return dir + "/" + segment_name(number); }
@@ -162,23 +151,24 @@ struct Spool::Impl {
   // ---- open and recovery ----
 
   void open() {
-    std::error_code ec;
-    fs::create_directories(dir, ec);
-    if (ec) throw Error(ec, "cannot create spool directory " + dir + ": " + ec.message());
+    if (options.segment_size > kMaxSegmentSize ||
+        options.max_record_size > kMaxSegmentSize - std::min(options.segment_size, kMaxSegmentSize))
+      throw Error(errc::bad_argument,
+                  "segment size plus the largest record must stay below 4 GiB (segment size " +
+                      std::to_string(options.segment_size) + ")");
+    if (const int err = make_dirs(*env, dir); err != 0)
+      throw_error(err, "cannot create spool directory " + dir);
     lock.emplace(dir);
-    if (!fs::exists(reserve_path())) take_reserve();  // best effort: a full disk may refuse it
-    const auto numbers = list_segments(dir);
+    if (!reserve_present()) take_reserve();  // best effort: a full disk may refuse it
+    const auto numbers = list_segments(dir, *env);
+    bool fresh_segment = numbers.empty();
     for (std::size_t i = 0; i < numbers.size(); ++i) {
       const bool last = i + 1 == numbers.size();
-      recover_segment(numbers[i], last);
+      if (!recover_segment(numbers[i], last) && last) fresh_segment = true;
     }
-    if (numbers.empty()) {
-      create_segment(1);
-    } else {
-      active_number = numbers.back();
-      active_fd = ::open(path_of(active_number).c_str(), O_WRONLY | O_CLOEXEC);
-      if (active_fd < 0) throw_errno("cannot open " + path_of(active_number));
-      active_size = seg_sizes[active_number];
+    if (fresh_segment) {
+      const std::uint32_t number = numbers.empty() ? 1 : numbers.back() + 1;
+      if (!create_segment(number)) throw_error(errno, "cannot create " + path_of(number));
     }
     next_seq = index.next_seq;
     std::uint64_t total = 0;
@@ -186,9 +176,13 @@ struct Spool::Impl {
     disk_bytes = total;
   }
 
-  void recover_segment(std::uint32_t number, bool last) {
+  // Replays one segment into the index. For the last one, also makes it the
+  // active segment and returns true, or returns false when appends must go to
+  // a new segment instead (its header or its middle is damaged: it is kept
+  // as it is, for its records and for inspection).
+  bool recover_segment(std::uint32_t number, bool last) {
     const std::string path = path_of(number);
-    SegmentReader reader(path, options.max_record_size);
+    SegmentReader reader(path, options.max_record_size, *env);
     const ScanReport scan = reader.scan([&](const RecordView& r) {
       auto decoded = decode_record(r.type, r.body);
       if (!decoded) {
@@ -205,64 +199,64 @@ struct Spool::Impl {
     report.corrupt_bytes += scan.corrupt_bytes;
     report.problems.insert(report.problems.end(), scan.problems.begin(), scan.problems.end());
     std::uint64_t size = reader.file_size();
-    if (!reader.header_ok() && !last) {
-      // A whole segment in the middle is unreadable: corruption, not a tail.
-      // It is left on disk for inspection and kept out of compaction (it
-      // holds nothing readable that an ack elsewhere could refer to).
+    seg_seeds[number] = reader.crc_seed();
+    if (reader.header_state() == HeaderState::damaged) {
+      // A bad byte in a whole header: corruption, never a tail. The records
+      // behind it were read where they check out; the file stays as it is.
       ++report.corrupt_records;
-      report.corrupt_bytes += size;
-      return;
-    } else if (scan.torn_tail_bytes > 0 || !reader.header_ok()) {
-      // A last segment without a complete header (a crash right after it was
-      // created) is repaired too: appends must never start at offset 0.
+      seg_sizes[number] = size;
+      damaged.insert(number);
+      return false;
+    }
+    if (reader.header_state() == HeaderState::incomplete) {
+      if (!last) {
+        ++report.corrupt_records;
+        report.corrupt_bytes += size;
+        return false;  // left on disk for inspection
+      }
+      // A crash right after the file was created: it holds nothing.
+      report.torn_tail_bytes += size;
+      report.problems.push_back(path + ": " + std::to_string(size) +
+                                " bytes of an incomplete header; the segment starts again");
+      if (!create_segment(number)) throw_error(errno, "cannot repair " + path);
+      return true;
+    }
+    if (scan.torn_tail_bytes > 0) {
       report.torn_tail_bytes += scan.torn_tail_bytes;
       report.problems.push_back(
           path + ": " + std::to_string(scan.torn_tail_bytes) + " bytes of torn tail after offset " +
           std::to_string(scan.valid_end) + (last ? " truncated" : " ignored"));
-      if (last) {
-        size = std::max<std::uint64_t>(scan.valid_end, kSegmentHeaderSize);
-        repair_tail(path, scan.valid_end);
-      }
+      if (last) size = scan.valid_end;
     }
     seg_sizes[number] = size;
-  }
-
-  // Cuts a torn tail; rewrites a header that never got written completely.
-  void repair_tail(const std::string& path, std::uint64_t valid_end) {
-    const int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
-    if (fd < 0) throw_errno("cannot repair " + path);
-    bool ok = true;
-    if (valid_end < kSegmentHeaderSize) {
-      char header[kSegmentHeaderSize];
-      write_segment_header(header);
-      ok = ::ftruncate(fd, 0) == 0 && pwrite_all(fd, {header, sizeof header}, 0);
-    } else {
-      ok = ::ftruncate(fd, static_cast<off_t>(valid_end)) == 0;
-    }
-    ok = ok && ::fdatasync(fd) == 0;
-    ::close(fd);
-    if (!ok) throw_errno("cannot truncate the torn tail of " + path);
+    if (!last) return true;
+    if (scan.corrupt_records > 0 || reader.crc_seed() == 0) return false;
+    std::unique_ptr<SegmentFile> file;
+    if (const int err = SegmentFile::open(*env, path, size, reader.crc_seed(), file); err != 0)
+      throw_error(err, "cannot open " + path);
+    if (scan.torn_tail_bytes > 0)
+      if (const int err = file->cut_to(size); err != 0)
+        throw_error(err, "cannot truncate the torn tail of " + path);
+    active = std::move(file);
+    active_number = number;
+    return true;
   }
 
   // Creates segment `number`, makes it the active one. False (errno set) on failure.
   bool create_segment(std::uint32_t number) {
-    const std::string path = path_of(number);
-    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) return false;
-    char header[kSegmentHeaderSize];
-    write_segment_header(header);
-    if (!pwrite_all(fd, {header, sizeof header}, 0) ||
-        (options.durability == Durability::always &&
-         (::fdatasync(fd) != 0 || !sync_directory(dir)))) {
-      const int err = errno;
-      ::close(fd);
-      ::unlink(path.c_str());
+    std::unique_ptr<SegmentFile> file;
+    const int err =
+        SegmentFile::create(*env, path_of(number), options.durability != Durability::never, file);
+    if (err != 0) {
       errno = err;
       return false;
     }
-    active_fd = fd;
+    {
+      std::lock_guard l(index_mutex);
+      seg_seeds[number] = file->seed();
+    }
+    active = std::move(file);
     active_number = number;
-    active_size = kSegmentHeaderSize;
     set_size(number, kSegmentHeaderSize);
     return true;
   }
@@ -300,6 +294,11 @@ struct Spool::Impl {
 
   // ---- the writer thread ----
 
+  // Settling records that met a full disk, written again after compaction
+  // frees space (or the disk gets space back). Writer thread only.
+  std::vector<QueuedRecord> retry;
+  static constexpr std::chrono::milliseconds kFullDiskRetry{50};
+
   void writer_loop() {
     std::vector<QueuedRecord> batch;  // swapped with `queue`: both keep their capacity
     for (;;) {
@@ -307,43 +306,59 @@ struct Spool::Impl {
       {
         std::unique_lock l(queue_mutex);
         auto ready = [&] { return !queue.empty() || closing; };
-        if (options.durability == Durability::interval && dirty)
-          queue_cv.wait_until(l, last_sync + options.sync_interval, ready);
+        if (!retry.empty())
+          queue_cv.wait_for(l, kFullDiskRetry, ready);
+        else if (options.durability == Durability::interval && deadline.dirty())
+          queue_cv.wait_until(l, deadline.next(options.sync_interval), ready);
         else
           queue_cv.wait(l, ready);
-        if (queue.empty()) {
+        if (queue.empty() && retry.empty()) {
           if (closing) break;
           l.unlock();
           sync_active();  // the interval passed
           continue;
         }
+        if (closing && queue.empty()) {
+          // Closing on a full disk: the settling records still waiting fail.
+          l.unlock();
+          for (auto& r : retry)
+            if (r.done) r.done({AppendStatus::io_error, ENOSPC});
+          retry.clear();
+          break;
+        }
         batch.swap(queue);
         queued_bytes = 0;
-        in_flight = batch.size();
+        in_flight = batch.size() + retry.size();
+      }
+      if (!retry.empty()) {
+        batch.insert(batch.begin(), std::make_move_iterator(retry.begin()),
+                     std::make_move_iterator(retry.end()));
+        retry.clear();
       }
       write_batch(batch);
       compact_now();
       {
         std::lock_guard l(queue_mutex);
-        in_flight = 0;
+        in_flight = retry.size();
       }
       idle_cv.notify_all();
     }
-    if (dirty) sync_active();
-    if (active_fd >= 0) ::close(active_fd);
-    active_fd = -1;
+    if (deadline.dirty()) sync_active();
+    active.reset();
   }
 
   void sync_active() {
-    if (::fdatasync(active_fd) == 0) {
+    if (const int err = active->sync(); err == 0) {
       ++syncs;
-      dirty = false;
+      sync_error = 0;
+      deadline.synced();
+    } else {
+      sync_error = err;  // what was confirmed since the last sync may be lost: say so from now on
     }
-    last_sync = std::chrono::steady_clock::now();
   }
 
   struct Touched {
-    int fd;
+    SegmentFile* file;
     std::uint32_t number;
     std::uint64_t size_before;
   };
@@ -362,95 +377,107 @@ struct Spool::Impl {
   // its size before this call: nothing of a failed batch stays on disk.
   int write_records(const std::vector<std::pair<RecordType, std::string_view>>& records,
                     std::vector<Location>& where, bool force_sync) {
-    std::vector<Touched> touched{{active_fd, active_number, active_size}};
+    if (sync_error != 0 && options.durability == Durability::interval) {
+      sync_active();  // an earlier interval sync failed: confirm nothing until one succeeds
+      if (sync_error != 0) return sync_error;
+    }
+    std::vector<std::unique_ptr<SegmentFile>> rolled_from;  // closed at the end
+    std::vector<Touched> touched{{active.get(), active_number, active->size()}};
     std::string buffer;
     where.resize(records.size());
     int err = 0;
     auto flush_buffer = [&] {
-      if (buffer.empty()) return true;
-      if (!pwrite_all(active_fd, buffer, active_size)) return false;
-      active_size += buffer.size();
+      if (buffer.empty()) return 0;
+      if (const int e = active->append(buffer); e != 0) return e;
       buffer.clear();
-      set_size(active_number, active_size);
-      return true;
+      set_size(active_number, active->size());
+      return 0;
     };
+    const bool sync_on_roll = options.durability != Durability::never || force_sync;
     for (std::size_t i = 0; i < records.size(); ++i) {
       const std::uint64_t size = kRecordHeaderSize + records[i].second.size();
-      if (active_size + buffer.size() + size > options.segment_size &&
-          active_size + buffer.size() > kSegmentHeaderSize) {
-        const bool rolled =
-            flush_buffer() &&
-            (options.durability == Durability::never || ::fdatasync(active_fd) == 0) &&
-            create_segment(active_number + 1);
-        if (!rolled) {
-          err = errno;
-          break;
+      if (active->size() + buffer.size() + size > options.segment_size &&
+          active->size() + buffer.size() > kSegmentHeaderSize) {
+        err = flush_buffer();
+        if (err == 0 && sync_on_roll) err = active->sync();
+        if (err == 0) {
+          std::unique_ptr<SegmentFile> old = std::move(active);
+          if (!create_segment(active_number + 1)) {
+            err = errno;
+            active = std::move(old);
+          } else {
+            rolled_from.push_back(std::move(old));
+          }
         }
-        touched.push_back({active_fd, active_number, kSegmentHeaderSize});
+        if (err != 0) break;
+        touched.push_back({active.get(), active_number, kSegmentHeaderSize});
       }
-      where[i] = {active_number, static_cast<std::uint32_t>(active_size + buffer.size()),
+      where[i] = {active_number, static_cast<std::uint32_t>(active->size() + buffer.size()),
                   static_cast<std::uint32_t>(size)};
-      append_record(buffer, records[i].first, records[i].second);
+      append_record(buffer, active->seed(), records[i].first, records[i].second);
     }
-    if (err == 0 && !flush_buffer()) err = errno;
+    if (err == 0) err = flush_buffer();
     if (err == 0) {
-      dirty = true;
+      deadline.wrote();
       if (options.durability == Durability::always || force_sync) {
-        if (::fdatasync(active_fd) != 0) {
-          err = errno;
-        } else {
+        err = active->sync();
+        if (err == 0) {
           ++syncs;
-          dirty = false;
-          last_sync = std::chrono::steady_clock::now();
+          deadline.synced();
         }
       } else if (options.durability == Durability::interval &&
-                 std::chrono::steady_clock::now() - last_sync >= options.sync_interval) {
+                 deadline.due(options.sync_interval)) {
         sync_active();
+        err = sync_error;
       }
     }
     if (err != 0) {
       for (auto it = touched.rbegin(); it != touched.rend(); ++it) {
-        [[maybe_unused]] int rc = ::ftruncate(it->fd, static_cast<off_t>(it->size_before));
-        rc = ::fdatasync(it->fd);
+        (void)it->file->cut_to(it->size_before);
         set_size(it->number, it->size_before);
       }
-      active_size = touched.back().size_before;
     }
-    for (const auto& t : touched)
-      if (t.fd != active_fd) ::close(t.fd);  // segments rolled away from
     return err;
   }
 
   // ---- the disk reserve ----
   // Acks are what free space, so they must be writable on a full disk. A
-  // small reserve file is given up when a batch holding acks hits ENOSPC,
-  // and taken again once compaction has freed space.
+  // small reserve file is given up when settling records (or compaction)
+  // hit ENOSPC, and taken again once compaction has freed space.
   static constexpr std::size_t kReserveSize = 64 * 1024;
   std::string reserve_path() const { return dir + "/RESERVE"; }
 
+  bool reserve_present() const {
+    std::unique_ptr<File> file;
+    return env->open(reserve_path(), OpenMode::read_only, file) == 0;
+  }
+
   bool take_reserve() {
-    const int fd = ::open(reserve_path().c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
-    if (fd < 0) return false;
-    const bool ok = ::posix_fallocate(fd, 0, kReserveSize) == 0;
-    ::close(fd);
-    if (!ok) ::unlink(reserve_path().c_str());
+    std::unique_ptr<File> file;
+    if (env->open(reserve_path(), OpenMode::create, file) != 0) return false;
+    const bool ok = file->allocate(kReserveSize) == 0;
+    file.reset();
+    if (!ok) (void)env->unlink(reserve_path());
     return ok;
   }
 
-  bool release_reserve() { return ::unlink(reserve_path().c_str()) == 0; }
+  bool release_reserve() { return env->unlink(reserve_path()) == 0; }
+
+  static bool settles(RecordType type) {
+    return type == RecordType::ack || type == RecordType::dead || type == RecordType::tombstone ||
+           type == RecordType::attempt;
+  }
 
   void write_batch(std::vector<QueuedRecord>& batch) {
     std::vector<std::pair<RecordType, std::string_view>> records;
     records.reserve(batch.size());
-    bool settles = false;
-    for (const auto& r : batch) {
-      records.emplace_back(r.type, r.body);
-      settles |= r.type == RecordType::ack || r.type == RecordType::dead ||
-                 r.type == RecordType::tombstone;
-    }
+    for (const auto& r : batch) records.emplace_back(r.type, r.body);
     std::vector<Location> where;
     int err = write_records(records, where, false);
-    if (err == ENOSPC && settles && release_reserve()) err = write_records(records, where, false);
+    if (err == ENOSPC) {
+      write_on_full_disk(batch);
+      return;
+    }
     records_written += err == 0 ? batch.size() : 0;
     if (err == 0) {
       std::lock_guard l(index_mutex);
@@ -460,42 +487,106 @@ struct Spool::Impl {
       if (r.done) r.done(err == 0 ? AppendResult{} : AppendResult{AppendStatus::io_error, err});
   }
 
+  // The disk is full: publishes fail with `full` (backpressure, the client
+  // retries later); settling records, which are what frees space, are
+  // written alone, with the reserve's space if need be, and otherwise kept
+  // and written again until they land.
+  void write_on_full_disk(std::vector<QueuedRecord>& batch) {
+    std::vector<QueuedRecord> settling;
+    for (auto& r : batch) {
+      if (settles(r.type))
+        settling.push_back(std::move(r));
+      else if (r.done)
+        r.done({AppendStatus::full, ENOSPC});
+    }
+    if (settling.empty()) return;
+    std::vector<std::pair<RecordType, std::string_view>> records;
+    for (const auto& r : settling) records.emplace_back(r.type, r.body);
+    std::vector<Location> where;
+    int err = write_records(records, where, false);
+    if (err == ENOSPC && release_reserve()) err = write_records(records, where, false);
+    if (err == ENOSPC) {
+      retry = std::move(settling);
+      return;
+    }
+    records_written += err == 0 ? settling.size() : 0;
+    if (err == 0) {
+      std::lock_guard l(index_mutex);
+      for (std::size_t i = 0; i < settling.size(); ++i) index.apply(settling[i].update, where[i]);
+    }
+    for (auto& r : settling)
+      if (r.done) r.done(err == 0 ? AppendResult{} : AppendResult{AppendStatus::io_error, err});
+  }
+
   // ---- compaction (writer thread) ----
 
+  // A segment can go when none of its settling records names a message whose
+  // PUBLISH is still on disk in an older segment (deleting it would bring
+  // that message back on recovery).
+  bool settles_nothing_older(std::uint32_t number) const {
+    auto u = index.usage.find(number);
+    if (u == index.usage.end()) return true;
+    for (const auto& [older, count] : u->second.settles)
+      if (count > 0 && older < number && seg_sizes.contains(older)) return false;
+    return true;
+  }
+
+  bool remove_segment(std::uint32_t number) {
+    if (env->unlink(path_of(number)) != 0) return false;
+    (void)env->sync_dir(dir);  // the delete is durable before anything relies on it
+    std::lock_guard l(index_mutex);
+    seg_sizes.erase(number);
+    seg_seeds.erase(number);
+    unreadable.erase(number);
+    index.usage.erase(number);
+    std::uint64_t total = 0;
+    for (const auto& [n, s] : seg_sizes) total += s;
+    disk_bytes = total;
+    return true;
+  }
+
   void compact_now() {
+    bool removed_any = false;
     for (;;) {
       std::uint32_t oldest = 0;
       std::uint64_t size = 0;
       SegmentUsage usage;
       {
         std::lock_guard l(index_mutex);
-        if (seg_sizes.size() < 2) return;
+        if (seg_sizes.size() < 2) break;
         oldest = seg_sizes.begin()->first;
         size = seg_sizes.begin()->second;
-        if (oldest == active_number) return;
+        if (oldest == active_number || damaged.contains(oldest)) break;
         usage = index.usage[oldest];
       }
-      // Only the oldest segment is ever removed, so an ack is never lost
-      // while the message it settles still exists in an older segment. A
-      // mostly live segment stays; a mostly settled one has its live
-      // messages copied forward first.
-      if (usage.live_messages > 0 && usage.live_bytes * 2 > size) return;
-      if (usage.live_messages > 0 && !rewrite_live(oldest)) return;
-      if (::unlink(path_of(oldest).c_str()) != 0) return;
-      {
-        std::lock_guard l(index_mutex);
-        seg_sizes.erase(oldest);
-        index.usage.erase(oldest);
-        std::uint64_t total = 0;
-        for (const auto& [n, s] : seg_sizes) total += s;
-        disk_bytes = total;
-      }
-      if (!fs::exists(reserve_path())) take_reserve();
+      // The oldest segment settles nothing older. A mostly live one stays;
+      // a mostly settled one has its live messages copied forward first.
+      if (usage.live_messages > 0 && usage.live_bytes * 2 > size) break;
+      if (usage.live_messages > 0 && !rewrite_live(oldest)) break;
+      if (!remove_segment(oldest)) break;
+      removed_any = true;
     }
+    // Newer segments whose messages are all settled go too, unless one of
+    // their settling records still names a message in an older segment.
+    std::vector<std::uint32_t> done;
+    {
+      std::lock_guard l(index_mutex);
+      for (const auto& [number, size] : seg_sizes) {
+        if (number == active_number || number == seg_sizes.begin()->first ||
+            damaged.contains(number))
+          continue;
+        auto u = index.usage.find(number);
+        if (u != index.usage.end() && u->second.live_messages > 0) continue;
+        if (settles_nothing_older(number)) done.push_back(number);
+      }
+    }
+    for (const auto number : done) removed_any |= remove_segment(number);
+    if (removed_any && !reserve_present()) take_reserve();
   }
 
   // Copies the live messages of segment `number` to the active segment, with
   // the groups they are still pending for, and syncs them before returning.
+  // False (the segment must stay) when any live message was not copied.
   bool rewrite_live(std::uint32_t number) {
     std::vector<std::pair<MessageId, IndexEntry>> live;
     {
@@ -503,14 +594,20 @@ struct Spool::Impl {
       for (const auto& [id, e] : index.entries)
         if (e.where.segment == number) live.emplace_back(id, e);
     }
-    SegmentReader reader(path_of(number), options.max_record_size);
+    std::optional<SegmentReader> reader;
+    try {
+      reader.emplace(path_of(number), options.max_record_size, *env);
+    } catch (const Error&) {
+      return false;  // unreadable for now (EIO): the segment stays, compaction tries again later
+    }
     std::vector<std::string> bodies;
     std::vector<std::pair<RecordType, std::string_view>> records;
     std::vector<DecodedRecord> updates;
     std::map<std::uint64_t, std::size_t> wanted;  // offset -> index in live
     for (std::size_t i = 0; i < live.size(); ++i) wanted[live[i].second.where.offset] = i;
     std::vector<std::string> groups_now;
-    (void)reader.scan([&](const RecordView& r) {
+    std::size_t accounted = 0;  // copied, or settled meanwhile
+    (void)reader->scan([&](const RecordView& r) {
       if (!wanted.contains(r.offset)) return;
       auto decoded = decode_record(r.type, r.body);
       if (!decoded) return;
@@ -520,12 +617,16 @@ struct Spool::Impl {
       {
         std::lock_guard l(index_mutex);
         auto it = index.entries.find(SpoolIndex::key_of(*decoded));
-        if (it == index.entries.end()) return;  // settled meanwhile
+        if (it == index.entries.end() || it->second.where.segment != number) {
+          ++accounted;  // settled (or moved) meanwhile
+          return;
+        }
         groups_now = index.groups_of(it->second.groups);
         if (auto f = index.failures.find(decoded->id); f != index.failures.end())
           for (const auto& h : f->second)
             history.emplace_back(index.group_names[static_cast<std::size_t>(h.group_bit)], h);
       }
+      ++accounted;
       if (r.type == RecordType::publish) {
         bodies.push_back(encode_publish(decoded->seq, decoded->id, groups_now, decoded->frame));
       } else {
@@ -552,9 +653,18 @@ struct Spool::Impl {
         records.emplace_back(RecordType::attempt, std::string_view());
       }
     });
+    if (accounted != live.size()) {
+      // A live message could not be read back: the segment stays, so nothing
+      // is lost, and stats() says so.
+      std::lock_guard l(index_mutex);
+      unreadable[number] = live.size() - accounted;
+      return false;
+    }
     for (std::size_t i = 0; i < records.size(); ++i) records[i].second = bodies[i];
     std::vector<Location> where;
-    if (write_records(records, where, /*force_sync=*/true) != 0) return false;
+    int err = write_records(records, where, /*force_sync=*/true);
+    if (err == ENOSPC && release_reserve()) err = write_records(records, where, true);
+    if (err != 0) return false;
     std::lock_guard l(index_mutex);
     for (std::size_t i = 0; i < updates.size(); ++i) index.apply(updates[i], where[i]);
     return true;
@@ -594,20 +704,21 @@ struct Spool::Impl {
                                          const std::optional<MessageId>& id) const {
     Location where;
     std::vector<std::string> groups;
+    std::uint32_t seed = 0;
     {
       std::lock_guard l(index_mutex);
       auto it = index.entries.find(key);
       if (it == index.entries.end()) return std::nullopt;
       where = it->second.where;
       groups = index.groups_of(it->second.groups);
+      if (auto s = seg_seeds.find(where.segment); s != seg_seeds.end()) seed = s->second;
     }
-    const int fd = ::open(path_of(where.segment).c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return std::nullopt;
+    std::unique_ptr<File> file;
+    if (env->open(path_of(where.segment), OpenMode::read_only, file) != 0) return std::nullopt;
     std::string data(where.size, '\0');
-    const ssize_t n = ::pread(fd, data.data(), data.size(), where.offset);
-    ::close(fd);
-    if (n != static_cast<ssize_t>(data.size()) || data.size() < kRecordHeaderSize)
-      return std::nullopt;
+    if (read_exact(*file, where.offset, data.data(), data.size()) != 0 ||
+        !record_checks_out(data, seed))
+      return std::nullopt;  // damaged since it was written: never an empty or wrong frame
     const auto type = static_cast<RecordType>(data[8]);
     auto decoded = decode_record(type, std::string_view(data).substr(kRecordHeaderSize));
     if (!decoded || (id && decoded->id != *id)) return std::nullopt;
@@ -625,6 +736,7 @@ Spool::Spool(const std::string& dir, const SpoolOptions& options)
   impl_->dir = dir;
   impl_->options = options;
   impl_->index.recent_capacity = options.recall_recent_ids;
+  if (options.env != nullptr) impl_->env = options.env;
   impl_->open();
   impl_->writer = std::thread([impl = impl_.get()] {
     ::pthread_setname_np(::pthread_self(), "mqkit-spool");  // for top -H and perf
@@ -792,6 +904,7 @@ SpoolStats Spool::stats() const {
   s.pending = impl_->index.pending_counts();
   s.syncs = impl_->syncs;
   s.records_written = impl_->records_written;
+  for (const auto& [n, count] : impl_->unreadable) s.unreadable += count;
   return s;
 }
 

@@ -116,6 +116,10 @@ const Failures* SpoolIndex::failures_of(const MessageId& id, int group_bit) cons
   return nullptr;
 }
 
+void SpoolIndex::note_settle(const Location& message, const Location& record) {
+  if (message.segment < record.segment) ++usage[record.segment].settles[message.segment];
+}
+
 bool SpoolIndex::apply(const DecodedRecord& r, const Location& where) {
   if (r.id.is_nil()) return true;  // never an id (the nil id marks an empty slot): ignored
   switch (r.type) {
@@ -154,6 +158,7 @@ bool SpoolIndex::apply(const DecodedRecord& r, const Location& where) {
       if (it == entries.end() || !r.names_a_group()) return true;  // already gone
       const int bit = find_group(r.one_group());
       if (bit < 0) return true;
+      note_settle(it->second.where, where);
       it->second.groups &= ~(std::uint64_t{1} << bit);
       forget_failures(r.id, bit);
       if (it->second.groups == 0) forget(it);
@@ -164,6 +169,7 @@ bool SpoolIndex::apply(const DecodedRecord& r, const Location& where) {
       if (it == entries.end() || !r.names_a_group()) return true;  // settled meanwhile
       const int bit = find_group(r.one_group());
       if (bit < 0 || !(it->second.groups & (std::uint64_t{1} << bit))) return true;
+      note_settle(it->second.where, where);
       auto& list = failures[r.id];
       Failures f{bit, r.attempts, r.first_failure_ms, r.last_error};
       for (auto& existing : list)

@@ -42,6 +42,9 @@ struct Failures {
 struct SegmentUsage {
   std::uint64_t live_messages = 0;
   std::uint64_t live_bytes = 0;
+  // Older segment -> how many settling records here (ACK, DEAD, TOMBSTONE,
+  // ATTEMPT) named a message stored there: this segment must outlive those.
+  std::map<std::uint32_t, std::uint64_t> settles;
 };
 
 // A dead-letter spool keeps one dead letter per (message, group): two groups
@@ -93,6 +96,7 @@ class SpoolIndex {
  private:
   void forget(mqkit::detail::IdTable<IndexEntry>::iterator it);
   void forget_failures(const MessageId& id, int group_bit);
+  void note_settle(const Location& message, const Location& record);
 };
 
 }  // namespace mqkit::detail::spool

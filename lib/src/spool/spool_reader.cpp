@@ -1,15 +1,16 @@
 // read_spool: the lock-free, read-only view of a spool for dump, check and
 // `dlq ls/show`. A torn tail is where a live writer is still writing: the
 // reader stops there without calling it corruption.
+#include "log/segment_reader.hpp"
 #include "mqkit/error.hpp"
 #include "mqkit/spool.hpp"
 #include "spool/records.hpp"
-#include "spool/segment_reader.hpp"
 #include "spool/spool_index.hpp"
 
 namespace mqkit {
 
 using namespace detail::spool;
+using namespace detail::log;
 
 SpoolContents read_spool(const std::string& dir, std::uint64_t max_record_size) {
   SpoolContents out;
@@ -54,7 +55,11 @@ SpoolContents read_spool(const std::string& dir, std::uint64_t max_record_size) 
     out.report.records += scan.records;
     out.report.corrupt_records += scan.corrupt_records;
     out.report.corrupt_bytes += scan.corrupt_bytes;
-    if (!reader.header_ok() && !last) {
+    if (reader.header_state() == HeaderState::damaged) {
+      ++out.report
+            .corrupt_records;  // a bad header byte: corruption, records read where they check out
+      out.report.torn_tail_bytes += scan.torn_tail_bytes;
+    } else if (reader.header_state() == HeaderState::incomplete && !last) {
       // Unreadable in the middle: corruption. On the last segment it may be
       // a writer that has just created the file.
       ++out.report.corrupt_records;

@@ -1,28 +1,26 @@
 // StreamLog: append, index, read, recover and retain one partition's
 // segments. Every segment keeps an in-memory table of its records' file
 // positions (4 bytes a record), so a read from any offset is one pread.
+// The files go through the segment-log engine of lib/src/log/.
 #include "mqkit/stream_log.hpp"
-
-#include <fcntl.h>
-#include <unistd.h>
 
 #include <msgpack.hpp>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <filesystem>
 #include <map>
 
 #include "detail/msgpack_fields.hpp"
 #include "detail/wall_clock.hpp"
+#include "log/env.hpp"
+#include "log/lock_file.hpp"
+#include "log/segment_file.hpp"
+#include "log/segment_reader.hpp"
 #include "mqkit/error.hpp"
-#include "spool/lock_file.hpp"
-#include "spool/segment_reader.hpp"
 
 namespace mqkit {
-namespace fs = std::filesystem;
-using namespace detail::spool;
+using namespace detail::log;
 
 namespace {
 
@@ -30,10 +28,13 @@ constexpr const char* kSuffix = ".log";
 
 using mqkit::detail::now_ms;
 
-[[noreturn]] void throw_errno(const std::string& what) {
-  const int err = errno;
+[[noreturn]] void throw_error(int err, const std::string& what) {
   throw Error(std::error_code(err, std::system_category()), what + ": " + std::strerror(err));
 }
+
+// A record position of 0 marks an offset whose record is missing or damaged
+// (no record starts inside the header).
+constexpr std::uint32_t kMissing = 0;
 
 std::string encode_body(std::uint64_t offset, std::uint64_t time_ms, std::string_view frame) {
   std::string body;
@@ -74,16 +75,20 @@ struct StreamLog::Impl {
     std::uint64_t base = 0;        // offset of its first record
     std::uint64_t first_time = 0;  // append time of its first record
     std::uint64_t last_time = 0;
-    std::vector<std::uint32_t> positions;  // file position of record base+i
+    std::vector<std::uint32_t> positions;  // file position of record base+i (kMissing: damaged)
     std::uint64_t size = 0;                // bytes in the file
-    int fd = -1;
+    std::unique_ptr<SegmentFile> file;
   };
 
   std::string dir;
   StreamLogOptions options;
+  Env* env = &Env::posix();
   std::optional<LockFile> lock;
   std::map<std::uint64_t, Segment> segments;  // by base offset
   std::uint64_t next = 0;
+  SyncDeadline deadline;
+  int sync_error = 0;    // a failed interval sync: appends fail until one succeeds
+  bool writable = true;  // false: the last segment is damaged, the next append starts a new one
 
   std::string path_of(std::uint64_t base) const {
     char name[32];
@@ -91,18 +96,26 @@ struct StreamLog::Impl {
     return dir + "/" + name;
   }
 
+  bool durable() const { return options.durability != Durability::never; }
+
   void open() {
-    std::error_code ec;
-    fs::create_directories(dir, ec);
-    if (ec) throw Error(ec, "cannot create stream directory " + dir + ": " + ec.message());
+    if (options.segment_size > kMaxSegmentSize ||
+        options.max_record_size > kMaxSegmentSize - std::min(options.segment_size, kMaxSegmentSize))
+      throw Error(errc::bad_argument,
+                  "stream segment size plus the largest record must stay below 4 GiB (segment "
+                  "size " +
+                      std::to_string(options.segment_size) + ")");
+    if (const int err = make_dirs(*env, dir); err != 0)
+      throw_error(err, "cannot create stream directory " + dir);
     lock.emplace(dir);
+    std::vector<std::string> names;
+    if (const int err = env->list_dir(dir, names); err != 0)
+      throw_error(err, "cannot list stream directory " + dir);
     std::vector<std::uint64_t> bases;
-    for (const auto& entry : fs::directory_iterator(dir)) {
-      const std::string name = entry.path().filename().string();
+    for (const auto& name : names)
       if (name.size() == 24 && name.ends_with(kSuffix) &&
           name.find_first_not_of("0123456789") == 20)
         bases.push_back(std::stoull(name.substr(0, 20)));
-    }
     std::sort(bases.begin(), bases.end());
     for (std::size_t i = 0; i < bases.size(); ++i) recover(bases[i], i + 1 == bases.size());
     if (segments.empty()) create_segment(0);
@@ -110,58 +123,83 @@ struct StreamLog::Impl {
 
   void recover(std::uint64_t base, bool last) {
     const std::string path = path_of(base);
-    SegmentReader reader(path, options.max_record_size);
+    SegmentReader reader(path, options.max_record_size, *env);
     Segment seg;
     seg.base = base;
     StreamRecord r;
+    bool damaged = reader.header_state() == HeaderState::damaged;
     const auto scan = reader.scan([&](const RecordView& v) {
-      if (v.type != RecordType::stream || !decode_body(v.body, r)) return;
-      if (r.offset != base + seg.positions.size()) return;  // out of sequence: not ours
-      if (seg.positions.empty()) seg.first_time = r.time_ms;
+      if (v.type != RecordType::stream || !decode_body(v.body, r) ||
+          r.offset < base + seg.positions.size() || v.offset > kMaxSegmentSize) {
+        damaged = true;  // not one of ours, or out of order: skipped
+        return;
+      }
+      // Offsets lost to damage before this record stay taken (kMissing).
+      seg.positions.resize(r.offset - base, kMissing);
+      if (seg.first_time == 0) seg.first_time = r.time_ms;
       seg.last_time = r.time_ms;
       seg.positions.push_back(static_cast<std::uint32_t>(v.offset));
     });
-    seg.size = std::max<std::uint64_t>(scan.valid_end, kSegmentHeaderSize);
-    const int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
-    if (fd < 0) throw_errno("cannot open " + path);
-    if (last && (scan.torn_tail_bytes > 0 || !reader.header_ok())) {
-      // A write cut short by a crash: cut it (and rewrite a missing header).
-      char header[kSegmentHeaderSize];
-      write_segment_header(header);
-      if (::ftruncate(fd, static_cast<off_t>(seg.size)) != 0 ||
-          (!reader.header_ok() && ::pwrite(fd, header, sizeof header, 0) != sizeof header) ||
-          ::fdatasync(fd) != 0)
-        throw_errno("cannot repair the torn tail of " + path);
+    damaged |= scan.corrupt_records > 0;
+    // Records lost between the previous segment and this one are gaps too.
+    if (!segments.empty()) {
+      auto& prev = segments.rbegin()->second;
+      if (prev.base + prev.positions.size() < base)
+        prev.positions.resize(base - prev.base, kMissing);
     }
-    seg.fd = fd;
-    next = base + seg.positions.size();
+    seg.size = reader.header_state() == HeaderState::incomplete
+                   ? 0
+                   : (damaged ? reader.file_size() : scan.valid_end);
+    std::unique_ptr<SegmentFile> file;
+    if (reader.header_state() == HeaderState::incomplete && last) {
+      // A crash right after the file was created: it holds nothing.
+      if (const int err = SegmentFile::create(*env, path, durable(), file); err != 0)
+        throw_error(err, "cannot repair " + path);
+      seg.size = kSegmentHeaderSize;
+    } else {
+      if (const int err = SegmentFile::open(*env, path, seg.size, reader.crc_seed(), file);
+          err != 0)
+        throw_error(err, "cannot open " + path);
+      if (last && !damaged && scan.torn_tail_bytes > 0)
+        if (const int err = file->cut_to(seg.size); err != 0)
+          throw_error(err, "cannot repair the torn tail of " + path);
+    }
+    seg.file = std::move(file);
+    next = std::max(next, base + seg.positions.size());
+    // A damaged last segment is kept as it is; appends go to a new one.
+    if (last) writable = !damaged && reader.crc_seed() != 0;
     segments[base] = std::move(seg);
   }
 
   void create_segment(std::uint64_t base) {
     const std::string path = path_of(base);
-    const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) throw_errno("cannot create " + path);
-    char header[kSegmentHeaderSize];
-    write_segment_header(header);
-    if (::pwrite(fd, header, sizeof header, 0) != sizeof header ||
-        (options.durability == Durability::always && ::fdatasync(fd) != 0)) {
-      ::close(fd);
-      throw_errno("cannot write " + path);
-    }
+    std::unique_ptr<SegmentFile> file;
+    if (const int err = SegmentFile::create(*env, path, durable(), file); err != 0)
+      throw_error(err, "cannot create " + path);
     Segment seg;
     seg.base = base;
     seg.size = kSegmentHeaderSize;
-    seg.fd = fd;
+    seg.file = std::move(file);
     segments[base] = std::move(seg);
+    writable = true;
+  }
+
+  void sync_now(Segment& seg) {
+    if (const int err = seg.file->sync(); err != 0) {
+      sync_error = err;
+      throw_error(err, "cannot sync " + path_of(seg.base));
+    }
+    sync_error = 0;
+    deadline.synced();
   }
 
   std::uint64_t append(const std::vector<std::string_view>& frames, std::uint64_t time_ms) {
     if (frames.empty()) return next;
     if (time_ms == 0) time_ms = now_ms();
     Segment* seg = &segments.rbegin()->second;
-    if (seg->size > kSegmentHeaderSize && seg->size >= options.segment_size) {
-      if (options.durability != Durability::never) (void)::fdatasync(seg->fd);
+    if (sync_error != 0) sync_now(*seg);  // confirm nothing until the failed sync is made good
+    if (!writable || (seg->size > kSegmentHeaderSize && seg->size >= options.segment_size)) {
+      if (writable && durable()) sync_now(*seg);
       create_segment(next);
       seg = &segments.rbegin()->second;
     }
@@ -172,26 +210,22 @@ struct StreamLog::Impl {
       if (kRecordHeaderSize + body.size() > options.max_record_size)
         throw Error(errc::too_large, "a stream record is larger than the limit");
       positions.push_back(static_cast<std::uint32_t>(seg->size + buffer.size()));
-      append_record(buffer, RecordType::stream, body);
+      append_record(buffer, seg->file->seed(), RecordType::stream, body);
     }
-    std::size_t done = 0;
-    while (done < buffer.size()) {
-      const ssize_t n = ::pwrite(seg->fd, buffer.data() + done, buffer.size() - done,
-                                 static_cast<off_t>(seg->size + done));
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) {
-        const int err = n == 0 ? EIO : errno;
-        [[maybe_unused]] int rc = ::ftruncate(seg->fd, static_cast<off_t>(seg->size));
-        errno = err;
-        throw_errno("cannot append to " + path_of(seg->base));
+    if (const int err = seg->file->append(buffer); err != 0)
+      throw_error(err, "cannot append to " + path_of(seg->base));
+    deadline.wrote();
+    if (options.durability == Durability::always ||
+        (options.durability == Durability::interval && deadline.due(options.sync_interval))) {
+      if (const int err = seg->file->sync(); err != 0) {
+        if (options.durability == Durability::always) {
+          (void)seg->file->cut_to(seg->size);  // nothing of a failed append stays
+          throw_error(err, "cannot sync " + path_of(seg->base));
+        }
+        sync_error = err;  // the appends since the last good sync may be lost: say so from now on
+      } else {
+        deadline.synced();
       }
-      done += static_cast<std::size_t>(n);
-    }
-    if (options.durability == Durability::always && ::fdatasync(seg->fd) != 0) {
-      const int err = errno;
-      [[maybe_unused]] int rc = ::ftruncate(seg->fd, static_cast<off_t>(seg->size));
-      errno = err;
-      throw_errno("cannot sync " + path_of(seg->base));
     }
     if (seg->positions.empty()) seg->first_time = time_ms;
     seg->last_time = time_ms;
@@ -202,6 +236,7 @@ struct StreamLog::Impl {
     return first;
   }
 
+  // The segment holding `offset` (present or damaged), if any is retained.
   const Segment* segment_of(std::uint64_t offset) const {
     auto it = segments.upper_bound(offset);
     if (it == segments.begin()) return nullptr;
@@ -210,25 +245,62 @@ struct StreamLog::Impl {
   }
 
   std::uint64_t first_offset() const { return segments.begin()->first; }
+
+  // Reads records [index, last) of `seg` while they check out; stops at the
+  // first damaged one.
+  void read_run(const Segment& seg, std::size_t index, std::size_t last, std::size_t max_bytes,
+                std::size_t& bytes, std::vector<StreamRecord>& out) const {
+    std::size_t end = index;
+    while (end < last && seg.positions[end] != kMissing) ++end;
+    if (end == index) return;
+    const std::uint64_t from = seg.positions[index];
+    std::uint64_t to = seg.size;
+    for (std::size_t i = end; i < seg.positions.size(); ++i)
+      if (seg.positions[i] != kMissing) {
+        to = seg.positions[i];
+        break;
+      }
+    std::string data(to - from, '\0');
+    if (read_exact(seg.file->file(), from, data.data(), data.size()) != 0) return;
+    const std::string_view view(data);
+    for (std::size_t i = index; i < end && bytes < max_bytes; ++i) {
+      const std::uint64_t at = seg.positions[i] - from;
+      if (view.size() - at < kRecordHeaderSize) return;
+      std::uint32_t length;
+      std::memcpy(&length, data.data() + at, 4);  // little-endian, as written
+      if (view.size() - at - kRecordHeaderSize < length) return;
+      StreamRecord r;
+      if (!record_checks_out(view.substr(at, kRecordHeaderSize + length), seg.file->seed()) ||
+          !decode_body(view.substr(at + kRecordHeaderSize, length), r) || r.offset != seg.base + i)
+        return;
+      bytes += r.frame.size();
+      out.push_back(std::move(r));
+    }
+  }
 };
 
 StreamLog::StreamLog(const std::string& dir, const StreamLogOptions& options)
     : impl_(std::make_unique<Impl>()) {
   impl_->dir = dir;
   impl_->options = options;
+  if (options.env != nullptr) impl_->env = options.env;
   impl_->open();
 }
 
 StreamLog::~StreamLog() {
-  for (auto& [base, seg] : impl_->segments) {
-    if (impl_->options.durability != Durability::never) (void)::fdatasync(seg.fd);
-    ::close(seg.fd);
-  }
+  if (impl_->durable() && impl_->deadline.dirty() && !impl_->segments.empty())
+    (void)impl_->segments.rbegin()->second.file->sync();
 }
 
 std::uint64_t StreamLog::append_batch(const std::vector<std::string_view>& frames,
                                       std::uint64_t time_ms) {
   return impl_->append(frames, time_ms);
+}
+
+void StreamLog::sync_if_due() {
+  if (impl_->options.durability != Durability::interval) return;
+  if (impl_->sync_error == 0 && !impl_->deadline.due(impl_->options.sync_interval)) return;
+  impl_->sync_now(impl_->segments.rbegin()->second);
 }
 
 std::vector<StreamRecord> StreamLog::read(std::uint64_t offset, std::size_t max_records,
@@ -249,27 +321,34 @@ std::vector<StreamRecord> StreamLog::read(std::uint64_t offset, std::size_t max_
     const std::size_t index = offset - seg->base;
     const std::size_t last =
         std::min<std::size_t>(seg->positions.size(), index + (max_records - out.size()));
-    const std::uint64_t from = seg->positions[index];
-    const std::uint64_t to = last < seg->positions.size() ? seg->positions[last] : seg->size;
-    std::string data(to - from, '\0');
-    if (::pread(seg->fd, data.data(), data.size(), static_cast<off_t>(from)) !=
-        static_cast<ssize_t>(data.size()))
-      throw Error(errc::malformed, "cannot read " + impl_->path_of(seg->base));
-    for (std::size_t i = index; i < last && bytes < max_bytes; ++i) {
-      const std::uint64_t at = seg->positions[i] - from;
-      std::uint32_t length;
-      std::memcpy(&length, data.data() + at, 4);  // little-endian, as written
-      StreamRecord r;
-      if (!decode_body(std::string_view(data).substr(at + kRecordHeaderSize, length), r))
-        throw Error(errc::malformed, "record " + std::to_string(offset) + " does not decode");
-      bytes += r.frame.size();
-      out.push_back(std::move(r));
-      ++offset;
-    }
+    const std::size_t before = out.size();
+    impl_->read_run(*seg, index, last, max_bytes, bytes, out);
+    offset += out.size() - before;
+    if (offset != seg->base + last) break;  // a damaged record, or max_bytes
   }
   return out;
 }
 
+std::uint64_t StreamLog::damaged_from(std::uint64_t offset, std::string* why) const {
+  if (offset < impl_->first_offset() || offset >= impl_->next) return 0;
+  std::uint64_t count = 0;
+  for (std::uint64_t at = offset; at < impl_->next; ++at) {
+    const auto* seg = impl_->segment_of(at);
+    bool bad = seg == nullptr || seg->positions[at - seg->base] == kMissing;
+    if (!bad) {
+      std::vector<StreamRecord> one;
+      std::size_t bytes = 0;
+      impl_->read_run(*seg, at - seg->base, at - seg->base + 1, SIZE_MAX, bytes, one);
+      bad = one.empty();
+    }
+    if (!bad) break;
+    ++count;
+  }
+  if (count > 0 && why != nullptr)
+    *why = "records " + std::to_string(offset) + ".." + std::to_string(offset + count - 1) +
+           " of " + impl_->dir + " are damaged on disk and skipped";
+  return count;
+}
 std::uint64_t StreamLog::first_offset() const noexcept {
   return impl_->first_offset();
 }
@@ -279,7 +358,7 @@ std::uint64_t StreamLog::next_offset() const noexcept {
 
 std::uint64_t StreamLog::offset_at(std::uint64_t time_ms) const noexcept {
   for (const auto& [base, seg] : impl_->segments) {
-    if (seg.positions.empty() || seg.last_time < time_ms) continue;
+    if (seg.first_time == 0 || seg.last_time < time_ms) continue;
     // Append times only grow within a partition: the first at/after time_ms
     // is in this segment. Its records are scanned by reading their times.
     if (seg.first_time >= time_ms) return base;
@@ -307,9 +386,10 @@ std::uint64_t StreamLog::enforce_retention(std::uint64_t now) {
         oldest->second.last_time + static_cast<std::uint64_t>(impl_->options.retain_age.count()) <
             now;
     if (!too_big && !too_old) break;
-    ::close(oldest->second.fd);
-    if (::unlink(impl_->path_of(oldest->first).c_str()) != 0)
-      throw_errno("cannot delete " + impl_->path_of(oldest->first));
+    oldest->second.file.reset();
+    if (const int err = impl_->env->unlink(impl_->path_of(oldest->first)); err != 0)
+      throw_error(err, "cannot delete " + impl_->path_of(oldest->first));
+    (void)impl_->env->sync_dir(impl_->dir);
     removed += oldest->second.positions.size();
     segs.erase(oldest);
   }

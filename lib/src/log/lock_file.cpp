@@ -1,5 +1,5 @@
 // flock-based ownership of a spool directory.
-#include "spool/lock_file.hpp"
+#include "log/lock_file.hpp"
 
 #include <fcntl.h>
 #include <sys/file.h>
@@ -10,10 +10,10 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "log/format.hpp"
 #include "mqkit/error.hpp"
-#include "spool/format.hpp"
 
-namespace mqkit::detail::spool {
+namespace mqkit::detail::log {
 
 LockFile::LockFile(const std::string& dir) {
   const std::string path = dir + "/" + kLockFile;
@@ -79,4 +79,4 @@ LockFile::~LockFile() {
   if (fd_ >= 0) ::close(fd_);  // closing releases the flock
 }
 
-}  // namespace mqkit::detail::spool
+}  // namespace mqkit::detail::log

@@ -1,6 +1,6 @@
 // ISA-L's crc32_iscsi without its final inversion; we apply the standard
 // pre- and post-inversion so results match every other CRC32C.
-#include "spool/crc32c.hpp"
+#include "log/crc32c.hpp"
 
 #include <isa-l/crc.h>
 
