@@ -20,6 +20,7 @@
 #include "mqkit/reliable_producer.hpp"
 #include "mqkit/spool.hpp"
 #include "mqkit/stop.hpp"
+#include "progress.hpp"
 #include "table.hpp"
 #include "text_output.hpp"
 
@@ -215,6 +216,7 @@ int run_replay(const DlqOptions& o) {
   std::size_t refused = 0;
   std::string last_problem;
   const auto start = std::chrono::steady_clock::now();
+  Progress progress("dlq replay", "replayed", chosen.size(), true);
   for (std::size_t i = 0; i < chosen.size() && !stop_requested(); ++i) {
     if (o.rate > 0)
       std::this_thread::sleep_until(start + std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -238,15 +240,18 @@ int run_replay(const DlqOptions& o) {
                          [&, original = d.stored.id](const PublishResult& r) {
                            if (r.status == PublishStatus::stored) {
                              confirmed.push_back(original);
+                             progress.confirm();
                            } else {
                              ++refused;
                              last_problem = std::string(to_string(r.status)) + ": " + r.reason;
                            }
                          });
+    progress.advance();
   }
   std::size_t unconfirmed = 0;
   for (auto& [group, producer] : producers)
     unconfirmed += producer->flush(parse_duration(o.timeout));
+  progress.finish();
   const std::size_t removed = remove_dead_letters(o.dir, confirmed, security);
   std::string summary = std::to_string(confirmed.size()) + " of " + std::to_string(chosen.size()) +
                         " dead letters replayed through " + o.proxy + " and removed (" +
