@@ -198,9 +198,13 @@ TEST_CASE("the order service settles and counts right when the topology is kille
     for (int worker = 0; worker < 2; ++worker)
       services.emplace_back(std::vector<std::string>{kBinaries + "/mqkit_ecommerce_" + service,
                                                      topology, work.file(service)});
-  std::vector<Polite> stop_services;
-  stop_services.reserve(services.size());  // no reallocation: a copy's destructor would stop one
-  for (auto& s : services) stop_services.push_back({s});
+  struct StopAll {  // politely, even when an assertion fails
+    std::vector<ChildProcess>& processes;
+    ~StopAll() {
+      for (auto& p : processes) p.signal(SIGTERM);
+      for (auto& p : processes) (void)p.wait(20s);
+    }
+  } stop_services{services};
   ChildProcess orders(
       {kBinaries + "/mqkit_ecommerce_orders", topology, std::to_string(kMany), "--wait", "150"},
       mqkit::test::Stdio{false, "", work.file("orders.out")});
