@@ -7,12 +7,12 @@ set(CPACK_PACKAGE_NAME mqkit)
 set(CPACK_PACKAGE_VENDOR "mqkit")
 set(CPACK_PACKAGE_CONTACT "mqkit maintainers <mqkit@localhost>")
 set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "brokerless messaging on ZeroMQ: reliable proxy, streams, CLI")
-set(CPACK_PACKAGE_DESCRIPTION
-    "mqkit is a C++20 toolkit for brokerless messaging on ZeroMQ: work queues, fan-out,\n"
-    " an at-least-once proxy with spool files and dead letters, durable streams,\n"
-    " bridges, YAML topologies and the mqkit command line tool. This package has the\n"
-    " CLI, a systemd unit (mqkit@NAME runs /etc/mqkit/NAME.yaml), the static\n"
-    " libraries, headers, the CMake package and mqkit.pc.")
+string(CONCAT CPACK_PACKAGE_DESCRIPTION
+  "mqkit is a C++20 toolkit for brokerless messaging on ZeroMQ: work queues, fan-out, "
+  "an at-least-once proxy with spool files and dead letters, durable streams, bridges, "
+  "YAML topologies and the mqkit command line tool.\n"
+  "This package has the CLI, a systemd unit (mqkit@NAME runs /etc/mqkit/NAME.yaml), "
+  "the static libraries, headers, the CMake package and mqkit.pc.")
 set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
 set(CPACK_STRIP_FILES ON)
 

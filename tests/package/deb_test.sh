@@ -10,7 +10,8 @@
 #      mqkit user (runuser) in /var/lib/mqkit/example; 200 messages are sent
 #      and consumed through it; SIGTERM ends it with exit 0 and
 #      `mqkit spool check` is clean;
-#   3. with the package's Recommends (and g++/cmake), tests/package builds
+#   3. with the package's Recommends (what it declares building against it
+#      needs) and g++/cmake, tests/package builds
 #      against it with find_package(mqkit) and with
 #      `pkg-config --cflags --libs mqkit`, and both programs run.
 # Everything in the root runs in a private mount namespace on a throwaway
@@ -26,7 +27,8 @@ cache=${MQKIT_DEBIAN_CACHE:-/var/tmp/mqkit-bookworm}
 skip() { echo "deb_test: SKIPPED: $*"; exit 77; }
 say() { echo "deb_test: $*"; }
 
-# ---- 1. the package
+# ---- 1. the package (once: the script runs again in a mount namespace)
+if [ -z "${MQKIT_IN_NS:-}" ]; then
 out=$(mktemp -d /tmp/mqkit-deb-XXXXXX)
 (cd "$build" && cpack -G DEB -B "$out" > "$out/cpack.log") || { cat "$out/cpack.log"; exit 1; }
 deb=$(ls "$out"/mqkit_*.deb)
@@ -42,7 +44,9 @@ for f in ./usr/bin/mqkit ./usr/lib/systemd/system/mqkit@.service ./etc/mqkit/exa
          ./usr/include/mqkit/mqkit.hpp ./usr/lib/libmqkit.a ./usr/lib/libmqkit_devices.a; do
   grep -q " $f\$" "$out/contents" || { say "the package lacks $f"; exit 1; }
 done
-dpkg-deb -I "$deb" conffiles | grep -qx /etc/mqkit/example.yaml || { say "example.yaml is no conffile"; exit 1; }
+dpkg-deb -I "$deb" conffiles > "$out/conffiles"
+grep -qx /etc/mqkit/example.yaml "$out/conffiles" || { say "example.yaml is no conffile"; exit 1; }
+fi
 
 # ---- 2. a clean Debian 12 root
 [ "$(id -u)" = 0 ] || skip "needs root (debootstrap, mount, chroot)"
@@ -52,11 +56,12 @@ if [ -z "${MQKIT_IN_NS:-}" ]; then  # everything below in a private mount namesp
   export MQKIT_IN_NS=1 MQKIT_DEB_OUT=$out
   exec unshare --mount --propagation private -- /bin/bash "$0" "$@"
 fi
-out=${MQKIT_DEB_OUT:-$out}
+out=$MQKIT_DEB_OUT
 deb=$(ls "$out"/mqkit_*.deb)
-mirror=$(grep -hE '^deb .* bookworm ' /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2> /dev/null |
-  awk '{ print ($2 ~ /^\[/) ? $3 : $2; exit }')
-[ -n "$mirror" ] || mirror=$(awk '/^URIs:/ { print $2; exit }' /etc/apt/sources.list.d/*.sources 2> /dev/null || true)
+mirror=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2> /dev/null |
+  awk '$1 == "deb" && / bookworm / { print ($2 ~ /^\[/) ? $3 : $2; exit }' || true)
+[ -n "$mirror" ] || mirror=$(cat /etc/apt/sources.list.d/*.sources 2> /dev/null |
+  awk '/^URIs:/ { print $2; exit }' || true)
 [ -n "$mirror" ] || skip "no Debian bookworm mirror in /etc/apt"
 lower=${MQKIT_DEBIAN_ROOT:-$cache/rootfs}
 if ! [ -x "$lower/usr/bin/apt-get" ]; then
@@ -130,7 +135,10 @@ cat /tmp/run.out
 seq 200 | mqkit send --proxy tcp://127.0.0.1:7555 --topic job.resize
 mqkit consume --proxy tcp://127.0.0.1:7556 --group work --count 200 > /tmp/got.txt
 test \"\$(wc -l < /tmp/got.txt)\" = 200
-kill -TERM \$(cat /var/tmp/mqkit-run.pid)
+# SIGTERM to mqkit itself, as systemd sends it to the main process (runuser
+# would answer a SIGTERM of its own with SIGKILL after a grace period).
+mqkit_pid=\$(cat /proc/\$(cat /var/tmp/mqkit-run.pid)/task/*/children)
+kill -TERM \$mqkit_pid
 status=0; wait \$(cat /var/tmp/mqkit-run.pid) || status=\$?
 rm /var/tmp/mqkit-run.pid
 echo \"mqkit run exited with \$status after SIGTERM\"
@@ -141,7 +149,8 @@ mqkit spool check /var/lib/mqkit/example/spool
 " || { say "the service run failed"; cat "$root/tmp/run.err" 2> /dev/null || true; exit 1; }
 
 say "building tests/package against the installed package (find_package and pkg-config)"
-in_root "apt-get install -y -q ./tmp/$(basename "$deb") g++ cmake make >> /tmp/apt.log 2>&1 &&
+in_root "apt-get install -y -q --no-install-recommends g++ cmake make \
+    \$(dpkg-query -W -f='\${Recommends}' mqkit | tr -d ,) >> /tmp/apt.log 2>&1 &&
   cd /tmp/package && cmake -S . -B build > /tmp/cmake.log && cmake --build build > /tmp/build.log &&
   ./build/consumer &&
   g++ -O1 -o consumer-pc main.cpp \$(pkg-config --cflags --libs mqkit) && ./consumer-pc" ||
