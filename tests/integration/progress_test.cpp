@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <csignal>
+#include <thread>
 
 #include "cli_support.hpp"
 #include "progress.hpp"
@@ -58,8 +59,12 @@ class TerminalChild {
       if (n <= 0) break;  // EIO: the command ended and closed the terminal
       shown.append(buffer, static_cast<std::size_t>(n));
     }
+    // The terminal closes as the command exits: its exit status follows soon.
     int status = 0;
-    if (::waitpid(pid_, &status, WNOHANG) != pid_) return {-1, shown};
+    while (::waitpid(pid_, &status, WNOHANG) != pid_) {
+      if (std::chrono::steady_clock::now() >= deadline) return {-1, shown};
+      std::this_thread::sleep_for(10ms);
+    }
     pid_ = -1;
     return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, shown};
   }
