@@ -1,6 +1,8 @@
 // `mqkit consume`: receive from a work queue (PULL) or, with --sub, from
 // publishers (SUB); print each payload on its own line, or as JSON, or run a
 // command per message.
+#include <unistd.h>
+
 #include <csignal>
 #include <cstdio>
 #include <memory>
@@ -15,6 +17,7 @@
 #include "mqkit/stream_consumer.hpp"
 #include "mqkit/subscriber.hpp"
 #include "mqkit/worker.hpp"
+#include "progress.hpp"
 #include "text_output.hpp"
 
 namespace mqkit::cli {
@@ -51,6 +54,13 @@ bool write_line(const std::string& line) {
          std::fputc('\n', stdout) != EOF && std::fflush(stdout) == 0;
 }
 
+// `--count N` on a terminal: a progress line on stderr, unless the payloads
+// go to that same terminal (stdout) and would be torn by it.
+Progress count_progress(const ConsumeOptions& o) {
+  return {"consume", "consumed", o.count, false,
+          o.count > 0 && (!o.exec.empty() || ::isatty(STDOUT_FILENO) != 1)};
+}
+
 // As a worker of a proxy group: ack once printed, or once --exec exits 0.
 int consume_via_proxy(const ConsumeOptions& o) {
   if (o.group.empty()) throw UsageError("--proxy needs --group NAME");
@@ -58,6 +68,7 @@ int consume_via_proxy(const ConsumeOptions& o) {
                                   !o.exec.empty(), o.socket};
   ReliableConsumer consumer(o.proxy, options);
   std::uint64_t acked = 0;
+  auto progress = count_progress(o);
   consumer.run([&](const Message& m) {
     Outcome outcome = Outcome::ack;
     if (!o.exec.empty()) {
@@ -68,6 +79,7 @@ int consume_via_proxy(const ConsumeOptions& o) {
       consumer.stop();
       return Outcome::retry;  // not written: let another worker have it
     }
+    progress.advance();
     if (o.count > 0 && ++acked >= o.count) consumer.stop();
     return outcome;
   });
@@ -84,6 +96,7 @@ int consume_stream(const ConsumeOptions& o) {
   consumer.on_notice(
       [](std::uint32_t, std::uint64_t, const std::string& why) { report("consume", why); });
   std::uint64_t handled = 0;
+  auto progress = count_progress(o);
   struct StdoutClosed {};
   try {
     consumer.run([&](const StreamEntry& e) {
@@ -108,6 +121,7 @@ int consume_stream(const ConsumeOptions& o) {
                              ",\"time_ms\":" + std::to_string(e.time_ms) + ",");
         if (!write_line(line)) throw StdoutClosed{};  // this record is not committed
       }
+      progress.advance();
       if (o.count > 0 && ++handled >= o.count) consumer.stop();
     });
   } catch (const StdoutClosed&) {
@@ -135,6 +149,7 @@ int run_consume(ConsumeOptions o) {
   if (!o.proxy.empty()) return consume_via_proxy(o);
   const Endpoint endpoint{o.from, o.bind ? Endpoint::Mode::bind : Endpoint::Mode::connect};
   std::uint64_t handled = 0;
+  auto progress = count_progress(o);
   std::function<void()> stop;
 
   auto handle = [&](const Message& m) {
@@ -147,6 +162,7 @@ int run_consume(ConsumeOptions o) {
       stop();  // stdout is gone (`consume | head -3`): a normal way to end
       return;
     }
+    progress.advance();
     if (o.count > 0 && ++handled >= o.count) stop();
   };
   auto on_drop = [](std::error_code, std::string_view detail) {

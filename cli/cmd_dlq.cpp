@@ -21,6 +21,7 @@
 #include "mqkit/reliable_producer.hpp"
 #include "mqkit/spool.hpp"
 #include "mqkit/stop.hpp"
+#include "progress.hpp"
 #include "table.hpp"
 #include "text_output.hpp"
 
@@ -258,6 +259,7 @@ int run_replay(const DlqOptions& o) {
   std::size_t refused = 0;
   std::string last_problem;
   const auto start = std::chrono::steady_clock::now();
+  Progress progress("dlq replay", "replayed", chosen.size(), true);
   for (std::size_t i = 0; i < chosen.size() && !stop_requested(); ++i) {
     if (o.rate > 0)
       std::this_thread::sleep_until(start + std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -284,15 +286,18 @@ int run_replay(const DlqOptions& o) {
           // A duplicate: this copy was stored by an earlier replay.
           if (r.status == PublishStatus::stored || r.status == PublishStatus::duplicate) {
             confirmed.push_back(key);
+            progress.confirm();
           } else {
             ++refused;
             last_problem = std::string(to_string(r.status)) + ": " + r.reason;
           }
         });
+    progress.advance();
   }
   std::size_t unconfirmed = 0;
   for (auto& [group, producer] : producers)
     unconfirmed += producer->flush(parse_duration(o.timeout));
+  progress.finish();
   const std::size_t removed = remover.remove(confirmed);
   std::string summary = std::to_string(confirmed.size()) + " of " + std::to_string(chosen.size()) +
                         " dead letters replayed through " + o.proxy + " and removed (" +

@@ -15,6 +15,7 @@
 #include "mqkit/publisher.hpp"
 #include "mqkit/reliable_producer.hpp"
 #include "mqkit/stop.hpp"
+#include "progress.hpp"
 
 namespace mqkit::cli {
 namespace {
@@ -75,6 +76,7 @@ int send_confirmed(const SendOptions& o, MessageSource& source) {
   std::string last_problem;
   std::uint64_t sent = 0;
   std::string payload;
+  Progress progress("send", "sent", o.count, true, o.count > 0);
   bool input_done = false;
   while (!stop_requested()) {
     if (!source.ready()) {
@@ -89,12 +91,15 @@ int send_confirmed(const SendOptions& o, MessageSource& source) {
     }
     envelope.id = MessageId::generate();
     producer.send_async(envelope, payload, [&](const PublishResult& r) {
+      if (r.ok()) progress.confirm();
       ++counts[r.status];
       if (!r.ok()) last_problem = std::string(to_string(r.status)) + ": " + r.reason;
     });
     ++sent;
+    progress.advance();
   }
   const std::size_t left = drain(producer, parse_duration(o.timeout));
+  progress.finish();
   const std::uint64_t ok = counts[PublishStatus::stored] + counts[PublishStatus::duplicate];
   std::string summary = std::to_string(ok) + " of " + std::to_string(sent) +
                         " messages confirmed by " + device + " (" +
@@ -140,19 +145,24 @@ int run_send(SendOptions o) {
 
   std::uint64_t sent = 0;
   std::string payload;
+  Progress progress("send", "sent", o.count, false, o.count > 0);
   if (o.pub) {
     Publisher publisher(endpoint, PublisherOptions{o.socket, false});
     if (!publisher.wait_for_subscriber(o.topic, parse_duration(o.wait)) && !stop_requested())
       report("send", "no subscriber for topic '" + o.topic + "' reached " + o.to + " within " +
                          o.wait + "; sending anyway (unsubscribed messages are not kept)");
     while (!stop_requested() && source.next(payload))
-      if (publisher.send(o.topic, payload)) ++sent;
+      if (publisher.send(o.topic, payload)) {
+        ++sent;
+        progress.advance();
+      }
   } else {
     Producer producer(endpoint, o.socket);
     try {
       while (!stop_requested() && source.next(payload)) {
         (void)producer.send(o.topic, payload);
         ++sent;
+        progress.advance();
       }
     } catch (const Error& e) {
       if (e.code() != errc::timeout) throw;
@@ -161,6 +171,7 @@ int run_send(SendOptions o) {
                                      std::to_string(sent) + " sent before that");
     }
   }
+  progress.finish();
   report("send",
          "sent " + std::to_string(sent) + " message" + (sent == 1 ? "" : "s") + " to " + o.to);
   return stop_requested() ? 1 : 0;

@@ -15,21 +15,22 @@
 int main(int argc, char** argv) {
   const std::string invoices = argc == 3 ? std::string(argv[2]) + "/invoices" : "";
   const bool fixed = std::getenv("ECOMMERCE_BILLING_FIX") != nullptr;
-  return ecommerce::run_service(
-      argc, argv, "billing", [&](const ecommerce::Order& o, const mqkit::Message& m) {
-        const bool card_ok =
-            o.card.size() == 16 &&
-            std::all_of(o.card.begin(), o.card.end(), [](char c) { return c >= '0' && c <= '9'; });
-        if (!card_ok && !fixed) throw mqkit::Reject("card number is malformed: '" + o.card + "'");
-        if (o.number % 7 == 0 && m.envelope.attempt == 1)
-          throw std::runtime_error("payment gateway timed out");  // transient: retried
-        std::filesystem::create_directories(invoices);
-        const std::string payment =
-            card_ok ? "card **** **** **** " + o.card.substr(12) : "bank transfer";
-        ecommerce::write_file_atomically(invoices + "/" + o.id + ".txt",
-                                         "INVOICE " + o.id + "\ncustomer: " + o.customer +
-                                             "\npayment: " + payment + "\ntotal: " + o.total +
-                                             " EUR\n");
-        return mqkit::Outcome::ack;
-      });
+  ecommerce::ServiceLogic logic;
+  logic.apply = [&](const ecommerce::Order& o, const mqkit::Message& m) {
+    const bool card_ok =
+        o.card.size() == 16 &&
+        std::all_of(o.card.begin(), o.card.end(), [](char c) { return c >= '0' && c <= '9'; });
+    if (!card_ok && !fixed) throw mqkit::Reject("card number is malformed: '" + o.card + "'");
+    if (o.number % 7 == 0 && m.envelope.attempt == 1)
+      throw std::runtime_error("payment gateway timed out");  // transient: retried
+    std::filesystem::create_directories(invoices);
+    const std::string payment =
+        card_ok ? "card **** **** **** " + o.card.substr(12) : "bank transfer";
+    ecommerce::write_file_atomically(invoices + "/" + o.id + ".txt",
+                                     "INVOICE " + o.id + "\ncustomer: " + o.customer +
+                                         "\npayment: " + payment + "\ntotal: " + o.total +
+                                         " EUR\n");
+    return std::string();
+  };
+  return ecommerce::run_service(argc, argv, "billing", logic);
 }

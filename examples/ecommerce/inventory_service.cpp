@@ -1,15 +1,12 @@
-// Inventory: keeps stock counts in DATA/stock.txt and reserves each order's
-// items, never going below zero (an order it cannot fill is rejected into
-// the dead-letter spool). Workers of the group share the file under flock,
-// and the file remembers which orders it applied, so a redelivered order is
-// not reserved twice (effectively-once on top of at-least-once).
-#include <fcntl.h>
-#include <sys/file.h>
-#include <unistd.h>
-
-#include <fstream>
+// Inventory: reserves each order's items from the stock counts, never going
+// below zero (an order it cannot fill is rejected into the dead-letter
+// spool). Its state is its applied.log: each line carries the quantities the
+// order reserved ("ORD-000042 attempt 1 SKU-3:2,SKU-7:1"), so the stock is
+// the initial stock minus the log, rebuilt by replaying the log at start and
+// kept up to date by folding in what the other worker appended. Workers of
+// the group share the log under flock, so a redelivered order is not
+// reserved twice (effectively-once on top of at-least-once).
 #include <map>
-#include <set>
 #include <sstream>
 
 #include "service.hpp"
@@ -18,50 +15,34 @@ namespace {
 
 constexpr int kInitialStock = 100000;  // the demo's orders never run it out
 
-// The flock'ed lock file next to the stock file, held while in scope.
-class StockLock {
- public:
-  explicit StockLock(const std::string& path)
-      : fd_(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644)) {
-    if (fd_ < 0 || ::flock(fd_, LOCK_EX) != 0) throw std::runtime_error("cannot lock " + path);
-  }
-  ~StockLock() { ::close(fd_); }
-  StockLock(const StockLock&) = delete;
-  StockLock& operator=(const StockLock&) = delete;
-
- private:
-  int fd_;
-};
+std::string format_items(const ecommerce::Order& o) {
+  std::string text;
+  for (const auto& [sku, qty] : o.items)
+    text += (text.empty() ? "" : ",") + sku + ":" + std::to_string(qty);
+  return text;
+}
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  const std::string dir = argc == 3 ? argv[2] : "";
-  return ecommerce::run_service(
-      argc, argv, "inventory", [&](const ecommerce::Order& o, const mqkit::Message&) {
-        StockLock lock(dir + "/stock.lock");
-        std::map<std::string, int> stock;
-        std::set<std::string> applied;
-        std::ifstream in(dir + "/stock.txt");
-        for (std::string word, value; in >> word >> value;) {
-          if (word == "applied")
-            applied.insert(value);
-          else
-            stock[word] = std::stoi(value);
-        }
-        if (stock.empty())
-          for (const auto& sku : ecommerce::kSkus) stock[sku] = kInitialStock;
-        if (applied.contains(o.id)) return mqkit::Outcome::ack;  // a redelivery: done before
-        for (const auto& [sku, qty] : o.items)
-          if (stock[sku] < qty)
-            throw mqkit::Reject("out of stock: " + sku + " has " + std::to_string(stock[sku]) +
-                                ", the order needs " + std::to_string(qty));
-        for (const auto& [sku, qty] : o.items) stock[sku] -= qty;
-        applied.insert(o.id);
-        std::ostringstream out;
-        for (const auto& [sku, count] : stock) out << sku << ' ' << count << '\n';
-        for (const auto& id : applied) out << "applied " << id << '\n';
-        ecommerce::write_file_atomically(dir + "/stock.txt", out.str());
-        return mqkit::Outcome::ack;
-      });
+  std::map<std::string, long> stock;
+  for (const auto& sku : ecommerce::kSkus) stock[sku] = kInitialStock;
+
+  ecommerce::ServiceLogic logic;
+  logic.on_applied = [&](const std::string&, const std::string& items) {
+    std::istringstream list(items);
+    for (std::string item; std::getline(list, item, ',');) {
+      const auto colon = item.find(':');
+      if (colon != std::string::npos)
+        stock[item.substr(0, colon)] -= std::stol(item.substr(colon + 1));
+    }
+  };
+  logic.apply = [&](const ecommerce::Order& o, const mqkit::Message&) {
+    for (const auto& [sku, qty] : o.items)
+      if (stock[sku] < qty)
+        throw mqkit::Reject("out of stock: " + sku + " has " + std::to_string(stock[sku]) +
+                            ", the order needs " + std::to_string(qty));
+    return format_items(o);  // reserved when the line is appended (on_applied)
+  };
+  return ecommerce::run_service(argc, argv, "inventory", logic);
 }

@@ -1,15 +1,20 @@
 // The order service: publishes COUNT order.created messages through the
-// reliable proxy (each confirmed once stored), then, with --wait, watches the
-// proxy until every service has settled every order and prints a summary:
-// processed, retried and dead-lettered per service, and why orders died.
+// reliable proxy (each confirmed once stored), then, with --wait, waits until
+// every service has settled every order and prints a summary: processed,
+// retried and dead-lettered per service, and why orders died. "Settled" and
+// the totals come from what survives a crash of the proxy: its spool (what
+// it still holds), the services' applied.log files (next to the topology
+// file, DIR/SERVICE/applied.log) and the dead-letter spool.
 //
 // usage: mqkit_ecommerce_orders TOPOLOGY_FILE COUNT [--wait SECONDS]
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <map>
 #include <string>
 #include <thread>
 
+#include "applied_log.hpp"
 #include "mqkit/devices/stats.hpp"
 #include "mqkit/envelope.hpp"
 #include "mqkit/reliable_producer.hpp"
@@ -21,6 +26,10 @@
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+std::string dlq_dir(const mqkit::DeviceSpec& proxy) {
+  return proxy.dlq.empty() ? proxy.spool + ".dlq" : proxy.dlq;
+}
 
 int publish(const mqkit::Topology& topology, int count) {
   mqkit::ReliableProducer producer(topology.endpoint("orders"));
@@ -44,37 +53,88 @@ int publish(const mqkit::Topology& topology, int count) {
   return stored;
 }
 
-// Waits until each group has acked or dead-lettered all `count` orders.
-bool wait_until_settled(const std::string& admin, const std::vector<std::string>& groups, int count,
-                        int seconds, mqkit::devices::DeviceStats& stats) {
-  const auto deadline = Clock::now() + std::chrono::seconds(seconds);
-  while (Clock::now() < deadline && !mqkit::stop_requested()) {
-    stats = mqkit::devices::query_stats(admin);
-    bool settled = true;
-    for (const auto& g : groups) {
-      const std::string p = "group." + g + ".";
-      settled = settled && stats.get(p + "pending") == 0 &&
-                stats.get(p + "acked") + stats.get(p + "dead") >= std::uint64_t(count);
-    }
-    if (settled) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+// What a group's summary row says, from records that survive a restart of
+// the proxy: the service's own applied.log (orders, and how many needed a
+// retry) and the dead-letter spool's files (dead letters of that group).
+struct GroupTotals {
+  bool has_records = false;  // a service with an applied.log (audit has none)
+  std::size_t processed = 0, retried = 0, dead = 0;
+  std::filesystem::file_time_type last_applied{};  // when its log last grew
+};
+
+std::map<std::string, GroupTotals> read_totals(const mqkit::DeviceSpec& proxy,
+                                               const std::filesystem::path& records) {
+  std::map<std::string, GroupTotals> totals;
+  for (const auto& [group, filters] : proxy.groups) {
+    const auto log = ecommerce::summarize_applied_log((records / group / "applied.log").string());
+    std::error_code e;
+    const auto changed = std::filesystem::last_write_time(records / group / "applied.log", e);
+    totals[group] = {log.exists, log.orders, log.retried, 0, e ? decltype(changed){} : changed};
   }
+  for (const auto& d : mqkit::read_spool(dlq_dir(proxy)).dead_letters)
+    if (auto it = totals.find(d.dead_letter->group); it != totals.end()) ++it->second.dead;
+  return totals;
+}
+
+bool has_counter(const mqkit::devices::DeviceStats& stats, const std::string& name) {
+  for (const auto& [n, v] : stats.counters)
+    if (n == name) return true;
   return false;
 }
 
-void print_summary(const mqkit::DeviceSpec& proxy, const mqkit::devices::DeviceStats& stats) {
-  std::printf("\n%-10s  %9s  %7s  %13s\n", "SERVICE", "PROCESSED", "RETRIED", "DEAD-LETTERED");
-  for (const auto& [group, filters] : proxy.groups) {
-    const std::string p = "group." + group + ".";
-    std::printf("%-10s  %9llu  %7llu  %13llu\n", group.c_str(),
-                static_cast<unsigned long long>(stats.get(p + "acked")),
-                static_cast<unsigned long long>(stats.get(p + "retried")),
-                static_cast<unsigned long long>(stats.get(p + "dead")));
+// Waits until every order is settled in every group: the proxy holds
+// nothing for it any more (pending, which includes in flight and retrying,
+// is 0: what its spool knows, also right after a restart) and each service's
+// records account for every order (applied, or dead-lettered). The proxy may
+// be down or restarting meanwhile: its stats then do not answer, and the
+// wait goes on. Returns the totals it saw last.
+bool wait_until_settled(const std::string& admin, const mqkit::DeviceSpec& proxy,
+                        const std::filesystem::path& records, std::size_t count, int seconds,
+                        std::map<std::string, GroupTotals>& totals) {
+  const auto deadline = Clock::now() + std::chrono::seconds(seconds);
+  while (Clock::now() < deadline && !mqkit::stop_requested()) {
+    bool quiet = true;
+    try {
+      const auto stats = mqkit::devices::query_stats(admin, std::chrono::seconds(1));
+      for (const auto& [g, filters] : proxy.groups) {
+        const std::string p = "group." + g + ".";
+        quiet = quiet && has_counter(stats, p + "pending") && stats.get(p + "pending") == 0 &&
+                stats.get(p + "in_flight") == 0;
+      }
+    } catch (const std::exception&) {
+      quiet = false;  // the proxy is not answering (restarting?): ask again
+    }
+    if (quiet) {
+      totals = read_totals(proxy, records);
+      bool settled = true;
+      for (const auto& [g, t] : totals)
+        settled = settled && (!t.has_records || t.processed + t.dead == count);
+      if (settled) return true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
   }
+  totals = read_totals(proxy, records);
+  return false;
+}
+
+// `started`: when publishing began; a service's rate is its orders over the
+// time until its log last grew.
+void print_summary(const mqkit::DeviceSpec& proxy, const std::map<std::string, GroupTotals>& totals,
+                   std::filesystem::file_time_type started) {
+  std::printf("\n%-10s  %9s  %7s  %13s  %8s\n", "SERVICE", "PROCESSED", "RETRIED", "DEAD-LETTERED",
+              "ORDERS/S");
+  for (const auto& [group, t] : totals) {
+    if (!t.has_records) continue;
+    const double seconds = std::chrono::duration<double>(t.last_applied - started).count();
+    std::printf("%-10s  %9zu  %7zu  %13zu  %8.0f\n", group.c_str(), t.processed, t.retried, t.dead,
+                seconds > 0 ? double(t.processed) / seconds : 0.0);
+  }
+  std::printf(
+      "(from each service's applied.log and the dead-letter spool: totals that survive "
+      "a restart)\n");
   // Why orders died, read from the dead-letter spool's files.
-  const std::string dlq = proxy.dlq.empty() ? proxy.spool + ".dlq" : proxy.dlq;
   std::map<std::pair<std::string, std::string>, int> reasons;
-  for (const auto& d : mqkit::read_spool(dlq).dead_letters) {
+  for (const auto& d : mqkit::read_spool(dlq_dir(proxy)).dead_letters) {
     std::string why = d.dead_letter->last_error;
     why = why.substr(0, why.find(':'));  // "out of stock: SKU-3 has 1..." -> "out of stock"
     ++reasons[{d.dead_letter->group, why}];
@@ -95,17 +155,21 @@ int main(int argc, char** argv) {
     mqkit::stop_on_signals();
     const auto topology = mqkit::Topology::load(argv[1]);
     const int count = std::atoi(argv[2]);
+    const auto started = std::filesystem::file_time_type::clock::now();
     if (publish(topology, count) != count) return 1;
     if (argc != 5) return 0;
     const mqkit::DeviceSpec* proxy = nullptr;
     for (const auto& d : topology.devices())
       if (d.kind == "proxy") proxy = &d;
-    std::vector<std::string> groups;
-    for (const auto& [g, filters] : proxy->groups) groups.push_back(g);
-    mqkit::devices::DeviceStats stats;
-    const bool settled = wait_until_settled(topology.endpoint("order-admin"), groups, count,
-                                            std::atoi(argv[4]), stats);
-    print_summary(*proxy, stats);
+    if (proxy == nullptr) throw std::runtime_error(std::string(argv[1]) + " has no proxy");
+    // The services keep their records next to the topology file (run.sh:
+    // WORK/topology.yaml, WORK/email/applied.log, ...).
+    const auto records = std::filesystem::absolute(argv[1]).parent_path();
+    std::map<std::string, GroupTotals> totals;
+    const bool settled =
+        wait_until_settled(topology.endpoint("order-admin"), *proxy, records,
+                           static_cast<std::size_t>(count), std::atoi(argv[4]), totals);
+    print_summary(*proxy, totals, started);
     if (!settled) {
       std::printf("\nnot every order was settled within %s seconds\n", argv[4]);
       return 1;
