@@ -9,6 +9,7 @@
 #include <csignal>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <optional>
 #include <set>
@@ -453,4 +454,68 @@ TEST_CASE("a consumer name ending in .new keeps its position across a restart",
               Stdio{.stdout_file = dir.file("second.txt")})
               .first == 0);
   CHECK(read_lines(dir.file("second.txt")) == std::vector<std::string>{"4..."});
+}
+
+namespace {
+
+// The next command of `kind` a raw peer gets (others, such as RECORDS, passed over).
+CommandFrame next_of(RawPeer& peer, Command kind,
+                     const std::function<bool(const CommandFrame&)>& also = {}) {
+  for (int i = 0; i < 100; ++i) {
+    const auto c = peer.receive();
+    REQUIRE(c);
+    if (c->command == kind && (!also || also(*c))) return *c;
+  }
+  FAIL("no " << static_cast<int>(kind) << " in 100 commands");
+  return {};
+}
+
+}  // namespace
+
+TEST_CASE(
+    "a member's answer to an older assigned does not let go of a partition a newer assigned "
+    "gave back and took again",
+    "[stream][integrity]") {
+  TempDir dir;
+  auto stream = start_stream(dir.file("log"), {"--partitions", "2"});
+  RawPeer producer(stream.endpoints.in);
+  std::vector<std::string> frames;
+  for (int i = 0; i < 20; ++i)  // no key: 10 records in each partition
+    frames.push_back(mqkit::encode(mqkit::Envelope::make("t"), "r" + std::to_string(i)));
+  REQUIRE(producer.publish(frames, frames.size()).size() == frames.size());
+
+  auto p1_records = [](const CommandFrame& c) { return c.partition == 1; };
+  auto holds = [](std::vector<std::uint32_t> partitions) {
+    CommandFrame answer{.command = Command::assigned, .group = "g"};
+    for (const auto p : partitions) answer.positions.push_back({p, 0});
+    return answer;
+  };
+  const CommandFrame subscribe{
+      .command = Command::subscribe, .group = "g", .credit = 1000, .from = "earliest"};
+  RawPeer a(stream.endpoints.out), b(stream.endpoints.out), c(stream.endpoints.out);
+  a.send(subscribe);
+  REQUIRE(next_of(a, Command::assigned).positions.size() == 2);
+  a.send(holds({0, 1}));
+  next_of(a, Command::records, p1_records);  // partition 1 in flight with A
+
+  b.send(subscribe);  // takes partition 1 from A: it is let go once A answers (#1)
+  REQUIRE(next_of(a, Command::assigned).positions.size() == 1);
+  next_of(b, Command::assigned);
+  b.send({.command = Command::detach});  // gives it back to A (#2), sent again from 0
+  REQUIRE(next_of(a, Command::assigned).positions.size() == 2);
+  next_of(a, Command::records, p1_records);
+  c.send(subscribe);  // takes it from A again (#3)
+  REQUIRE(next_of(a, Command::assigned).positions.size() == 1);
+  REQUIRE(next_of(c, Command::assigned).positions.empty());
+
+  // A answers the three in order, handling part of partition 1 between #2 and
+  // #3: only the answer to #3 lets partition 1 go, from where A committed.
+  a.send(holds({0}));
+  a.send(holds({0, 1}));
+  a.send({.command = Command::commit, .positions = {{1, 5}}});
+  a.send(holds({0}));
+  const auto given = next_of(c, Command::assigned);
+  REQUIRE(given.positions.size() == 1);
+  CHECK(given.positions[0].partition == 1);
+  CHECK(given.positions[0].offset == 5);  // not 0: A was still reading it
 }
