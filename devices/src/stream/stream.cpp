@@ -118,6 +118,9 @@ struct Reader {
   // or `release_by` passes.
   std::vector<Cursor> releasing;
   Clock::time_point release_by;
+  // `assigned` sent and not yet answered (answers come in order): only the
+  // answer to the newest says what the member holds now.
+  std::uint64_t unanswered = 0;
 
   std::uint64_t in_flight() const {
     std::uint64_t n = 0;
@@ -671,9 +674,11 @@ class StreamPump final : public detail::Pump {
   }
 
   // Its answer to an `assigned`: it stopped reading (and committed) every
-  // partition not in `holds`. An answer to an older `assigned` still names
-  // what a newer one took: those stay until their own answer.
+  // partition not in `holds`. An answer to an older `assigned` says nothing
+  // of what a newer one gave back and took again: only the newest counts.
   void answered(Reader& reader, const std::vector<Position>& holds) {
+    if (reader.unanswered > 0) --reader.unanswered;
+    if (reader.unanswered > 0) return;  // a newer `assigned` is on its way or being handled
     const auto before = reader.releasing.size();
     std::erase_if(reader.releasing, [&](const Cursor& c) {
       return std::none_of(holds.begin(), holds.end(),
@@ -703,7 +708,12 @@ class StreamPump final : public detail::Pump {
                    .stream_id = stream_id_};
     for (const auto& cursor : it->second.cursors)
       c.positions.push_back({cursor.partition, cursor.next});
-    if (send_command(back_, identity, encode_command(c)) == Sent::gone) lose_reader(identity);
+    const Sent sent = send_command(back_, identity, encode_command(c));
+    if (sent == Sent::gone) {
+      lose_reader(identity);
+      return;
+    }
+    if (sent == Sent::ok) ++it->second.unanswered;
   }
 
   void commit(Reader& reader, const std::vector<Position>& positions) {
