@@ -335,10 +335,11 @@ class StreamPump final : public detail::Pump {
       while (tail.newest.empty() && tail.begin > log.first_offset()) {
         const std::uint64_t end = tail.begin;
         tail.begin = end - std::min(end - log.first_offset(), chunk);
-        for (const auto& r : read_tolerantly(log, tail.begin, end))
+        for_each_readable(log, tail.begin, end, [&](const StreamRecord& r) {
           if (md::envelope_offset(r.frame) &&
               codec_.decode(r.frame, decoded_, options_.socket.limits))
             tail.newest.emplace_back(r.time_ms, decoded_.id());
+        });
       }
       return !tail.newest.empty();
     };
@@ -359,17 +360,19 @@ class StreamPump final : public detail::Pump {
     for (auto it = newest_first.rbegin(); it != newest_first.rend(); ++it) recent_.remember(*it);
   }
 
-  // The records of [begin, end) that read; a damaged one is left out.
-  static std::vector<StreamRecord> read_tolerantly(const StreamLog& log, std::uint64_t begin,
-                                                   std::uint64_t end) {
-    std::vector<StreamRecord> out;
+  // Calls `visit` with each record of [begin, end) that reads, in order; a
+  // damaged one is left out. A few MiB are held at a time, however large
+  // the range: only what `visit` keeps stays.
+  template <typename Visit>
+  static void for_each_readable(const StreamLog& log, std::uint64_t begin, std::uint64_t end,
+                                Visit&& visit) {
     for (std::uint64_t at = begin; at < end;) {
       try {
-        auto records = log.read(at, static_cast<std::size_t>(end - at));
+        auto records = log.read(at, static_cast<std::size_t>(end - at), kMaxBatchBytes);
         if (records.empty()) break;
         at = records.back().offset + 1;
-        for (auto& r : records)
-          if (r.offset < end) out.push_back(std::move(r));
+        for (const auto& r : records)
+          if (r.offset < end) visit(r);
       } catch (const Error&) {
         // One of them does not read: the others one at a time.
         for (; at < end; ++at) {
@@ -377,14 +380,13 @@ class StreamPump final : public detail::Pump {
             auto one = log.read(at, 1);
             if (one.empty() || one.front().offset >= end) break;
             at = one.front().offset;
-            out.push_back(std::move(one.front()));
+            visit(one.front());
           } catch (const Error&) {
           }
         }
         break;
       }
     }
-    return out;
   }
 
   // ---- producers ----
