@@ -247,8 +247,15 @@ std::vector<StreamRecord> StreamLog::read(std::uint64_t offset, std::size_t max_
     const auto* seg = impl_->segment_of(offset);
     if (seg == nullptr) break;
     const std::size_t index = offset - seg->base;
-    const std::size_t last =
+    std::size_t last =
         std::min<std::size_t>(seg->positions.size(), index + (max_records - out.size()));
+    // Read no more of the file than `max_bytes` asks for (and at least one
+    // record): a batch of large records must not become one huge read.
+    for (std::size_t end = index + 1; end < last; ++end)
+      if (seg->positions[end] - seg->positions[index] >= max_bytes - bytes) {
+        last = end;
+        break;
+      }
     const std::uint64_t from = seg->positions[index];
     const std::uint64_t to = last < seg->positions.size() ? seg->positions[last] : seg->size;
     std::string data(to - from, '\0');
