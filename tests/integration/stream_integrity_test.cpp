@@ -9,6 +9,7 @@
 #include <csignal>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <optional>
 #include <set>
@@ -453,4 +454,117 @@ TEST_CASE("a consumer name ending in .new keeps its position across a restart",
               Stdio{.stdout_file = dir.file("second.txt")})
               .first == 0);
   CHECK(read_lines(dir.file("second.txt")) == std::vector<std::string>{"4..."});
+}
+
+namespace {
+
+// The next command of `kind` a raw peer gets (others, such as RECORDS, passed over).
+CommandFrame next_of(RawPeer& peer, Command kind,
+                     const std::function<bool(const CommandFrame&)>& also = {}) {
+  for (int i = 0; i < 100; ++i) {
+    const auto c = peer.receive();
+    REQUIRE(c);
+    if (c->command == kind && (!also || also(*c))) return *c;
+  }
+  FAIL("no " << static_cast<int>(kind) << " in 100 commands");
+  return {};
+}
+
+}  // namespace
+
+TEST_CASE(
+    "a member's answer to an older assigned does not let go of a partition a newer assigned "
+    "gave back and took again",
+    "[stream][integrity]") {
+  TempDir dir;
+  auto stream = start_stream(dir.file("log"), {"--partitions", "2"});
+  RawPeer producer(stream.endpoints.in);
+  std::vector<std::string> frames;
+  for (int i = 0; i < 20; ++i)  // no key: 10 records in each partition
+    frames.push_back(mqkit::encode(mqkit::Envelope::make("t"), "r" + std::to_string(i)));
+  REQUIRE(producer.publish(frames, frames.size()).size() == frames.size());
+
+  auto p1_records = [](const CommandFrame& c) { return c.partition == 1; };
+  auto holds = [](std::vector<std::uint32_t> partitions) {
+    CommandFrame answer{.command = Command::assigned, .group = "g"};
+    for (const auto p : partitions) answer.positions.push_back({p, 0});
+    return answer;
+  };
+  const CommandFrame subscribe{
+      .command = Command::subscribe, .group = "g", .credit = 1000, .from = "earliest"};
+  RawPeer a(stream.endpoints.out), b(stream.endpoints.out), c(stream.endpoints.out);
+  a.send(subscribe);
+  REQUIRE(next_of(a, Command::assigned).positions.size() == 2);
+  a.send(holds({0, 1}));
+  next_of(a, Command::records, p1_records);  // partition 1 in flight with A
+
+  b.send(subscribe);  // takes partition 1 from A: it is let go once A answers (#1)
+  REQUIRE(next_of(a, Command::assigned).positions.size() == 1);
+  next_of(b, Command::assigned);
+  b.send({.command = Command::detach});  // gives it back to A (#2), sent again from 0
+  REQUIRE(next_of(a, Command::assigned).positions.size() == 2);
+  next_of(a, Command::records, p1_records);
+  c.send(subscribe);  // takes it from A again (#3)
+  REQUIRE(next_of(a, Command::assigned).positions.size() == 1);
+  REQUIRE(next_of(c, Command::assigned).positions.empty());
+
+  // A answers the three in order, handling part of partition 1 between #2 and
+  // #3: only the answer to #3 lets partition 1 go, from where A committed.
+  a.send(holds({0}));
+  a.send(holds({0, 1}));
+  a.send({.command = Command::commit, .positions = {{1, 5}}});
+  a.send(holds({0}));
+  const auto given = next_of(c, Command::assigned);
+  REQUIRE(given.positions.size() == 1);
+  CHECK(given.positions[0].partition == 1);
+  CHECK(given.positions[0].offset == 5);  // not 0: A was still reading it
+}
+
+namespace {
+
+// The most memory the process has held (VmHWM), in bytes.
+std::uint64_t peak_memory(pid_t pid) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(status, line))
+    if (line.starts_with("VmHWM:")) return std::stoull(line.substr(6)) * 1024;
+  FAIL("no VmHWM in /proc/" << pid << "/status");
+  return 0;
+}
+
+}  // namespace
+
+TEST_CASE(
+    "a restarted stream reads back a log of large records a few at a time, not the whole log at "
+    "once",
+    "[stream][integrity]") {
+  TempDir dir;
+  constexpr int kRecords = 48;
+  constexpr std::size_t kRecordSize = 1024 * 1024;
+  // Small segments (a batch of 3 records each), so that opening the log
+  // holds little: what is held after is what reading it back holds.
+  const std::vector<std::string> flags{"--fsync", "never", "--segment-size", "3MiB"};
+  {
+    auto stream = start_stream(dir.file("log"), flags);
+    for (int i = 0; i < kRecords; i += 3) {
+      std::string lines;
+      for (int j = i; j < i + 3; ++j)
+        lines += std::string(kRecordSize, static_cast<char>('a' + j % 26)) + "\n";
+      mqkit::test::write_file(dir.file("in.txt"), lines);
+      const auto [code, err] =
+          run_mqkit({"send", "--stream", stream.endpoints.in, "--file", dir.file("in.txt")});
+      INFO(err);
+      REQUIRE(code == 0);
+    }
+  }
+  // Restarted: the dedup window is read back from the log, then a reader
+  // reads it all. Neither needs the whole log (48 MiB) in memory.
+  auto stream = start_stream(dir.file("log"), flags);
+  const auto [code, err] =
+      run_mqkit({"consume", "--stream", stream.endpoints.out, "--count", std::to_string(kRecords)},
+                Stdio{.stdout_file = dir.file("out.txt")});
+  INFO(err);
+  REQUIRE(code == 0);
+  CHECK(std::filesystem::file_size(dir.file("out.txt")) == kRecords * (kRecordSize + 1));
+  CHECK(peak_memory(stream.process.pid()) < 32u * 1024 * 1024);
 }

@@ -118,6 +118,9 @@ struct Reader {
   // or `release_by` passes.
   std::vector<Cursor> releasing;
   Clock::time_point release_by;
+  // `assigned` sent and not yet answered (answers come in order): only the
+  // answer to the newest says what the member holds now.
+  std::uint64_t unanswered = 0;
 
   std::uint64_t in_flight() const {
     std::uint64_t n = 0;
@@ -332,10 +335,11 @@ class StreamPump final : public detail::Pump {
       while (tail.newest.empty() && tail.begin > log.first_offset()) {
         const std::uint64_t end = tail.begin;
         tail.begin = end - std::min(end - log.first_offset(), chunk);
-        for (const auto& r : read_tolerantly(log, tail.begin, end))
+        for_each_readable(log, tail.begin, end, [&](const StreamRecord& r) {
           if (md::envelope_offset(r.frame) &&
               codec_.decode(r.frame, decoded_, options_.socket.limits))
             tail.newest.emplace_back(r.time_ms, decoded_.id());
+        });
       }
       return !tail.newest.empty();
     };
@@ -356,17 +360,19 @@ class StreamPump final : public detail::Pump {
     for (auto it = newest_first.rbegin(); it != newest_first.rend(); ++it) recent_.remember(*it);
   }
 
-  // The records of [begin, end) that read; a damaged one is left out.
-  static std::vector<StreamRecord> read_tolerantly(const StreamLog& log, std::uint64_t begin,
-                                                   std::uint64_t end) {
-    std::vector<StreamRecord> out;
+  // Calls `visit` with each record of [begin, end) that reads, in order; a
+  // damaged one is left out. A few MiB are held at a time, however large
+  // the range: only what `visit` keeps stays.
+  template <typename Visit>
+  static void for_each_readable(const StreamLog& log, std::uint64_t begin, std::uint64_t end,
+                                Visit&& visit) {
     for (std::uint64_t at = begin; at < end;) {
       try {
-        auto records = log.read(at, static_cast<std::size_t>(end - at));
+        auto records = log.read(at, static_cast<std::size_t>(end - at), kMaxBatchBytes);
         if (records.empty()) break;
         at = records.back().offset + 1;
-        for (auto& r : records)
-          if (r.offset < end) out.push_back(std::move(r));
+        for (const auto& r : records)
+          if (r.offset < end) visit(r);
       } catch (const Error&) {
         // One of them does not read: the others one at a time.
         for (; at < end; ++at) {
@@ -374,14 +380,13 @@ class StreamPump final : public detail::Pump {
             auto one = log.read(at, 1);
             if (one.empty() || one.front().offset >= end) break;
             at = one.front().offset;
-            out.push_back(std::move(one.front()));
+            visit(one.front());
           } catch (const Error&) {
           }
         }
         break;
       }
     }
-    return out;
   }
 
   // ---- producers ----
@@ -671,9 +676,11 @@ class StreamPump final : public detail::Pump {
   }
 
   // Its answer to an `assigned`: it stopped reading (and committed) every
-  // partition not in `holds`. An answer to an older `assigned` still names
-  // what a newer one took: those stay until their own answer.
+  // partition not in `holds`. An answer to an older `assigned` says nothing
+  // of what a newer one gave back and took again: only the newest counts.
   void answered(Reader& reader, const std::vector<Position>& holds) {
+    if (reader.unanswered > 0) --reader.unanswered;
+    if (reader.unanswered > 0) return;  // a newer `assigned` is on its way or being handled
     const auto before = reader.releasing.size();
     std::erase_if(reader.releasing, [&](const Cursor& c) {
       return std::none_of(holds.begin(), holds.end(),
@@ -703,7 +710,12 @@ class StreamPump final : public detail::Pump {
                    .stream_id = stream_id_};
     for (const auto& cursor : it->second.cursors)
       c.positions.push_back({cursor.partition, cursor.next});
-    if (send_command(back_, identity, encode_command(c)) == Sent::gone) lose_reader(identity);
+    const Sent sent = send_command(back_, identity, encode_command(c));
+    if (sent == Sent::gone) {
+      lose_reader(identity);
+      return;
+    }
+    if (sent == Sent::ok) ++it->second.unanswered;
   }
 
   void commit(Reader& reader, const std::vector<Position>& positions) {

@@ -250,8 +250,14 @@ struct StreamLog::Impl {
   // first damaged one.
   void read_run(const Segment& seg, std::size_t index, std::size_t last, std::size_t max_bytes,
                 std::size_t& bytes, std::vector<StreamRecord>& out) const {
+    // Read no more of the file than `max_bytes` asks for (and at least one
+    // record): a batch of large records must not become one huge read.
+    const std::size_t budget = max_bytes > bytes ? max_bytes - bytes : 0;
     std::size_t end = index;
-    while (end < last && seg.positions[end] != kMissing) ++end;
+    while (end < last && seg.positions[end] != kMissing) {
+      if (end > index && seg.positions[end] - seg.positions[index] >= budget) break;
+      ++end;
+    }
     if (end == index) return;
     const std::uint64_t from = seg.positions[index];
     std::uint64_t to = seg.size;

@@ -1,10 +1,13 @@
 // StreamLog, one partition of a stream: ordered offsets that survive a
 // reopen and a torn tail, reads from any offset or time, and retention that
 // deletes whole old segments but never the active one.
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <catch2/catch.hpp>
 
 #include <filesystem>
+#include <fstream>
 
 #include "helpers.hpp"
 #include "mqkit/error.hpp"
@@ -114,4 +117,43 @@ TEST_CASE("retention deletes whole old segments by size and by age, never the ac
   CHECK(log.segments() == 1);
   CHECK(log.next_offset() == next);
   CHECK(log.append("still writing") == next);
+}
+
+TEST_CASE("a read of a few large records reads only those from the file, not the whole segment",
+          "[stream]") {
+  mqkit::test::TempDir dir;
+  StreamLogOptions options;
+  options.durability = mqkit::Durability::never;
+  constexpr std::size_t kRecordSize = 1024 * 1024;
+  {
+    StreamLog log(dir.path().string(), options);
+    const std::string big(kRecordSize, 'x');
+    const std::vector<std::string_view> frames(40, big);  // one segment of 40 MiB
+    log.append_batch(frames);
+  }
+  // In a child whose address space may grow by 24 MiB at most: one MiB asked
+  // for must not become a 40 MiB read.
+  const pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    int status = 2;
+    try {
+      StreamLog log(dir.path().string(), options);
+      std::ifstream self("/proc/self/status");
+      std::string line;
+      rlim_t size = 0;
+      while (std::getline(self, line))
+        if (line.starts_with("VmSize:")) size = std::stoull(line.substr(7)) * 1024;
+      const rlimit limit{size + 24 * 1024 * 1024, RLIM_INFINITY};
+      ::setrlimit(RLIMIT_AS, &limit);
+      status = log.read(0, 40, kRecordSize).size() == 1 ? 0 : 3;
+    } catch (...) {
+      status = 1;  // out of memory
+    }
+    ::_exit(status);
+  }
+  int status = 0;
+  REQUIRE(::waitpid(child, &status, 0) == child);
+  REQUIRE(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
 }
