@@ -10,7 +10,6 @@
 
 #include <cerrno>
 #include <cstring>
-#include <thread>
 #include <utility>
 
 #include "common.hpp"
@@ -80,21 +79,42 @@ bool MessageSource::fill() {
   }
 }
 
+std::chrono::steady_clock::time_point MessageSource::due() const {
+  if (rate_ <= 0 || produced_ == 0) return start_;
+  return start_ + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                      std::chrono::duration<double>(double(produced_) / rate_));
+}
+
 bool MessageSource::ready(std::chrono::milliseconds timeout) {
+  if (count_ && produced_ >= *count_) return true;  // the end
+  // Paced: not ready before the next one's time (so what was sent leaves
+  // meanwhile, and a stop ends the wait).
+  if (const auto left =
+          std::chrono::ceil<std::chrono::milliseconds>(due() - std::chrono::steady_clock::now());
+      left.count() > 0) {
+    if (wait_for_stop(std::min(left, timeout)) || left > timeout) return false;
+    timeout = std::chrono::milliseconds(0);
+  }
   if (count_ || at_end_ || buffer_.find('\n', begin_) != std::string::npos) return true;
+  // Ready means a whole line (or the end) is here: take in what the input
+  // has now, so next() never waits for the rest of a line while the lines
+  // before it are held back.
   pollfd p{fd_, POLLIN, 0};
-  return ::poll(&p, 1, static_cast<int>(timeout.count())) == 1;  // EINTR: not ready
+  for (int wait = static_cast<int>(timeout.count()); ::poll(&p, 1, wait) == 1; wait = 0) {
+    const std::size_t searched = buffer_.size() - begin_;  // no '\n' in there
+    if (!fill()) return at_end_;                           // a stop is not ready
+    if (buffer_.find('\n', searched) != std::string::npos) return true;
+  }
+  return false;  // nothing more now, or EINTR
 }
 
 bool MessageSource::next(std::string& out) {
+  if (count_ && produced_ >= *count_) return false;
   if (produced_ == 0) start_ = std::chrono::steady_clock::now();
-  if (rate_ > 0) {
-    const auto due = start_ + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-                                  std::chrono::duration<double>(double(produced_) / rate_));
-    std::this_thread::sleep_until(due);
-  }
+  const auto left =
+      std::chrono::ceil<std::chrono::milliseconds>(due() - std::chrono::steady_clock::now());
+  if (left.count() > 0 && wait_for_stop(left)) return false;  // a stop: nothing more
   if (count_) {
-    if (produced_ >= *count_) return false;
     out = std::to_string(produced_);
     out.resize(size_, '.');
   } else {

@@ -24,16 +24,18 @@ class MessageSource {
 
   void set_rate(double per_second) { rate_ = per_second; }
   // The next payload in `out`; false at the end, or when a stop signal
-  // interrupted the wait for input (a part of a line read so far is not a
-  // line and is not returned). Sleeps to keep the rate.
+  // interrupted the wait for input or for the rate (a part of a line read
+  // so far is not a line and is not returned). Waits to keep the rate.
   bool next(std::string& out);
-  // Whether next() can go on without waiting for the input, waiting up to
-  // `timeout` for it to become so (a signal ends the wait early).
+  // Whether next() can go on without waiting (for the input, the rest of a
+  // line, or the rate), waiting up to `timeout` for it to become so (a
+  // signal ends the wait early).
   bool ready(std::chrono::milliseconds timeout = std::chrono::milliseconds(0));
 
  private:
   MessageSource() = default;
   bool fill();  // one read(2) into the buffer; false at end of input or on a stop
+  std::chrono::steady_clock::time_point due() const;  // of the next payload, at the rate
 
   int fd_ = -1;
   bool owns_fd_ = false;

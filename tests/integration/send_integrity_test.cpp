@@ -4,6 +4,10 @@
 // -9 and restarted while the producer runs.
 #include <catch2/catch.hpp>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <csignal>
 #include <map>
 #include <set>
@@ -122,6 +126,49 @@ TEST_CASE("send --stream sends a line as soon as it arrives, not after 64 of the
   INFO(send.stderr_text());
   CHECK(code == 0);
   CHECK_THAT(send.stderr_text(), Catch::Contains("2 of 2 messages confirmed"));
+}
+
+TEST_CASE("send --stream sends a line at once while the next line is still coming",
+          "[integration][cli][send]") {
+  TempDir dir;
+  auto stream = start_stream(dir.file("log"));
+  // A fifo as stdin, with room for all of it, so `send` finds the whole
+  // input there at once: a line, then more than one read's worth of a line
+  // whose end has not come yet.
+  const std::string fifo = dir.file("in");
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  const int writer = ::open(fifo.c_str(), O_RDWR | O_CLOEXEC);
+  REQUIRE(writer >= 0);
+  REQUIRE(::fcntl(writer, F_SETPIPE_SZ, 1 << 20) >= (1 << 20));
+  const std::string input = "first\n" + std::string(100 * 1024, 'x');
+  REQUIRE(::write(writer, input.data(), input.size()) == ssize_t(input.size()));
+  ChildProcess send({mqkit_binary(), "send", "--stream", stream.endpoints.in},
+                    Stdio{.stdin_file = fifo});
+  CHECK(wait_for([&] { return counter(stream.endpoints.stats, "appended") == 1; }));
+  REQUIRE(::write(writer, "\n", 1) == 1);
+  ::close(writer);
+  const auto code = send.wait(20s);
+  INFO(send.stderr_text());
+  CHECK(code == 0);
+  CHECK_THAT(send.stderr_text(), Catch::Contains("2 of 2 messages confirmed"));
+}
+
+TEST_CASE("send --rate sends each message when due; SIGTERM while it waits sends nothing more",
+          "[integration][cli][send]") {
+  TempDir dir;
+  auto stream = start_stream(dir.file("log"));
+  // The first message leaves at once (not with the 63 after it), the second
+  // is due 10s later.
+  ChildProcess send({mqkit_binary(), "send", "--stream", stream.endpoints.in, "--count", "3",
+                     "--size", "8", "--rate", "0.1"});
+  REQUIRE(wait_for([&] { return counter(stream.endpoints.stats, "appended") == 1; }));
+  send.signal(SIGTERM);
+  const auto code = send.wait(30s);
+  INFO(send.stderr_text());
+  REQUIRE(code);
+  CHECK(*code == 1);
+  CHECK_THAT(send.stderr_text(), Catch::Contains("1 of 1 messages confirmed"));
+  CHECK(counter(stream.endpoints.stats, "appended") == 1);
 }
 
 TEST_CASE("one key's records stay in order in a stream paused, killed -9 and restarted under send",
