@@ -40,10 +40,12 @@ struct PublishResult {
 
 struct ReliableProducerOptions {
   SocketOptions socket;
-  std::size_t window = 1000;                     // unconfirmed messages in flight
-  std::chrono::milliseconds resend_after{2000};  // no confirm by then: send again
-  std::chrono::milliseconds timeout{60000};      // give up on a message after this
-  std::optional<std::string> target_group;       // publish to this group only
+  std::size_t window = 1000;  // unconfirmed messages in flight
+  // No confirm by then: send again. While the device answers nothing, the
+  // interval doubles per round (up to 30 s) and resets at its next answer.
+  std::chrono::milliseconds resend_after{2000};
+  std::chrono::milliseconds timeout{60000};  // give up on a message after this
+  std::optional<std::string> target_group;   // publish to this group only
 };
 
 const char* to_string(PublishStatus status) noexcept;

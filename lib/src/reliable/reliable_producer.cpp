@@ -28,6 +28,10 @@ using std::chrono::milliseconds;
 using namespace detail::proxy;
 
 constexpr milliseconds kFullPause{200};  // after a `full` answer, before the round
+// Timer rounds back off while nothing is confirmed: a paused or slow device
+// that keeps its connection would otherwise get (and the socket would queue)
+// another copy of everything unconfirmed every `resend_after`.
+constexpr milliseconds kMaxResendInterval{30000};
 
 SocketOptions immediate(SocketOptions o) {
   o.immediate = true;
@@ -76,6 +80,8 @@ struct ReliableProducer::Impl {
   std::uint64_t unsent_from = 0;  // pending messages from this sequence on are still to (re)send
   std::size_t unsent = 0;         // how many those are
   std::optional<Clock::time_point> full_round;  // a `full` answer: a round at this time
+  // resend_after, doubled per silent round (options is declared above)
+  milliseconds resend_interval = std::max(options.resend_after, milliseconds(1));
 
   Impl(const std::string& endpoint, const ReliableProducerOptions& o)
       : options(o),
@@ -146,6 +152,7 @@ struct ReliableProducer::Impl {
           if (!full_round) full_round = Clock::now() + kFullPause;
           continue;
         }
+        resend_interval = std::max(options.resend_after, milliseconds(1));  // the device answers
         finish(pending.find(s->second), {k.id, static_cast<PublishStatus>(k.status), k.reason});
       }
     }
@@ -160,8 +167,11 @@ struct ReliableProducer::Impl {
     if (full_round && *full_round <= now)
       start_round();
     else if (!full_round && !pending.empty() && pending.begin()->first < unsent_from &&
-             now - pending.begin()->second.last_sent >= options.resend_after)
+             now - pending.begin()->second.last_sent >= resend_interval) {
       start_round();
+      resend_interval =
+          std::min(resend_interval * 2, std::max(kMaxResendInterval, resend_interval));
+    }
   }
 
   // Sends what is queued, reads confirms and re-sends what is due; waits up
@@ -217,14 +227,16 @@ PublishResult ReliableProducer::send(std::string_view topic, std::string_view pa
 }
 
 PublishResult ReliableProducer::send(const Envelope& envelope, std::string_view payload) {
-  std::optional<PublishResult> result;
-  send_async(envelope, payload, [&result](const PublishResult& r) { result = r; });
-  while (!result) {
+  // Shared with the callback: a send that throws (a stop) leaves its message
+  // pending, and a later flush may still deliver its confirm.
+  auto result = std::make_shared<std::optional<PublishResult>>();
+  send_async(envelope, payload, [result](const PublishResult& r) { *result = r; });
+  while (!*result) {
     if (detail::global_stop().is_set() || impl_->stopped())
       throw Error(errc::stopped, "stopped waiting for a confirm");
     impl_->pump(milliseconds(50));
   }
-  return *result;
+  return **result;
 }
 
 void ReliableProducer::send_async(const Envelope& envelope, std::string_view payload,
