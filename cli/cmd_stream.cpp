@@ -7,6 +7,8 @@
 #include "device_command.hpp"
 #include "mqkit/devices/stream.hpp"
 #include "mqkit/duration.hpp"
+#include "mqkit/error.hpp"
+#include "mqkit/spool.hpp"
 #include "mqkit/stop.hpp"
 
 namespace mqkit::cli {
@@ -25,12 +27,14 @@ struct StreamCliOptions {
 int run_stream(StreamCliOptions o) {
   stop_on_signals();
   apply_curve_server_flags(o.curve, o.stream.socket.security);
-  if (o.fsync == "always")
-    o.stream.log.durability = Durability::always;
-  else if (o.fsync == "never")
-    o.stream.log.durability = Durability::never;
-  else
-    throw UsageError("--fsync for a stream is always or never, not '" + o.fsync + "'");
+  try {
+    SpoolOptions durability;  // the spool's parser: always, never or interval=DUR
+    parse_durability(o.fsync, durability);
+    o.stream.log.durability = durability.durability;
+    o.stream.log.sync_interval = durability.sync_interval;
+  } catch (const mqkit::Error& e) {
+    throw UsageError(std::string("--fsync: ") + e.what());
+  }
   if (!o.retain_bytes.empty()) o.stream.log.retain_bytes = parse_size(o.retain_bytes);
   if (!o.retain_age.empty()) o.stream.log.retain_age = parse_duration(o.retain_age);
   if (!o.segment_size.empty()) o.stream.log.segment_size = parse_size(o.segment_size);
@@ -67,8 +71,9 @@ void setup_stream(CLI::App& app, Runner& runner) {
                   "Log segment file size (default 64MiB); retention deletes whole segments")
       ->check(size_validator());
   sub->add_option("--fsync", o->fsync,
-                  "always (one fdatasync per partition per batch of appends) | never "
-                  "(default always)");
+                  "always (one fdatasync per partition per batch of appends) | "
+                  "interval=DUR (confirm after the write, fdatasync at least every DUR, "
+                  "e.g. interval=10ms) | never (default always)");
   sub->add_option("--heartbeat", o->heartbeat,
                   "Heartbeat interval with readers; a reader silent for 5 is lost and its "
                   "partitions go to its name's other members (default 1s)")

@@ -57,7 +57,10 @@ StreamOptions stream_options(const Topology& topology, const DeviceSpec& spec) {
   o.stats = bind_of(topology, spec, "stats");
   o.dir = spec.dir;
   o.partitions = spec.partitions;
-  o.log.durability = spec.fsync == "never" ? Durability::never : Durability::always;
+  SpoolOptions durability;
+  parse_durability(spec.fsync.empty() ? "always" : spec.fsync, durability);
+  o.log.durability = durability.durability;
+  o.log.sync_interval = durability.sync_interval;
   if (!spec.retain_bytes.empty()) o.log.retain_bytes = parse_size(spec.retain_bytes);
   if (!spec.retain_age.empty()) o.log.retain_age = parse_duration(spec.retain_age);
   if (!spec.segment_size.empty()) o.log.segment_size = parse_size(spec.segment_size);

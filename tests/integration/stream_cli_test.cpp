@@ -3,6 +3,7 @@
 // disk, kill -9 of the device and of a consumer, retention at work.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <csignal>
 #include <ctime>
 #include <filesystem>
@@ -503,4 +504,40 @@ TEST_CASE("a stream directory has one owner and a fixed partition count", "[stre
   // Without --partitions the stream opens with the count it has.
   auto stream = start_stream(log_dir);
   CHECK(all_counters(stream.endpoints.stats).at("partitions") == 2);
+}
+
+TEST_CASE(
+    "a stream under --fsync interval=50ms stores and confirms, keeps what it confirmed across a "
+    "kill -9, and a bad --fsync is a one-line error",
+    "[stream][cli]") {
+  TempDir dir;
+  const std::string log_dir = dir.file("log");
+  {
+    auto stream = start_stream(log_dir, {"--fsync", "interval=50ms"});
+    const auto [code, err] =
+        run_mqkit({"send", "--stream", stream.endpoints.in, "--count", "200", "--size", "50"});
+    INFO(err);
+    REQUIRE(code == 0);
+    CHECK_THAT(err, Catch::Contains("200 of 200 messages confirmed"));
+    stream.process.signal(SIGKILL);
+    (void)stream.process.wait(10s);
+  }
+  auto stream = start_stream(log_dir, {"--fsync", "interval=50ms"});
+  const std::string out = dir.file("out.txt");
+  const auto [code, err] = run_mqkit(
+      {"consume", "--stream", stream.endpoints.out, "--from", "earliest", "--count", "200"},
+      Stdio{.stdout_file = out});
+  INFO(err);
+  REQUIRE(code == 0);
+  const auto lines = read_lines(out);
+  REQUIRE(lines.size() == 200);
+  for (std::size_t i = 0; i < lines.size(); ++i) CHECK(lines[i] == generated(i, 50));
+  for (const std::string bad : {"sometimes", "interval=0ms", "interval=soon"}) {
+    const auto [bad_code, bad_err] = run_mqkit({"stream", "--front", kAnyPort, "--back", kAnyPort,
+                                                "--dir", dir.file("other"), "--fsync", bad});
+    INFO(bad_err);
+    CHECK(bad_code == 2);
+    CHECK_THAT(bad_err, Catch::Contains("--fsync"));
+    CHECK(std::count(bad_err.begin(), bad_err.end(), '\n') == 1);
+  }
 }

@@ -4,11 +4,14 @@
 #include "mqkit/devices/proxy.hpp"
 
 #include <algorithm>
+#include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <unordered_map>
 #include <unordered_set>
@@ -39,6 +42,8 @@ namespace md = mqkit::detail;
 
 constexpr int kMissedHeartbeats = 5;   // a worker silent this many intervals is lost
 constexpr std::size_t kMaxBatch = 64;  // messages in one DELIVER
+// A stored frame that did not read back is tried again this much later.
+constexpr std::chrono::milliseconds kUnreadableRetryEvery{1000};
 
 using detail::reply_error;
 using detail::send_command;
@@ -169,6 +174,7 @@ class ProxyPump final : public detail::Pump {
                  {"retried", retried_.get()},
                  {"dead", dead_.get()},
                  {"dead_letter_failed", dead_letter_failed_.get()},
+                 {"unreadable", unreadable_.get()},
                  {"malformed", malformed_.get()},
                  {"lost_workers", lost_workers_.get()},
                  {"spool_bytes", spool_.bytes()},
@@ -764,9 +770,14 @@ class ProxyPump final : public detail::Pump {
     DeadLetterInfo info{g.name,     reason,
                         h.attempts, h.first_failure_ms == 0 ? now : h.first_failure_ms,
                         now,        error.empty() ? h.last_error : error};
-    const std::string frame = frame_of(id);
+    const auto frame = frame_of(id);
+    if (!frame) {  // never an empty dead letter (whose DEAD would settle the original)
+      g.failures[id] = h;
+      keep_unreadable(index, id);
+      return;
+    }
     ++g.dying;
-    dlq_.add_dead_letter(id, frame, info, [this, index, id, h, info](AppendResult r) {
+    dlq_.add_dead_letter(id, *frame, info, [this, index, id, h, info](AppendResult r) {
       if (r) spool_.dead(id, info.group, info.reason, info.attempts, info.last_error, nullptr);
       bool wake;
       {
@@ -802,11 +813,28 @@ class ProxyPump final : public detail::Pump {
         std::pair{d.group, d.id});
   }
 
-  std::string frame_of(const MessageId& id) {
+  // The message's frame; nullopt when its stored record no longer reads
+  // back (damaged on disk).
+  std::optional<std::string> frame_of(const MessageId& id) {
     auto it = messages_.find(id);
     if (it != messages_.end() && !it->second.frame.empty()) return it->second.frame;
     auto stored = spool_.read(id);
-    return stored ? std::move(stored->frame) : std::string();
+    if (!stored) return std::nullopt;
+    return std::move(stored->frame);
+  }
+
+  // A message whose stored frame cannot be read stays pending (never
+  // delivered or dead-lettered empty): counted, said once on stderr, and
+  // read again after a while.
+  void keep_unreadable(std::uint32_t index, const MessageId& id) {
+    unreadable_.add();
+    if (unreadable_said_.insert(id).second)
+      std::fprintf(stderr,
+                   "mqkit proxy: the stored frame of message %s cannot be read back (damaged on "
+                   "disk?); it stays pending and is read again every %lld ms\n",
+                   id.to_string().c_str(), static_cast<long long>(kUnreadableRetryEvery.count()));
+    ++groups_[index]->retrying;
+    retries_.emplace(Clock::now() + kUnreadableRetryEvery, std::pair{index, id});
   }
 
   // ---- timers ----
@@ -876,24 +904,31 @@ class ProxyPump final : public detail::Pump {
     frames.reserve(n);
     for (std::size_t i = 0; i < n; ++i) {
       const MessageId& id = g.ready[i];
+      std::optional<std::string> loaded;
       auto h = g.failures.find(id);
       const std::uint32_t attempt = h == g.failures.end() ? 1 : h->second.attempts + 1;
       auto stored = messages_.find(id);
-      std::string loaded;
       const std::string* frame = nullptr;
       if (stored != messages_.end() && !stored->second.frame.empty()) {
         frame = &stored->second.frame;
-      } else {
-        loaded = frame_of(id);
-        frame = &loaded;
+      } else if ((loaded = frame_of(id))) {
+        frame = &*loaded;
+      } else {  // not sent: it waits and is read again
+        const MessageId unreadable = id;
+        g.ready.erase(g.ready.begin() + static_cast<std::ptrdiff_t>(i));
+        keep_unreadable(index, unreadable);
+        --n;
+        --i;
+        continue;
       }
       if (attempt > 1 && codec_.decode(*frame, decoded_, options_.socket.limits)) {
         decoded_.envelope.attempt = attempt;  // the envelope carries the attempt number
         loaded = encode(decoded_.envelope, decoded_.payload());
-        frame = &loaded;
+        frame = &*loaded;
       }
       frames.emplace_back(frame->data(), frame->size());
     }
+    if (n == 0) return true;  // none of them could be read
     const std::string command = encode_command({.command = Command::deliver, .group = g.name});
     try {
       if (!back_.send(zmq::buffer(worker), zmq::send_flags::sndmore | zmq::send_flags::dontwait))
@@ -955,7 +990,8 @@ class ProxyPump final : public detail::Pump {
   mutable std::mutex snapshot_mutex_;
   Counters snapshot_;  // guarded by snapshot_mutex_
   md::Counter published_, stored_, unroutable_, duplicates_, full_, rejected_, delivered_, acked_,
-      retried_, dead_, dead_letter_failed_, malformed_, lost_workers_;
+      retried_, dead_, dead_letter_failed_, malformed_, lost_workers_, unreadable_;
+  std::unordered_set<MessageId> unreadable_said_;  // said once on stderr
 };
 
 }  // namespace

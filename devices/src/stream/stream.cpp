@@ -212,6 +212,9 @@ class StreamPump final : public detail::Pump {
   std::chrono::milliseconds poll_timeout() const override {
     auto next = std::min(next_heartbeat_, next_retention_);
     if (any_dirty_) next = std::min(next, next_save_);
+    // Under interval=D an idle device still syncs what it wrote within D.
+    if (options_.log.durability == Durability::interval)
+      next = std::min(next, Clock::now() + options_.log.sync_interval);
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(next - Clock::now());
     return std::max(left + std::chrono::milliseconds(1), std::chrono::milliseconds(0));
   }
@@ -220,6 +223,7 @@ class StreamPump final : public detail::Pump {
     for (int i = 0; i < 256 && read_front(); ++i) {
     }
     append_pending();
+    sync_due_logs();
     confirms_.flush(front_);
     for (int i = 0; i < 1024 && read_back(); ++i) {
     }
@@ -438,6 +442,20 @@ class StreamPump final : public detail::Pump {
     pending_[p].frames.push_back(frame);
     pending_[p].confirm_to.emplace_back(producer, id);
     in_turn_.try_emplace(id, p);
+  }
+
+  // Under interval=D: the logs whose first unsynced append is D old are
+  // synced now (an append does so itself; this covers an idle device). A
+  // failed sync makes that log's appends fail until one succeeds, so the
+  // producers hear it in their confirms.
+  void sync_due_logs() {
+    if (options_.log.durability != Durability::interval) return;
+    for (auto& log : logs_) {
+      try {
+        log->sync_if_due();
+      } catch (const Error&) {  // tried again next turn
+      }
+    }
   }
 
   // The group commit: one append (one write, one sync) per partition.
@@ -804,7 +822,16 @@ class StreamPump final : public detail::Pump {
           1));
       std::vector<StreamRecord> records;
       if (!read_for(identity, cursor, n, max_bytes, records)) return false;  // the reader is gone
-      if (records.empty()) continue;
+      if (records.empty()) {
+        // The log stops before a damaged record: once the reader holds
+        // nothing before it, it is told and steps over the damaged run.
+        if (cursor.failed_at == cursor.next || cursor.acked < cursor.next) continue;
+        std::string why;
+        const std::uint64_t damaged = log.damaged_from(cursor.next, &why);
+        if (damaged == 0) continue;
+        if (!skip_damaged(identity, reader, cursor, cursor.next + damaged, why)) return false;
+        return true;
+      }
       if (records.front().offset > cursor.next) {
         // The log skipped damaged records here: once the reader holds nothing
         // before them, it is told and goes on after them.
@@ -876,8 +903,10 @@ class StreamPump final : public detail::Pump {
   }
 
   // The log left out damaged records before `to`: the reader is told and
-  // goes on from `to` (for a name, that becomes its position).
-  bool skip_damaged(const std::string& identity, Reader& reader, Cursor& cursor, std::uint64_t to) {
+  // goes on from `to` (for a name, that becomes its position). `why`: the
+  // log's reason, when it gave one.
+  bool skip_damaged(const std::string& identity, Reader& reader, Cursor& cursor, std::uint64_t to,
+                    const std::string& why = {}) {
     const std::uint64_t from = cursor.next;
     damaged_skipped_.add(to - from);
     cursor.move_to(to);
@@ -895,8 +924,9 @@ class StreamPump final : public detail::Pump {
         (one ? "the record at offset " + std::to_string(from)
              : "the records at offsets " + std::to_string(from) + "-" + std::to_string(to - 1)) +
             " of partition " + std::to_string(cursor.partition) +
-            (one ? " is damaged and was" : " are damaged and were") +
-            " skipped; reading on from offset " + std::to_string(to));
+            (one ? " is damaged" : " are damaged") + (why.empty() ? "" : " (" + why + ")") +
+            (one ? " and was" : " and were") + " skipped; reading on from offset " +
+            std::to_string(to));
   }
 
   // Sends a NOTICE; false when the reader turned out to be gone (and was lost).

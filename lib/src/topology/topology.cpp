@@ -354,8 +354,8 @@ class TopologyParser {
         }
         if (spec["fsync"])
           d.fsync = checked(spec["fsync"], where + ".fsync", [](const std::string& v) {
-            if (v != "always" && v != "never")
-              throw Error(errc::bad_argument, "a stream's fsync is always or never");
+            SpoolOptions o;  // always, never or interval=DUR, as for a proxy's spool
+            parse_durability(v, o);
           });
         auto size = [](const std::string& v) { (void)parse_size(v); };
         auto duration = [](const std::string& v) {

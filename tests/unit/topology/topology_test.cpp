@@ -184,8 +184,12 @@ devices:
       "devices:\n  s:\n    kind: stream\n    front: tcp://*:7001\n    back: "
       "tcp://*:7002\n";
   CHECK_THAT(error_of(stream), Catch::Contains("devices.s needs 'dir:'"));
-  CHECK_THAT(error_of(stream + "    dir: d\n    fsync: interval=1s\n"),
-             Catch::Contains("a stream's fsync is always or never"));
+  CHECK_THAT(error_of(stream + "    dir: d\n    fsync: sometimes\n"),
+             Catch::Contains("is not a durability"));
+  CHECK_THAT(error_of(stream + "    dir: d\n    fsync: interval=0ms\n"),
+             Catch::Contains("interval must be positive"));
+  CHECK_NOTHROW(
+      Topology::parse(stream + "    dir: d\n    fsync: interval=1s\n", "topo.yaml", "/srv/app"));
   CHECK_THAT(error_of(stream + "    dir: d\n    partitions: 0\n"),
              Catch::Contains("devices.s.partitions"));
   const std::string bridge =
