@@ -3,8 +3,10 @@
 // spools on disk, SIGKILLs, slow and failing workers, a full spool and
 // `mqkit group rm`. Every process is a ChildProcess, killed on scope exit.
 #include <catch2/catch.hpp>
+#include <zmq.hpp>
 
 #include <csignal>
+#include <fstream>
 #include <map>
 #include <set>
 #include <thread>
@@ -13,8 +15,10 @@
 #include "cli_support.hpp"
 #include "helpers.hpp"
 #include "mqkit/devices/stats.hpp"
+#include "reliable/protocol.hpp"
 
 using namespace std::chrono_literals;
+using namespace mqkit::detail::proxy;
 using mqkit::test::ChildProcess;
 using mqkit::test::DeviceEndpoints;
 using mqkit::test::kAnyPort;
@@ -312,4 +316,59 @@ TEST_CASE("a bridge waiting for its paused target keeps its lease: nothing dead-
   CHECK(wait_for([&] { return counter(target.endpoints, "stored") == 40; }, 10s));
   bridge.signal(SIGTERM);
   CHECK(bridge.wait(20s) == 0);
+}
+
+TEST_CASE(
+    "a worker that asks for unbounded credit and never reads or acks does not make the proxy "
+    "queue its spool in memory",
+    "[integration][proxy][integrity]") {
+  // Regression (issue 14.7, the proxy's part): any credit was taken and the
+  // workers' socket queue was unbounded, so a worker that attached with
+  // credit 2^32-1 and never read had the proxy copy every ready message into
+  // its send queue; each ack timeout then queued them again.
+  TempDir dir;
+  auto proxy = start_proxy(dir, {"--group", "hog=#", "--fsync", "never", "--ack-timeout", "300ms",
+                                 "--heartbeat", "100ms", "--max-attempts", "100"});
+  const auto ep = proxy.endpoints;
+  constexpr int kMessages = 480, kSize = 100000;  // a 48 MB backlog
+  REQUIRE(run_mqkit({"send", "--proxy", ep.in, "--topic", "t", "--count", std::to_string(kMessages),
+                     "--size", std::to_string(kSize)})
+              .first == 0);
+  auto rss_kib = [&] {
+    std::ifstream status("/proc/" + std::to_string(proxy.process.pid()) + "/status");
+    for (std::string line; std::getline(status, line);)
+      if (line.starts_with("VmRSS:")) return std::stoull(line.substr(6));
+    return 0ull;
+  };
+  const auto before = rss_kib();
+  // A raw DEALER, as a pyzmq client would be: one message in its queue and a
+  // tiny socket buffer, so what the proxy sends stays with the proxy. It
+  // heartbeats, so the proxy keeps it and its deliveries time out again and again.
+  zmq::context_t ctx;
+  zmq::socket_t hog(ctx, zmq::socket_type::dealer);
+  hog.set(zmq::sockopt::linger, 0);
+  hog.set(zmq::sockopt::rcvhwm, 1);
+  hog.set(zmq::sockopt::rcvbuf, 4096);
+  hog.connect(ep.out);
+  const auto attach =
+      encode_command({.command = Command::attach, .group = "hog", .credit = 0xFFFFFFFFu});
+  const auto beat = encode_command({.command = Command::heartbeat});
+  hog.send(zmq::buffer(attach), zmq::send_flags::none);
+  REQUIRE(wait_for([&] {
+    hog.send(zmq::buffer(beat), zmq::send_flags::dontwait);
+    return counter(ep, "delivered") > 0;
+  }));
+  // Several ack timeouts go by while the hog stays attached.
+  const auto until = std::chrono::steady_clock::now() + 2s;
+  while (std::chrono::steady_clock::now() < until) {
+    hog.send(zmq::buffer(beat), zmq::send_flags::dontwait);
+    std::this_thread::sleep_for(50ms);
+  }
+  REQUIRE(counter(ep, "group.hog.workers") == 1);
+  const auto delivered = counter(ep, "delivered");
+  const auto grown_kib = rss_kib() - std::min(before, rss_kib());
+  WARN("delivered to the hog " << delivered << " times " << kSize << " bytes of " << kMessages
+                               << " messages; proxy RSS grew " << grown_kib << " KiB");
+  CHECK(delivered * kSize <= 20u * 1024 * 1024);
+  CHECK(grown_kib <= 24u * 1024);
 }
