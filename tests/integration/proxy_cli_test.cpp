@@ -6,6 +6,7 @@
 #include <zmq.hpp>
 
 #include <csignal>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <set>
@@ -371,4 +372,49 @@ TEST_CASE(
                                << " messages; proxy RSS grew " << grown_kib << " KiB");
   CHECK(delivered * kSize <= 20u * 1024 * 1024);
   CHECK(grown_kib <= 24u * 1024);
+}
+
+TEST_CASE(
+    "a group the proxy could not write to its GROUPS file is refused, not kept: nothing confirmed "
+    "for it is acked away at the next start",
+    "[integration][proxy][integrity]") {
+  // Regression: declare_group added the group in memory before writing the
+  // GROUPS file; when the write failed the worker was told so, but the group
+  // stayed: a second ATTACH was accepted, messages were stored and confirmed
+  // for it, and the next start, not finding it in GROUPS, took it for a
+  // removed group and acked its messages away.
+  TempDir dir;
+  auto proxy = std::make_unique<RunningProxy>(start_proxy(dir, {"--fsync", "always"}));
+  // The GROUPS file cannot be replaced: its temporary name is taken by a directory.
+  std::filesystem::create_directories(dir.file("spool") + "/GROUPS.new");
+  zmq::context_t ctx;
+  zmq::socket_t worker(ctx, zmq::socket_type::dealer);
+  worker.set(zmq::sockopt::linger, 0);
+  worker.set(zmq::sockopt::rcvtimeo, 10000);
+  worker.connect(proxy->endpoints.out);
+  const auto attach = encode_command({.command = Command::attach, .group = "g", .credit = 1});
+  for (int i = 0; i < 2; ++i) {
+    worker.send(zmq::buffer(attach), zmq::send_flags::none);
+    zmq::message_t reply;
+    REQUIRE(worker.recv(reply));
+    CommandFrame c;
+    REQUIRE(
+        decode_command(std::string_view(static_cast<const char*>(reply.data()), reply.size()), c));
+    INFO("attach " << i);
+    CHECK(c.command == Command::error);
+  }
+  worker.close();
+  mqkit::test::write_file(dir.file("one"), "one\n");
+  const auto [code, err] = run_mqkit(
+      {"send", "--proxy", proxy->endpoints.in, "--file", dir.file("one"), "--timeout", "3s"});
+  if (code == 0) {  // confirmed stored: it must survive a restart
+    proxy->process.signal(SIGKILL);
+    REQUIRE(proxy->process.wait(10s));
+    proxy.reset();
+    std::filesystem::remove(dir.file("spool") + "/GROUPS.new");
+    proxy = std::make_unique<RunningProxy>(start_proxy(dir, {"--fsync", "always"}));
+    CHECK(counter(proxy->endpoints, "pending") == 1);
+  } else {
+    CHECK_THAT(err, Catch::Contains("unroutable"));
+  }
 }
