@@ -222,15 +222,21 @@ class DeadLetterRemover {
 // id and group), so that a second replay of the same dead letter (its
 // removal failed, or the tool or the proxy crashed in between) is answered
 // `duplicate` by the proxy instead of being stored again. The timestamp
-// stays; the random half is mixed with a hash of the group and a tag.
+// stays; the random half is a hash of the whole id, the group and a tag, not
+// the id's own bits mixed with a mask: XOR would make the copy of a copy
+// (one that died again) the original again, which the proxy may still
+// remember and answer `duplicate` for.
 MessageId replay_id(const MessageId& original, const std::string& group) {
-  std::uint64_t h = 0xcbf29ce484222325ull;  // FNV-1a over "replay:GROUP"
-  for (const char c : "replay:" + group) h = (h ^ static_cast<unsigned char>(c)) * 0x100000001b3ull;
+  const auto& bytes_in = original.bytes();
+  std::uint64_t h = 0xcbf29ce484222325ull;  // FNV-1a over the id, then "replay:GROUP"
+  auto mix = [&h](unsigned char c) { h = (h ^ c) * 0x100000001b3ull; };
+  for (const auto b : bytes_in) mix(b);
+  for (const char c : "replay:" + group) mix(static_cast<unsigned char>(c));
   h = (h ^ (h >> 30)) * 0xBF58476D1CE4E5B9ull;  // splitmix64's finaliser
   h = (h ^ (h >> 27)) * 0x94D049BB133111EBull;
   h ^= h >> 31;
   auto bytes = original.bytes();
-  for (int i = 0; i < 8; ++i) bytes[8 + i] ^= static_cast<std::uint8_t>(h >> (8 * i));
+  for (int i = 0; i < 8; ++i) bytes[8 + i] = static_cast<std::uint8_t>(h >> (8 * i));
   bytes[8] = static_cast<std::uint8_t>((bytes[8] & 0x3f) | 0x80);  // the UUID variant
   return MessageId(bytes);
 }

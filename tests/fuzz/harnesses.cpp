@@ -3,6 +3,7 @@
 
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -103,6 +104,17 @@ void topology(const std::uint8_t* data, std::size_t size) {
 
 namespace {
 
+// zmq::poll, with a signal taken for "nothing yet": libFuzzer's -timeout
+// watchdog (SIGALRM) interrupts it, and cppzmq throws on EINTR.
+int poll_once(zmq::pollitem_t& item, std::chrono::milliseconds wait) {
+  try {
+    return zmq::poll(&item, 1, wait);
+  } catch (const zmq::error_t& e) {
+    if (e.num() == EINTR) return 0;
+    throw;
+  }
+}
+
 // A worker or producer connection of proxy_state: a DEALER on inproc.
 struct FuzzPeer {
   zmq::socket_t socket;
@@ -124,7 +136,7 @@ struct FuzzPeer {
   std::vector<MessageId> drain(std::vector<MessageId>& seen, std::chrono::milliseconds wait) {
     std::vector<MessageId> confirmed;
     zmq::pollitem_t item{socket.handle(), 0, ZMQ_POLLIN, 0};
-    for (int n = 0; n < 256 && zmq::poll(&item, 1, wait) > 0; ++n) {
+    for (int n = 0; n < 256 && poll_once(item, wait) > 0; ++n) {
       zmq::message_t first;
       if (!socket.recv(first, zmq::recv_flags::dontwait)) break;
       std::vector<zmq::message_t> frames;

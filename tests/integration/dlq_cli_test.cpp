@@ -309,3 +309,42 @@ TEST_CASE("dlq replay of 1,200 dead letters is exactly once, also when run again
   restarted.process.signal(SIGTERM);
   CHECK(restarted.process.wait(15s) == 0);
 }
+
+TEST_CASE("a replayed copy that dies again is replayed again, not taken for its original",
+          "[integration][dlq]") {
+  // Regression: the replayed copy's id was the dead letter's id with a hash
+  // of the group XORed in, so the copy of a copy had the original's id: the
+  // proxy still remembered it (dedup window) and answered `duplicate`; the
+  // replay counted that as done and removed the dead letter, which was
+  // never delivered again.
+  TempDir dir;
+  const std::string dlq = dir.file("dlq");
+  auto device = mqkit::test::start_proxy(
+      dir, {"--group", "billing=#", "--max-attempts", "1", "--backoff", "fixed:20ms"});
+  const auto ep = device.endpoints;
+  mqkit::test::write_file(dir.file("broken"), "");
+  ChildProcess worker(
+      {mqkit::test::mqkit_binary(), "consume", "--proxy", ep.out, "--group", "billing", "--exec",
+       "if [ -e " + dir.file("broken") + " ]; then exit 3; fi; cat >> " + dir.file("handled")});
+  mqkit::test::write_file(dir.file("orders"), "order 1\n");
+  auto [code, err] =
+      run_mqkit({"send", "--proxy", ep.in, "--topic", "t", "--file", dir.file("orders")});
+  REQUIRE(code == 0);
+  auto stat = [&](const char* name) { return mqkit::test::stat_json(ep.stats).at(name); };
+  REQUIRE(mqkit::test::wait_for([&] { return stat("dead") == 1; }, 20s));
+  // Still broken: the copy dies as well.
+  std::tie(code, err) = run_mqkit({"dlq", "replay", dlq, "--proxy", ep.in});
+  INFO(err);
+  REQUIRE(code == 0);
+  REQUIRE(mqkit::test::wait_for([&] { return stat("dead") == 2; }, 20s));
+  // Fixed: the copy of the copy is stored and handled.
+  std::filesystem::remove(dir.file("broken"));
+  std::tie(code, err) = run_mqkit({"dlq", "replay", dlq, "--proxy", ep.in});
+  INFO(err);
+  CHECK(code == 0);
+  CHECK(stat("duplicate") == 0);
+  CHECK(mqkit::test::wait_for([&] { return stat("acked") == 1; }, 10s));
+  CHECK(mqkit::test::read_lines(dir.file("handled")) == std::vector<std::string>{"order 1"});
+  worker.signal(SIGTERM);
+  CHECK(worker.wait(10s) == 0);
+}

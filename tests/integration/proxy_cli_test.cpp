@@ -3,8 +3,11 @@
 // spools on disk, SIGKILLs, slow and failing workers, a full spool and
 // `mqkit group rm`. Every process is a ChildProcess, killed on scope exit.
 #include <catch2/catch.hpp>
+#include <zmq.hpp>
 
 #include <csignal>
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <set>
 #include <thread>
@@ -13,8 +16,10 @@
 #include "cli_support.hpp"
 #include "helpers.hpp"
 #include "mqkit/devices/stats.hpp"
+#include "reliable/protocol.hpp"
 
 using namespace std::chrono_literals;
+using namespace mqkit::detail::proxy;
 using mqkit::test::ChildProcess;
 using mqkit::test::DeviceEndpoints;
 using mqkit::test::kAnyPort;
@@ -312,4 +317,104 @@ TEST_CASE("a bridge waiting for its paused target keeps its lease: nothing dead-
   CHECK(wait_for([&] { return counter(target.endpoints, "stored") == 40; }, 10s));
   bridge.signal(SIGTERM);
   CHECK(bridge.wait(20s) == 0);
+}
+
+TEST_CASE(
+    "a worker that asks for unbounded credit and never reads or acks does not make the proxy "
+    "queue its spool in memory",
+    "[integration][proxy][integrity]") {
+  // Regression (issue 14.7, the proxy's part): any credit was taken and the
+  // workers' socket queue was unbounded, so a worker that attached with
+  // credit 2^32-1 and never read had the proxy copy every ready message into
+  // its send queue; each ack timeout then queued them again.
+  TempDir dir;
+  auto proxy = start_proxy(dir, {"--group", "hog=#", "--fsync", "never", "--ack-timeout", "300ms",
+                                 "--heartbeat", "100ms", "--max-attempts", "100"});
+  const auto ep = proxy.endpoints;
+  constexpr int kMessages = 480, kSize = 100000;  // a 48 MB backlog
+  REQUIRE(run_mqkit({"send", "--proxy", ep.in, "--topic", "t", "--count", std::to_string(kMessages),
+                     "--size", std::to_string(kSize)})
+              .first == 0);
+  auto rss_kib = [&] {
+    std::ifstream status("/proc/" + std::to_string(proxy.process.pid()) + "/status");
+    for (std::string line; std::getline(status, line);)
+      if (line.starts_with("VmRSS:")) return std::stoull(line.substr(6));
+    return 0ull;
+  };
+  const auto before = rss_kib();
+  // A raw DEALER, as a pyzmq client would be: one message in its queue and a
+  // tiny socket buffer, so what the proxy sends stays with the proxy. It
+  // heartbeats, so the proxy keeps it and its deliveries time out again and again.
+  zmq::context_t ctx;
+  zmq::socket_t hog(ctx, zmq::socket_type::dealer);
+  hog.set(zmq::sockopt::linger, 0);
+  hog.set(zmq::sockopt::rcvhwm, 1);
+  hog.set(zmq::sockopt::rcvbuf, 4096);
+  hog.connect(ep.out);
+  const auto attach =
+      encode_command({.command = Command::attach, .group = "hog", .credit = 0xFFFFFFFFu});
+  const auto beat = encode_command({.command = Command::heartbeat});
+  hog.send(zmq::buffer(attach), zmq::send_flags::none);
+  REQUIRE(wait_for([&] {
+    hog.send(zmq::buffer(beat), zmq::send_flags::dontwait);
+    return counter(ep, "delivered") > 0;
+  }));
+  // Several ack timeouts go by while the hog stays attached.
+  const auto until = std::chrono::steady_clock::now() + 2s;
+  while (std::chrono::steady_clock::now() < until) {
+    hog.send(zmq::buffer(beat), zmq::send_flags::dontwait);
+    std::this_thread::sleep_for(50ms);
+  }
+  REQUIRE(counter(ep, "group.hog.workers") == 1);
+  const auto delivered = counter(ep, "delivered");
+  const auto grown_kib = rss_kib() - std::min(before, rss_kib());
+  WARN("delivered to the hog " << delivered << " times " << kSize << " bytes of " << kMessages
+                               << " messages; proxy RSS grew " << grown_kib << " KiB");
+  CHECK(delivered * kSize <= 20u * 1024 * 1024);
+  CHECK(grown_kib <= 24u * 1024);
+}
+
+TEST_CASE(
+    "a group the proxy could not write to its GROUPS file is refused, not kept: nothing confirmed "
+    "for it is acked away at the next start",
+    "[integration][proxy][integrity]") {
+  // Regression: declare_group added the group in memory before writing the
+  // GROUPS file; when the write failed the worker was told so, but the group
+  // stayed: a second ATTACH was accepted, messages were stored and confirmed
+  // for it, and the next start, not finding it in GROUPS, took it for a
+  // removed group and acked its messages away.
+  TempDir dir;
+  auto proxy = std::make_unique<RunningProxy>(start_proxy(dir, {"--fsync", "always"}));
+  // The GROUPS file cannot be replaced: its temporary name is taken by a directory.
+  std::filesystem::create_directories(dir.file("spool") + "/GROUPS.new");
+  zmq::context_t ctx;
+  zmq::socket_t worker(ctx, zmq::socket_type::dealer);
+  worker.set(zmq::sockopt::linger, 0);
+  worker.set(zmq::sockopt::rcvtimeo, 10000);
+  worker.connect(proxy->endpoints.out);
+  const auto attach = encode_command({.command = Command::attach, .group = "g", .credit = 1});
+  for (int i = 0; i < 2; ++i) {
+    worker.send(zmq::buffer(attach), zmq::send_flags::none);
+    zmq::message_t reply;
+    REQUIRE(worker.recv(reply));
+    CommandFrame c;
+    REQUIRE(
+        decode_command(std::string_view(static_cast<const char*>(reply.data()), reply.size()), c));
+    INFO("attach " << i);
+    CHECK(c.command == Command::error);
+  }
+  worker.close();
+  mqkit::test::write_file(dir.file("one"), "one\n");
+  const auto [code, err] = run_mqkit(
+      {"send", "--proxy", proxy->endpoints.in, "--file", dir.file("one"), "--timeout", "3s"});
+  if (code == 0) {  // confirmed stored: it must survive a restart
+    proxy->process.signal(SIGKILL);
+    REQUIRE(proxy->process.wait(10s));
+    proxy.reset();
+    std::filesystem::remove(dir.file("spool") + "/GROUPS.new");
+    proxy = std::make_unique<RunningProxy>(start_proxy(dir, {"--fsync", "always"}));
+    CHECK(counter(proxy->endpoints, "pending") == 1);
+  } else {
+    CHECK_THAT(err, Catch::Contains("unroutable"));
+  }
 }

@@ -250,6 +250,35 @@ TEST_CASE("send says which CURVE key to check when the handshake fails",
   CHECK_THAT(err, Catch::Contains("--allow"));
 }
 
+TEST_CASE("consume --proxy says which CURVE key to check when the handshake fails",
+          "[integration][security]") {
+  // Regression (issue 14.15): a worker with an allowed key but the wrong
+  // --server-key was told, after its attach timed out, "(is a proxy's --back
+  // there?)".
+  TempDir dir;
+  for (const char* name : {"proxy", "client", "other"})
+    REQUIRE(run_mqkit({"keygen", "--out", dir.file(name)}).first == 0);
+  mqkit::test::write_file(dir.file("allowed"),
+                          mqkit::load_public_key(dir.file("client.pub")) + "\n");
+  auto proxy = start_proxy(dir, {"--group", "g=#", "--curve-key", dir.file("proxy.key"), "--allow",
+                                 dir.file("allowed")});
+  auto consume = [&](const std::string& key, const std::string& server_key) {
+    return run_mqkit({"consume", "--proxy", proxy.endpoints.out, "--group", "g", "--count", "1",
+                      "--curve-key", dir.file(key), "--server-key", dir.file(server_key)});
+  };
+  // An allowed client key, but the server key of another pair.
+  auto [code, err] = consume("client.key", "other.pub");
+  CHECK(code != 0);
+  CHECK_THAT(err, Catch::Contains("CURVE handshake"));
+  CHECK_THAT(err, Catch::Contains("--server-key"));
+  CHECK_THAT(err, !Catch::Contains("is a proxy's --back there"));
+  // The right server key, but a client key that is not on the list.
+  std::tie(code, err) = consume("other.key", "proxy.pub");
+  CHECK(code != 0);
+  CHECK_THAT(err, Catch::Contains("--allow"));
+  CHECK_THAT(err, !Catch::Contains("is a proxy's --back there"));
+}
+
 TEST_CASE("a bridge with its own key pair bridges a CURVE proxy into a stream under mqkit run",
           "[integration][security]") {
   TempDir dir;

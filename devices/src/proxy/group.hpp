@@ -27,6 +27,7 @@ struct Delivery {
   // False once the worker said (IN_PROGRESS) that it holds the message and
   // has not started it: losing the worker then costs it no attempt.
   bool started = true;
+  std::uint32_t bytes = 0;  // of the frame sent: what the worker's budget is charged
 };
 
 // A group's failed deliveries of a message: what the spool's ATTEMPT records keep.

@@ -44,6 +44,11 @@ constexpr int kMissedHeartbeats = 5;   // a worker silent this many intervals is
 constexpr std::size_t kMaxBatch = 64;  // messages in one DELIVER
 // A stored frame that did not read back is tried again this much later.
 constexpr std::chrono::milliseconds kUnreadableRetryEvery{1000};
+// What one worker may hold: its credit (messages) is capped, and so are the
+// bytes sent to it that it has not answered, so that a worker that never
+// reads cannot make the proxy queue its spool in memory.
+constexpr std::uint32_t kMaxCredit = 65536;
+constexpr std::uint64_t kMaxWorkerBytes = 8 * 1024 * 1024;
 
 using detail::reply_error;
 using detail::send_command;
@@ -56,7 +61,19 @@ struct WorkerState {
   std::uint32_t group = 0;  // index into groups_
   std::uint32_t prefetch = 1;
   std::uint32_t unacked = 0;
+  std::uint64_t unacked_bytes = 0;  // of the deliveries in flight to it
+  // Of its deliveries that timed out: they may still wait in its socket
+  // queue, unread, until it answers anything (ack, nack, in_progress).
+  std::uint64_t unanswered_bytes = 0;
   Clock::time_point last_heard;
+
+  bool full() const noexcept {
+    return unacked >= prefetch || unacked_bytes + unanswered_bytes >= kMaxWorkerBytes;
+  }
+  void release(std::uint32_t bytes) noexcept {
+    if (unacked > 0) --unacked;
+    unacked_bytes -= std::min<std::uint64_t>(unacked_bytes, bytes);
+  }
 };
 
 // A message stored once, shared by the groups it is pending for.
@@ -111,8 +128,8 @@ class ProxyPump final : public detail::Pump {
         back_(md::open_socket(zmq::socket_type::router, o.socket)),
         recent_(o.dedup_window) {
     back_.set(zmq::sockopt::router_mandatory, true);  // a gone worker is an error, not a drop
-    // Credit already bounds what each worker holds; a queue limit on top
-    // would only make a live worker look busy.
+    // Credit and kMaxWorkerBytes already bound what each worker holds; a
+    // queue limit on top would only make a live worker look busy.
     back_.set(zmq::sockopt::sndhwm, 0);
     if (options_.heartbeat.count() <= 0) options_.heartbeat = std::chrono::milliseconds(1000);
     recover();
@@ -295,19 +312,24 @@ class ProxyPump final : public detail::Pump {
     g->name = name;
     for (const auto& p : patterns.empty() ? std::vector<std::string>{"#"} : patterns)
       g->filters.emplace_back(p);
+    // On disk first: a group the GROUPS file does not name would be taken
+    // for a removed one at the next start, and its messages acked away.
+    auto table = group_table();
+    table[name] = g->patterns();
+    detail::save_groups(options_.spool_dir, table);
     const auto index = static_cast<std::uint32_t>(groups_.size());
     groups_.push_back(std::move(g));
     group_index_[name] = index;
     route_cache_.clear();
-    save_group_table();
     return index;
   }
 
-  void save_group_table() {
+  detail::GroupTable group_table() const {
     detail::GroupTable table;
     for (const auto& [name, index] : group_index_) table[name] = groups_[index]->patterns();
-    detail::save_groups(options_.spool_dir, table);
+    return table;
   }
+  void save_group_table() { detail::save_groups(options_.spool_dir, group_table()); }
 
   // Acks away everything pending for the group and forgets it.
   std::size_t delete_group(std::uint32_t index) {
@@ -554,9 +576,13 @@ class ProxyPump final : public detail::Pump {
     WorkerState& w = it->second;
     w.last_heard = Clock::now();
     ConsumerGroup& g = *groups_[w.group];
+    // An answer shows it reads: what timed out has left its socket queue.
+    if (cmd_.command == Command::ack || cmd_.command == Command::nack ||
+        cmd_.command == Command::in_progress)
+      w.unanswered_bytes = 0;
     switch (cmd_.command) {
       case Command::credit:
-        w.prefetch = std::max<std::uint32_t>(cmd_.credit, 1);
+        w.prefetch = std::clamp<std::uint32_t>(cmd_.credit, 1, kMaxCredit);
         break;
       case Command::ack:
         for (const auto& id : cmd_.ids) ack(g, worker, w, id);
@@ -627,10 +653,10 @@ class ProxyPump final : public detail::Pump {
       it = workers_.end();
     }
     if (it == workers_.end()) {
-      it = workers_.emplace(worker, WorkerState{index, 1, 0, Clock::now()}).first;
+      it = workers_.emplace(worker, WorkerState{.group = index, .last_heard = Clock::now()}).first;
       groups_[index]->workers.push_back(worker);
     }
-    it->second.prefetch = std::max<std::uint32_t>(cmd.credit, 1);
+    it->second.prefetch = std::clamp<std::uint32_t>(cmd.credit, 1, kMaxCredit);
     it->second.last_heard = Clock::now();
     CommandFrame reply{.command = Command::attached,
                        .group = cmd.group,
@@ -688,8 +714,8 @@ class ProxyPump final : public detail::Pump {
                      const MessageId& id) {
     auto d = g.in_flight.find(id);
     if (d == g.in_flight.end() || d->second.worker != worker) return false;
+    w.release(d->second.bytes);
     g.in_flight.erase(d);
-    if (w.unacked > 0) --w.unacked;
     return true;
   }
 
@@ -700,9 +726,8 @@ class ProxyPump final : public detail::Pump {
   bool take_late(ConsumerGroup& g, const MessageId& id) {
     if (!messages_.contains(id)) return false;  // settled by every group
     if (auto d = g.in_flight.find(id); d != g.in_flight.end()) {
-      if (auto other = workers_.find(d->second.worker);
-          other != workers_.end() && other->second.unacked > 0)
-        --other->second.unacked;
+      if (auto other = workers_.find(d->second.worker); other != workers_.end())
+        other->second.release(d->second.bytes);
       g.in_flight.erase(d);
       return true;
     }
@@ -848,8 +873,10 @@ class ProxyPump final : public detail::Pump {
       ConsumerGroup& g = *groups_[d.group];
       auto it = g.in_flight.find(d.id);
       if (it == g.in_flight.end() || it->second.deadline != d.at) continue;  // stale
-      if (auto w = workers_.find(it->second.worker); w != workers_.end() && w->second.unacked > 0)
-        --w->second.unacked;
+      if (auto w = workers_.find(it->second.worker); w != workers_.end()) {
+        w->second.release(it->second.bytes);
+        w->second.unanswered_bytes += it->second.bytes;
+      }
       g.in_flight.erase(it);
       fail(d.group, d.id, "ack timeout");
     }
@@ -885,7 +912,7 @@ class ProxyPump final : public detail::Pump {
     while (!g.ready.empty() && !g.workers.empty() && idle_workers < g.workers.size()) {
       const std::string worker = g.workers[g.next_worker++ % g.workers.size()];
       WorkerState& w = workers_.at(worker);
-      if (w.unacked >= w.prefetch) {
+      if (w.full()) {
         ++idle_workers;
         continue;
       }
@@ -901,8 +928,11 @@ class ProxyPump final : public detail::Pump {
   bool deliver(ConsumerGroup& g, const std::string& worker, WorkerState& w, std::size_t n) {
     const std::uint32_t index = group_index_.at(g.name);
     std::vector<zmq::message_t> frames;
+    std::vector<std::uint32_t> sizes;  // the frames are gone once sent
     frames.reserve(n);
-    for (std::size_t i = 0; i < n; ++i) {
+    sizes.reserve(n);
+    std::uint64_t bytes = w.unacked_bytes + w.unanswered_bytes;
+    for (std::size_t i = 0; i < n && bytes < kMaxWorkerBytes; ++i) {
       const MessageId& id = g.ready[i];
       std::optional<std::string> loaded;
       auto h = g.failures.find(id);
@@ -927,7 +957,10 @@ class ProxyPump final : public detail::Pump {
         frame = &*loaded;
       }
       frames.emplace_back(frame->data(), frame->size());
+      bytes += frame->size();
+      sizes.push_back(static_cast<std::uint32_t>(frame->size()));
     }
+    n = frames.size();        // fewer when some could not be read, or past the byte bound
     if (n == 0) return true;  // none of them could be read
     const std::string command = encode_command({.command = Command::deliver, .group = g.name});
     try {
@@ -946,7 +979,8 @@ class ProxyPump final : public detail::Pump {
     for (std::size_t i = 0; i < n; ++i) {
       const MessageId id = g.ready.front();
       g.ready.pop_front();
-      g.in_flight[id] = {worker, deadline, true};
+      g.in_flight[id] = {worker, deadline, true, sizes[i]};
+      w.unacked_bytes += sizes[i];
       deadlines_.push_back({deadline, index, id});
     }
     w.unacked += static_cast<std::uint32_t>(n);

@@ -11,6 +11,7 @@
 #include "mqkit/error.hpp"
 #include "reliable/busy_beat.hpp"
 #include "reliable/protocol.hpp"
+#include "security/connection_watch.hpp"
 #include "wire/socket.hpp"
 #include "wire/stop_event.hpp"
 #include "wire/wait.hpp"
@@ -29,7 +30,8 @@ using detail::view;
 struct ReliableConsumer::Impl {
   ReliableConsumerOptions options;
   zmq::socket_t socket;
-  std::mutex socket_mutex;  // the run loop and the heartbeat thread share the socket
+  detail::ConnectionWatch watch;  // why a handshake failed, for the attach's error
+  std::mutex socket_mutex;        // the run loop and the heartbeat thread share the socket
   detail::StopEvent stop;
   detail::EnvelopeCodec codec;
   milliseconds heartbeat{1000}, ack_timeout{0};  // from the proxy's ATTACHED
@@ -65,7 +67,9 @@ struct ReliableConsumer::Impl {
   detail::BusyBeat busy{socket_mutex};  // last: stopped before what it uses goes
 
   Impl(const std::string& endpoint, const ReliableConsumerOptions& o)
-      : options(o), socket(detail::open_socket(zmq::socket_type::dealer, o.socket)) {
+      : options(o),
+        socket(detail::open_socket(zmq::socket_type::dealer, o.socket)),
+        watch(socket, o.socket.security.client.has_value()) {
     detail::attach(socket, connect(endpoint));
   }
 
@@ -126,9 +130,18 @@ struct ReliableConsumer::Impl {
 
   void attach(milliseconds timeout) {
     send_attach();
-    if (!wait(timeout))
-      throw Error(errc::timeout, "the proxy did not answer the attach to group '" + options.group +
-                                     "' (is a proxy's --back there?)");
+    // In short steps: a failed CURVE handshake is said at once, with the
+    // key to check, rather than taken for a missing proxy at the timeout.
+    const auto until = Clock::now() + timeout;
+    const std::string attaching = "the proxy did not answer the attach to group '" + options.group;
+    for (;;) {
+      const auto left = std::chrono::duration_cast<milliseconds>(until - Clock::now());
+      if (wait(std::clamp(left, milliseconds(0), milliseconds(100)))) break;
+      (void)watch.dropped();
+      if (!watch.problem().empty()) throw Error(errc::timeout, attaching + "': " + watch.problem());
+      if (left <= milliseconds(0) || stopping())
+        throw Error(errc::timeout, attaching + "' (is a proxy's --back there?)");
+    }
     zmq::message_t reply;
     (void)socket.recv(reply);
     CommandFrame c;
