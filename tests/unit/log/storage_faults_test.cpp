@@ -357,3 +357,45 @@ TEST_CASE("compaction under fsync never syncs every copy before the originals go
   const std::set<MessageId> found(pending.begin(), pending.end());
   for (const auto& id : kept) CHECK(found.contains(id));
 }
+
+TEST_CASE("compaction under fsync never deletes no original before its copy's segment is listed",
+          "[log][spool][crash]") {
+  // Under never, a segment the copies roll into is created without a
+  // directory sync; the original must not be unlinked until the copy's
+  // directory entry is durable. A failing directory fsync keeps that window
+  // open until the power goes.
+  mqkit::test::TempDir dir;
+  SpoolOptions options;
+  options.durability = mqkit::Durability::never;
+  options.segment_size = 4 * 1024;
+  std::vector<MessageId> ids;
+  {
+    Spool spool(dir.path().string(), options);
+    for (int i = 0; i < 200; ++i) {
+      ids.push_back(MessageId::generate());
+      REQUIRE(spool.publish_sync(ids.back(), {"g"}, std::string(300, 'c')));
+    }
+  }
+  std::set<MessageId> kept;
+  {
+    FaultEnv env;
+    env.inject({FaultEnv::Op::sync_dir, EIO, false, "", 0, -1});
+    options.env = &env;
+    Spool spool(dir.path().string(), options);
+    for (std::size_t i = 0; i < ids.size(); ++i) {
+      if (i % 4 == 0) {
+        kept.insert(ids[i]);
+        continue;
+      }
+      REQUIRE(spool.ack_sync(ids[i], "g"));
+    }
+    spool.flush();
+    env.power_loss();
+  }
+  Spool spool(dir.path().string());
+  const auto pending = spool.pending("g");
+  const std::set<MessageId> found(pending.begin(), pending.end());
+  std::size_t lost = 0;
+  for (const auto& id : kept) lost += found.contains(id) ? 0 : 1;
+  CHECK(lost == 0);
+}
