@@ -168,7 +168,8 @@ struct Spool::Impl {
     }
     if (fresh_segment) {
       const std::uint32_t number = numbers.empty() ? 1 : numbers.back() + 1;
-      if (!create_segment(number)) throw_error(errno, "cannot create " + path_of(number));
+      if (!create_segment(number, options.durability != Durability::never))
+        throw_error(errno, "cannot create " + path_of(number));
     }
     next_seq = index.next_seq;
     std::uint64_t total = 0;
@@ -218,7 +219,8 @@ struct Spool::Impl {
       report.torn_tail_bytes += size;
       report.problems.push_back(path + ": " + std::to_string(size) +
                                 " bytes of an incomplete header; the segment starts again");
-      if (!create_segment(number)) throw_error(errno, "cannot repair " + path);
+      if (!create_segment(number, options.durability != Durability::never))
+        throw_error(errno, "cannot repair " + path);
       return true;
     }
     if (scan.torn_tail_bytes > 0) {
@@ -243,10 +245,9 @@ struct Spool::Impl {
   }
 
   // Creates segment `number`, makes it the active one. False (errno set) on failure.
-  bool create_segment(std::uint32_t number) {
+  bool create_segment(std::uint32_t number, bool durable) {
     std::unique_ptr<SegmentFile> file;
-    const int err =
-        SegmentFile::create(*env, path_of(number), options.durability != Durability::never, file);
+    const int err = SegmentFile::create(*env, path_of(number), durable, file);
     if (err != 0) {
       errno = err;
       return false;
@@ -402,7 +403,7 @@ struct Spool::Impl {
         if (err == 0 && sync_on_roll) err = active->sync();
         if (err == 0) {
           std::unique_ptr<SegmentFile> old = std::move(active);
-          if (!create_segment(active_number + 1)) {
+          if (!create_segment(active_number + 1, sync_on_roll)) {
             err = errno;
             active = std::move(old);
           } else {
@@ -661,6 +662,10 @@ struct Spool::Impl {
       return false;
     }
     for (std::size_t i = 0; i < records.size(); ++i) records[i].second = bodies[i];
+    // Under fsync never the active segment may have been created without a
+    // directory sync: its entry must be durable before an original goes
+    // (and a roll inside the forced write below syncs the new one's).
+    if (env->sync_dir(dir) != 0) return false;
     std::vector<Location> where;
     int err = write_records(records, where, /*force_sync=*/true);
     if (err == ENOSPC && release_reserve()) err = write_records(records, where, true);
