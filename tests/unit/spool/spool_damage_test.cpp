@@ -288,3 +288,23 @@ TEST_CASE("compaction keeps a segment whose live message cannot be read back", "
   REQUIRE(m);
   CHECK(m->frame.starts_with("payload-103"));
 }
+
+TEST_CASE(
+    "a corrupt last stream record is not taken for a torn tail: its offset is never given again",
+    "[stream][damage]") {
+  mqkit::test::TempDir dir;
+  const std::string path = dir.path().string();
+  {
+    StreamLog log(path);
+    for (int i = 0; i < 10; ++i) log.append("record-" + std::to_string(i));
+  }
+  const std::string segment = files_with(path, ".log").back();
+  const auto at = contents(segment).find("record-9");
+  REQUIRE(at != std::string::npos);
+  patch(segment, at, "RECORD");  // a whole record with a bad CRC: damage, not a write cut short
+  StreamLog log(path);
+  CHECK(log.next_offset() == 10);
+  CHECK(log.read(0, 100).size() == 9);
+  CHECK(log.damaged_from(9) == 1);
+  CHECK(log.append("new") == 10);
+}
