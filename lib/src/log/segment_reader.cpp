@@ -1,6 +1,7 @@
 // Reading and framing of segment records.
 #include "log/segment_reader.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <random>
@@ -179,6 +180,29 @@ bool SegmentReader::use_solved_salt() noexcept {
   if (valid_record_at(at, first) && valid_record_at(at + first.size, second)) return true;
   crc_seed_ = before;
   return false;
+}
+
+std::uint64_t SegmentReader::records_in_damaged_tail(std::uint64_t from,
+                                                     std::uint64_t min_record_size) const noexcept {
+  auto whole_at = [&](std::uint64_t at) {
+    if (data_.size() - at < kRecordHeaderSize) return std::uint64_t{0};
+    const std::uint64_t length = load_u32(data_.data() + at);
+    if (length > max_record_size_ || data_.size() - at - kRecordHeaderSize < length)
+      return std::uint64_t{0};
+    return kRecordHeaderSize + length;
+  };
+  if (from >= data_.size() || whole_at(from) == 0) return 0;
+  std::uint64_t count = 0;
+  for (std::uint64_t at = from; at < data_.size();) {
+    const std::uint64_t size = whole_at(at);
+    if (size == 0) {
+      const std::uint64_t step = std::max<std::uint64_t>(min_record_size, 1);
+      return count + (data_.size() - at + step - 1) / step;
+    }
+    ++count;
+    at += size;
+  }
+  return count;
 }
 
 bool SegmentReader::valid_record_at(std::uint64_t offset, RecordView& out) const noexcept {

@@ -53,6 +53,15 @@ class SegmentReader {
   // Calls `visit` for every valid record in file order.
   ScanReport scan(const std::function<void(const RecordView&)>& visit) const;
 
+  // How many records the bytes from `from` (a torn tail) may have held when
+  // they are damage rather than a write cut short: 0 when the first record
+  // there does not fit in the file (a crash mid-write); otherwise the whole
+  // records its length fields walk through, plus, past the first length
+  // that does not, at most one per `min_record_size` bytes left. An upper
+  // bound, so that a log numbering its records never gives one's number again.
+  std::uint64_t records_in_damaged_tail(std::uint64_t from,
+                                        std::uint64_t min_record_size) const noexcept;
+
   const std::string& path() const noexcept { return path_; }
   HeaderState header_state() const noexcept { return header_state_; }
   bool header_ok() const noexcept { return header_state_ == HeaderState::ok; }

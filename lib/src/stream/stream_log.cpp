@@ -36,6 +36,10 @@ using mqkit::detail::now_ms;
 // (no record starts inside the header).
 constexpr std::uint32_t kMissing = 0;
 
+// The smallest stream record: a record header and a body of a 3-array, two
+// one-byte integers and an empty bin (its 2-byte header).
+constexpr std::uint64_t kMinStreamRecordSize = kRecordHeaderSize + 1 + 1 + 1 + 2;
+
 std::string encode_body(std::uint64_t offset, std::uint64_t time_ms, std::string_view frame) {
   std::string body;
   body.reserve(frame.size() + 24);
@@ -141,6 +145,15 @@ struct StreamLog::Impl {
       seg.positions.push_back(static_cast<std::uint32_t>(v.offset));
     });
     damaged |= scan.corrupt_records > 0;
+    // A last record that is whole but fails its check is damage, not a
+    // write cut short: its offset (and any after it) may have been handed
+    // out and read, so those offsets stay taken, as gaps.
+    if (last && !damaged && scan.torn_tail_bytes > 0 && reader.header_state() == HeaderState::ok)
+      if (const auto lost = reader.records_in_damaged_tail(scan.valid_end, kMinStreamRecordSize);
+          lost > 0) {
+        damaged = true;
+        seg.positions.resize(seg.positions.size() + lost, kMissing);
+      }
     // Records lost between the previous segment and this one are gaps too.
     if (!segments.empty()) {
       auto& prev = segments.rbegin()->second;
