@@ -308,3 +308,39 @@ TEST_CASE(
   CHECK(log.damaged_from(9) == 1);
   CHECK(log.append("new") == 10);
 }
+
+TEST_CASE("a message stored twice stays acked after restart when newer segments are reclaimed",
+          "[spool][damage]") {
+  mqkit::test::TempDir dir;
+  SpoolOptions options;
+  options.durability = mqkit::Durability::never;
+  options.segment_size = 16 * 1024;
+  const auto twice = MessageId::generate();
+  {
+    Spool spool(dir.path().string(), options);
+    // The oldest segment, mostly live: it stays, with the first copy of `twice`.
+    REQUIRE(spool.publish_sync(twice, {"g"}, std::string(400, 't')));
+    for (int i = 0; i < 30; ++i)
+      REQUIRE(spool.publish_sync(MessageId::generate(), {"slow"}, std::string(400, 's')));
+    // Stored again (a sender's retry) in a newer segment, then acked.
+    for (int i = 0; i < 40; ++i) {
+      const auto id = MessageId::generate();
+      REQUIRE(spool.publish_sync(id, {"fast"}, std::string(400, 'f')));
+      REQUIRE(spool.ack_sync(id, "fast"));
+    }
+    REQUIRE(spool.publish_sync(twice, {"g"}, std::string(400, 't')));
+    REQUIRE(spool.ack_sync(twice, "g"));
+    // Later traffic, all acked: the segments of the second copy and its ack
+    // are settled and reclaimed.
+    for (int i = 0; i < 400; ++i) {
+      const auto id = MessageId::generate();
+      REQUIRE(spool.publish_sync(id, {"fast"}, std::string(400, 'f')));
+      REQUIRE(spool.ack_sync(id, "fast"));
+    }
+    spool.flush();
+    REQUIRE(spool.pending("g").empty());
+  }
+  Spool spool(dir.path().string(), options);
+  CHECK(spool.pending("slow").size() == 30);
+  CHECK(spool.pending("g").empty());  // the ack still settles the first copy
+}
