@@ -140,7 +140,11 @@ bool SpoolIndex::apply(const DecodedRecord& r, const Location& where) {
         return true;
       }
       auto [it, inserted] = entries.try_emplace(key, IndexEntry{r.seq, mask, where});
-      if (!inserted) {  // a rewritten copy replaces the original
+      if (!inserted) {  // a rewritten copy (or a second store) replaces the original
+        // The older PUBLISH stays on disk until its segment goes, and only
+        // the records settling this entry keep it settled: this segment must
+        // outlive that one, as a settling record's would.
+        note_settle(it->second.where, where);
         auto& old = usage[it->second.where.segment];
         old.live_messages -= 1;
         old.live_bytes -= it->second.where.size;
