@@ -399,3 +399,43 @@ TEST_CASE("compaction under fsync never deletes no original before its copy's se
   for (const auto& id : kept) lost += found.contains(id) ? 0 : 1;
   CHECK(lost == 0);
 }
+
+TEST_CASE("a failed batch whose cut-back also fails never comes back as stored",
+          "[log][spool][disk-full]") {
+  // The disk fills in the middle of a batch of publishes, and the truncate
+  // that should take back its first records fails too: the records it
+  // wrote must still never be read as records (they were reported failed).
+  mqkit::test::TempDir dir;
+  FaultEnv env;
+  SpoolOptions options;
+  options.env = &env;
+  std::map<MessageId, AppendResult> results;
+  {
+    Spool spool(dir.path().string(), options);
+    env.set_free_space(3000);
+    env.inject({FaultEnv::Op::truncate, EIO, false, ".seg", 0, -1});
+    std::mutex mutex;
+    std::vector<MessageId> ids;
+    std::vector<std::promise<void>> done(40);
+    for (int i = 0; i < 40; ++i) {
+      ids.push_back(MessageId::generate());
+      spool.publish(ids.back(), {"g"}, std::string(300, 'p'),
+                    [&, id = ids.back(), i](AppendResult r) {
+                      {
+                        std::lock_guard l(mutex);
+                        results[id] = r;
+                      }
+                      done[static_cast<std::size_t>(i)].set_value();
+                    });
+    }
+    for (auto& d : done)
+      REQUIRE(d.get_future().wait_for(std::chrono::seconds(30)) == std::future_status::ready);
+  }
+  std::size_t failed = 0;
+  for (const auto& [id, r] : results) failed += r ? 0 : 1;
+  REQUIRE(failed > 0);
+  Spool spool(dir.path().string());
+  std::size_t invented = 0;
+  for (const auto& id : spool.pending("g")) invented += results.at(id) ? 0 : 1;
+  CHECK(invented == 0);
+}
