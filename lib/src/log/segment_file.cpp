@@ -35,11 +35,22 @@ int SegmentFile::open(Env& env, const std::string& path, std::uint64_t size, std
 int SegmentFile::append(std::string_view bytes) {
   const int err = write_all(*file_, size_, bytes);
   if (err != 0) {
-    (void)file_->truncate(size_);  // nothing of a failed append stays
+    (void)discard_after(size_);  // nothing of a failed append stays
     return err;
   }
   size_ += bytes.size();
   return 0;
+}
+
+int SegmentFile::discard_after(std::uint64_t size) {
+  if (file_->truncate(size) == 0) return 0;
+  // The cut failed: overwrite what is there with zeros instead (that needs
+  // no new space), which never read as a record, so nothing reported failed
+  // is recovered later.
+  std::uint64_t end = 0;
+  if (const int err = file_->size(end); err != 0) return err;
+  if (end <= size) return 0;
+  return write_all(*file_, size, std::string(end - size, '\0'));
 }
 
 int SegmentFile::sync() {
@@ -48,7 +59,7 @@ int SegmentFile::sync() {
 
 int SegmentFile::cut_to(std::uint64_t size) {
   size_ = size;
-  if (const int err = file_->truncate(size); err != 0) return err;
+  if (const int err = discard_after(size); err != 0) return err;
   return file_->sync();
 }
 

@@ -34,6 +34,10 @@ class SegmentFile {
   // Cuts the file to `size` (an earlier end) and syncs that.
   int cut_to(std::uint64_t size);
 
+  // Takes back everything after `size`: a truncate, or when that fails,
+  // zeros over it (never a record). Does not sync. 0 or errno.
+  int discard_after(std::uint64_t size);
+
   std::uint64_t size() const noexcept { return size_; }
   std::uint32_t seed() const noexcept { return seed_; }
   const std::string& path() const noexcept { return path_; }
