@@ -344,3 +344,23 @@ TEST_CASE("a message stored twice stays acked after restart when newer segments 
   CHECK(spool.pending("slow").size() == 30);
   CHECK(spool.pending("g").empty());  // the ack still settles the first copy
 }
+
+TEST_CASE(
+    "a newest stream segment whose damaged header leaves its record unreadable is kept "
+    "and its offsets are not given again",
+    "[stream][damage]") {
+  mqkit::test::TempDir dir;
+  const std::string path = dir.path().string();
+  {
+    StreamLog log(path);
+    log.append("record-0");  // one record: too few to find a damaged salt again
+  }
+  const std::string segment = files_with(path, ".log").back();
+  const std::string before = contents(segment);
+  patch(segment, 12, "SALT");
+  StreamLog log(path);
+  CHECK(log.next_offset() >= 1);
+  CHECK(log.append("new") >= 1);
+  const auto after = contents(segment);
+  CHECK(after.substr(16) == before.substr(16));  // the damaged file kept for inspection
+}
