@@ -364,3 +364,29 @@ TEST_CASE(
   const auto after = contents(segment);
   CHECK(after.substr(16) == before.substr(16));  // the damaged file kept for inspection
 }
+
+TEST_CASE("a bad byte in the newest spool record is reported as damage, not cut as a torn tail",
+          "[spool][damage]") {
+  mqkit::test::TempDir dir;
+  const std::string path = dir.path().string();
+  {
+    Spool spool(path);
+    for (int i = 0; i < 10; ++i)
+      REQUIRE(spool.publish_sync(MessageId::generate(), {"g"}, "message-" + std::to_string(i)));
+  }
+  const std::string segment = files_with(path, ".seg").back();
+  const std::string before = contents(segment);
+  const auto at = before.find("message-9");
+  REQUIRE(at != std::string::npos);
+  patch(segment, at, "MESSAGE");
+  {
+    Spool spool(path);
+    CHECK(spool.recovery().corrupt_records >= 1);  // a confirmed message is gone: say so
+    CHECK(spool.recovery().torn_tail_bytes == 0);
+    CHECK(spool.pending("g").size() == 9);
+    CHECK(contents(segment).size() == before.size());  // kept for inspection
+    REQUIRE(spool.publish_sync(MessageId::generate(), {"g"}, "after"));
+  }
+  Spool spool(path);
+  CHECK(spool.pending("g").size() == 10);
+}
