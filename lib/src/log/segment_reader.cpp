@@ -205,6 +205,11 @@ std::uint64_t SegmentReader::records_in_damaged_tail(std::uint64_t from,
   return count;
 }
 
+bool SegmentReader::zeros_from(std::uint64_t from) const noexcept {
+  return from >= data_.size() ||
+         data_.find_first_not_of('\0', static_cast<std::size_t>(from)) == std::string::npos;
+}
+
 bool SegmentReader::valid_record_at(std::uint64_t offset, RecordView& out) const noexcept {
   if (data_.size() - offset < kRecordHeaderSize) return false;
   const char* p = data_.data() + offset;

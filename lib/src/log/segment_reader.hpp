@@ -62,6 +62,10 @@ class SegmentReader {
   std::uint64_t records_in_damaged_tail(std::uint64_t from,
                                         std::uint64_t min_record_size) const noexcept;
 
+  // Whether every byte from `from` on is zero (blocks a crash left
+  // allocated but unwritten, or a cut-back that had to zero them).
+  bool zeros_from(std::uint64_t from) const noexcept;
+
   const std::string& path() const noexcept { return path_; }
   HeaderState header_state() const noexcept { return header_state_; }
   bool header_ok() const noexcept { return header_state_ == HeaderState::ok; }

@@ -223,6 +223,19 @@ struct Spool::Impl {
         throw_error(errno, "cannot repair " + path);
       return true;
     }
+    // A tail whose first record is whole but fails its check is damage (a
+    // confirmed record may be gone), not a write cut short: reported, and
+    // the file kept as it is, appends going to a new segment.
+    if (scan.torn_tail_bytes > 0 && !reader.zeros_from(scan.valid_end) &&
+        reader.records_in_damaged_tail(scan.valid_end, kRecordHeaderSize) > 0) {
+      ++report.corrupt_records;
+      report.corrupt_bytes += scan.torn_tail_bytes;
+      report.problems.push_back(path + ": the record at offset " + std::to_string(scan.valid_end) +
+                                " is whole but fails its check; " +
+                                std::to_string(scan.torn_tail_bytes) + " bytes kept as damage");
+      seg_sizes[number] = size;
+      return false;
+    }
     if (scan.torn_tail_bytes > 0) {
       report.torn_tail_bytes += scan.torn_tail_bytes;
       report.problems.push_back(
