@@ -123,8 +123,13 @@ TEST_CASE(
   CHECK_THAT(shown, Catch::Contains("1,500 of 1,500 sent, 1,500 confirmed"));
 
   // consume --count on a terminal (its payloads go elsewhere), while a slow send feeds it.
+  // Feed it only once it is attached: a consumer that attaches late (a loaded
+  // machine) takes the whole backlog within the 200 ms before a first line.
+  const auto workers = [&] { return mqkit::test::stat_json(proxy.endpoints.stats).at("workers"); };
+  REQUIRE(mqkit::test::wait_for([&] { return workers() == 0; }, 20s));
   TerminalChild consumer({mqkit::test::mqkit_binary(), "consume", "--proxy", back, "--group",
                           "jobs", "--count", "3000"});
+  REQUIRE(mqkit::test::wait_for([&] { return workers() == 1; }, 20s));
   const auto [fed_code, fed_err] = mqkit::test::run_mqkit(send);
   CHECK(fed_code == 0);
   const auto [consumed_code, consumed_shown] = consumer.finish(60s);

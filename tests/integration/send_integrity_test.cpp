@@ -153,7 +153,7 @@ TEST_CASE("send --stream sends a line at once while the next line is still comin
   CHECK_THAT(send.stderr_text(), Catch::Contains("2 of 2 messages confirmed"));
 }
 
-TEST_CASE("send --rate sends each message when due; SIGTERM while it waits sends nothing more",
+TEST_CASE("send --rate sends each message when due and a SIGTERM while it waits sends nothing more",
           "[integration][cli][send]") {
   TempDir dir;
   auto stream = start_stream(dir.file("log"));
