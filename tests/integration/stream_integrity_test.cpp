@@ -575,5 +575,8 @@ TEST_CASE(
   INFO(err);
   REQUIRE(code == 0);
   CHECK(std::filesystem::file_size(dir.file("out.txt")) == kRecords * (kRecordSize + 1));
+#if !defined(__SANITIZE_ADDRESS__)
+  // Not under ASan: its quarantine keeps freed memory resident (a peak of ~310 MiB).
   CHECK(peak_memory(stream.process.pid()) < 32u * 1024 * 1024);
+#endif
 }
