@@ -5,7 +5,6 @@
 
 #include <pthread.h>
 
-#include <atomic>
 #include <cstdio>
 #include <thread>
 
@@ -14,6 +13,7 @@
 #include "pump.hpp"
 #include "stats_protocol.hpp"
 #include "wire/socket.hpp"
+#include "wire/socket_monitor.hpp"
 #include "wire/stop_event.hpp"
 
 namespace mqkit::devices {
@@ -29,7 +29,8 @@ struct Device::Impl {
   mqkit::detail::Counter bad_stats_requests;
   // Handshake monitors of the bound sockets: connections that never became
   // peers (random bytes, a wrong socket type, a refused CURVE key) are counted.
-  std::vector<zmq::socket_t> monitors;
+  std::vector<mqkit::detail::SocketMonitor>
+      monitors;  // after pump and stats_socket: they outlive it
   mqkit::detail::Counter refused_connections;
   bool curve = false;  // CURVE handshakes refused by the allow-list are counted
 
@@ -90,21 +91,19 @@ struct Device::Impl {
 
   void watch(zmq::socket_t& socket) {
     if (monitors.size() >= kMaxMonitors) return;
-    static std::atomic<int> next{0};
-    const std::string endpoint = "inproc://mqkit-monitor-" + std::to_string(next++);
     const int events = ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
                        ZMQ_EVENT_HANDSHAKE_FAILED_AUTH;
-    if (zmq_socket_monitor(socket.handle(), endpoint.c_str(), events) != 0) return;
-    zmq::socket_t pair(mqkit::detail::default_context(), zmq::socket_type::pair);
-    pair.set(zmq::sockopt::linger, 0);
-    pair.connect(endpoint);
-    monitors.push_back(std::move(pair));
+    try {
+      monitors.emplace_back(socket, events);
+    } catch (const Error&) {
+      // Counting refused connections is a nicety: the device runs without it.
+    }
   }
 
-  void read_monitor(zmq::socket_t& monitor) {
+  void read_monitor(mqkit::detail::SocketMonitor& monitor) {
     zmq::message_t event, address;
-    while (monitor.recv(event, zmq::recv_flags::dontwait)) {
-      if (event.more()) (void)monitor.recv(address, zmq::recv_flags::dontwait);
+    while (monitor.events().recv(event, zmq::recv_flags::dontwait)) {
+      if (event.more()) (void)monitor.events().recv(address, zmq::recv_flags::dontwait);
       refused_connections.add();
     }
   }
@@ -114,7 +113,7 @@ struct Device::Impl {
       zmq::pollitem_t items[detail::Pump::kMaxItems + 3 + kMaxMonitors];
       const std::size_t n = pump->poll_items(items);
       std::size_t count = n;
-      for (auto& m : monitors) items[count++] = {m.handle(), 0, ZMQ_POLLIN, 0};
+      for (auto& m : monitors) items[count++] = {m.events().handle(), 0, ZMQ_POLLIN, 0};
       items[count++] = {nullptr, stop.fd(), ZMQ_POLLIN, 0};
       items[count++] = {nullptr, mqkit::detail::global_stop().fd(), ZMQ_POLLIN, 0};
       if (stats_socket) items[count++] = {stats_socket->handle(), 0, ZMQ_POLLIN, 0};

@@ -1,13 +1,12 @@
-// ConnectionWatch over zmq_socket_monitor: a PAIR socket receives the
-// DISCONNECTED and HANDSHAKE_* events of the watched socket.
+// ConnectionWatch over a SocketMonitor: the DISCONNECTED and HANDSHAKE_*
+// events of the watched socket.
 #include "security/connection_watch.hpp"
 
-#include <atomic>
 #include <cstdint>
 #include <cstring>
 
 #include "mqkit/error.hpp"
-#include "wire/socket.hpp"
+#include "wire/socket_monitor.hpp"
 
 namespace mqkit::detail {
 namespace {
@@ -16,27 +15,16 @@ constexpr int kEvents = ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_SUCCEEDED |
                         ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
                         ZMQ_EVENT_HANDSHAKE_FAILED_AUTH;
 
-zmq::socket_t monitor_of(zmq::socket_t& socket) {
-  static std::atomic<unsigned> next{0};
-  const std::string endpoint = "inproc://mqkit-connection-watch-" + std::to_string(next++);
-  if (zmq_socket_monitor(socket.handle(), endpoint.c_str(), kEvents) != 0)
-    throw Error(errc::bad_argument, "cannot watch a client's connection");
-  zmq::socket_t pair(default_context(), zmq::socket_type::pair);
-  pair.set(zmq::sockopt::linger, 0);
-  pair.connect(endpoint);
-  return pair;
-}
-
 }  // namespace
 
 ConnectionWatch::ConnectionWatch(zmq::socket_t& socket, bool curve_client)
-    : monitor_(monitor_of(socket)), curve_client_(curve_client) {}
+    : monitor_(socket, kEvents), curve_client_(curve_client) {}
 
 bool ConnectionWatch::dropped() {
   bool dropped = false;
   zmq::message_t event, address;
-  while (monitor_.recv(event, zmq::recv_flags::dontwait)) {
-    if (event.more()) (void)monitor_.recv(address, zmq::recv_flags::dontwait);
+  while (monitor_.events().recv(event, zmq::recv_flags::dontwait)) {
+    if (event.more()) (void)monitor_.events().recv(address, zmq::recv_flags::dontwait);
     std::uint16_t id = 0;
     if (event.size() >= sizeof id) std::memcpy(&id, event.data(), sizeof id);
     if (id == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {

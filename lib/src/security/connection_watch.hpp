@@ -9,12 +9,15 @@
 
 #include <string>
 
+#include "wire/socket_monitor.hpp"
+
 namespace mqkit::detail {
 
 class ConnectionWatch {
  public:
   // Starts watching `socket` (before it connects); `curve_client` says
-  // whether it has client keys (it words the advice).
+  // whether it has client keys (it words the advice). `socket` must
+  // outlive the watch.
   ConnectionWatch(zmq::socket_t& socket, bool curve_client);
 
   // Reads the events so far; true when the connection dropped or a
@@ -23,10 +26,10 @@ class ConnectionWatch {
   // Why the last handshake failed; empty when it did not (or one succeeded since).
   const std::string& problem() const noexcept { return problem_; }
   // For a poll set: readable when events are waiting.
-  zmq::socket_t& socket() noexcept { return monitor_; }
+  zmq::socket_t& socket() noexcept { return monitor_.events(); }
 
  private:
-  zmq::socket_t monitor_;
+  SocketMonitor monitor_;
   bool curve_client_;
   std::string problem_;
 };
