@@ -890,3 +890,89 @@ TEST_CASE(
   REQUIRE(mqkit::test::wait_for([&] { return f.proxy->stats().get("acked") == 2; }));
   CHECK(f.proxy->stats().get("dead") == 0);
 }
+
+namespace {
+
+// The confirms of one PUBLISH of `frames`, in the frames' order (a refusal
+// can be answered before an earlier message's store).
+std::vector<Confirmation> publish_frames(Peer& producer, const std::vector<std::string>& frames) {
+  producer.send({.command = Command::publish}, frames);
+  std::map<mqkit::MessageId, Confirmation> by_id;
+  while (by_id.size() < frames.size()) {
+    auto reply = producer.receive();
+    REQUIRE(reply);
+    REQUIRE(reply->first.command == Command::confirm);
+    for (const auto& c : reply->first.confirmations) by_id.emplace(c.id, c);
+  }
+  std::vector<Confirmation> in_order;
+  for (const auto& frame : frames) in_order.push_back(by_id.at(mqkit::decode(frame).id()));
+  return in_order;
+}
+
+}  // namespace
+
+TEST_CASE(
+    "after a full answer a producer's later smaller message is refused too until the refused one "
+    "comes again, and then both are stored in their order",
+    "[proxy][integrity][order]") {
+  // Each record its own segment, so an acked message's segment is deleted
+  // and its space comes back. `big` never fits beside `first`; it fits once
+  // `first` is acked.
+  Fixture f;
+  f.options.groups = {{"g", {"#"}}};
+  f.options.spool.segment_size = 1;
+  const std::string first = mqkit::encode(mqkit::Envelope::make("t"), std::string(4000, 'a'));
+  const std::string big = mqkit::encode(mqkit::Envelope::make("t"), std::string(4000, 'b'));
+  const std::string small = mqkit::encode(mqkit::Envelope::make("t"), "c");
+  f.options.spool.max_size = big.size() + 1500;
+  f.start();
+  Peer producer(f.front());
+  const auto answers = publish_frames(producer, {first, big, small});
+  CHECK(answers[0].status == ConfirmStatus::stored);
+  CHECK(answers[1].status == ConfirmStatus::full);
+  // It fits, but it must not be stored before `big`.
+  CHECK(answers[2].status == ConfirmStatus::full);
+  CHECK(publish_frames(producer, {small})[0].status == ConfirmStatus::full);
+
+  auto w = f.worker("g", 10);
+  ack_next(w, std::string(4000, 'a'));
+  // The producer's round: the refused one first, then the rest, until space is back.
+  std::vector<Confirmation> round;
+  for (int i = 0; i < 100; ++i) {
+    round = publish_frames(producer, {big, small});
+    if (round[0].status != ConfirmStatus::full) break;
+    std::this_thread::sleep_for(50ms);
+  }
+  CHECK(round[0].status == ConfirmStatus::stored);
+  CHECK(round[1].status == ConfirmStatus::stored);
+  const auto delivered = w.deliveries(2);
+  REQUIRE(delivered.size() == 2);
+  CHECK(delivered[0].payload() == std::string(4000, 'b'));
+  CHECK(delivered[1].payload() == "c");
+}
+
+TEST_CASE("a producer that never sends its refused message again is refused for a few seconds only",
+          "[proxy][integrity][order]") {
+  Fixture f;
+  f.options.groups = {{"g", {"#"}}};
+  f.options.heartbeat = 100ms;
+  const std::string big = mqkit::encode(mqkit::Envelope::make("t"), std::string(4000, 'b'));
+  const std::string small = mqkit::encode(mqkit::Envelope::make("t"), "c");
+  f.options.spool.max_size = 2000;
+  f.start();
+  Peer producer(f.front());
+  const auto answers = publish_frames(producer, {big, small});
+  CHECK(answers[0].status == ConfirmStatus::full);
+  CHECK(answers[1].status == ConfirmStatus::full);
+  // Another producer is not held back.
+  Peer other(f.front());
+  CHECK(other.publish("t", {"other"})[0].status == ConfirmStatus::stored);
+  // Bounded: 5 s after the refusal the producer's new messages go in again.
+  std::vector<Confirmation> later;
+  for (int i = 0; i < 80; ++i) {
+    later = publish_frames(producer, {small});
+    if (later[0].status != ConfirmStatus::full) break;
+    std::this_thread::sleep_for(100ms);
+  }
+  CHECK(later[0].status == ConfirmStatus::stored);
+}
