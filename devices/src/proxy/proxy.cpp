@@ -94,7 +94,19 @@ struct Publishing {
   std::string frame;
   std::shared_ptr<const Route> route;  // the cache may be cleared meanwhile
   std::vector<std::string> resent_by;  // producers that re-sent it meanwhile: same answer
+  std::uint64_t arrival = 0;           // its place among all publishes, in arrival order
 };
+
+// A producer with a publish refused `full`: the spool refuses its later
+// publishes (keyed by the producer) until it sends that one again, so no
+// later, smaller message is stored before it (a key's order holds).
+struct FullLatch {
+  MessageId first;  // the earliest of its refused publishes
+  std::uint64_t arrival = 0;
+  std::chrono::steady_clock::time_point since;
+};
+// A producer that gave its refused message up is refused no longer than this.
+constexpr std::chrono::seconds kFullLatchTimeout{5};
 
 struct SpoolDone {
   Publishing* publishing;  // a node of publishing_ (stable until erased)
@@ -454,6 +466,10 @@ class ProxyPump final : public detail::Pump {
     }
     const MessageId id = decoded_.id();
     published_.add();
+    if (auto latch = full_latches_.find(producer);
+        latch != full_latches_.end() && latch->second.first == id && !publishing_.contains(id)) {
+      release_latch(latch);  // the refused one is here again: it goes first
+    }
     if (auto in_progress = publishing_.find(id); in_progress != publishing_.end()) {
       // Not durable yet: the re-send gets the original's answer once known.
       in_progress->second.resent_by.push_back(producer);
@@ -474,17 +490,37 @@ class ProxyPump final : public detail::Pump {
       return;
     }
     Publishing* p = &publishing_[id];
-    *p = {id, producer, std::string(frame), r, {}};
+    *p = {id, producer, std::string(frame), r, {}, next_arrival_++};
     // The completion captures two pointers: small enough for std::function
     // to keep without allocating.
     try {
-      spool_.publish(id, r->names, frame,
-                     [this, p](AppendResult result) { spool_done(p, result); });
+      spool_.publish(
+          id, r->names, frame, [this, p](AppendResult result) { spool_done(p, result); },
+          order_key(producer));
     } catch (const Error& e) {  // refused before its append started: nothing is in progress
       publishing_.erase(id);
       rejected_.add();
       confirms_.add(producer, id, ConfirmStatus::rejected, e.what());
     }
+  }
+
+  static std::uint64_t order_key(const std::string& producer) {
+    return std::hash<std::string>{}(producer) | 1;  // never 0, which means "no key"
+  }
+
+  // The producer's earliest refused publish, which must come again first.
+  void latch(const Publishing& p) {
+    auto [it, made] =
+        full_latches_.try_emplace(p.producer, FullLatch{p.id, p.arrival, Clock::now()});
+    if (!made && p.arrival < it->second.arrival) {
+      it->second.first = p.id;
+      it->second.arrival = p.arrival;
+    }
+  }
+
+  void release_latch(std::unordered_map<std::string, FullLatch>::iterator latch) {
+    spool_.release_order_key(order_key(latch->first));
+    full_latches_.erase(latch);
   }
 
   // On the spool's writer thread: hand the result to the loop.
@@ -510,6 +546,7 @@ class ProxyPump final : public detail::Pump {
       Publishing& p = *c.publishing;
       const MessageId id = p.id;
       if (c.result.status == AppendStatus::full) {
+        latch(p);
         for (std::size_t i = 0; i <= p.resent_by.size(); ++i) {
           full_.add();
           confirms_.add(i == 0 ? p.producer : p.resent_by[i - 1], id, ConfirmStatus::full,
@@ -890,6 +927,11 @@ class ProxyPump final : public detail::Pump {
     if (now >= next_heartbeat_) {
       next_heartbeat_ = now + options_.heartbeat;
       heartbeat_workers(now);
+      for (auto it = full_latches_.begin(); it != full_latches_.end();) {
+        auto next = std::next(it);
+        if (now - it->second.since >= kFullLatchTimeout) release_latch(it);
+        it = next;
+      }
     }
   }
 
@@ -1010,6 +1052,8 @@ class ProxyPump final : public detail::Pump {
   std::map<std::string, std::uint32_t> group_index_;
   std::unordered_map<std::string, WorkerState> workers_;
   std::unordered_map<MessageId, Publishing> publishing_;
+  std::uint64_t next_arrival_ = 0;
+  std::unordered_map<std::string, FullLatch> full_latches_;  // by producer
   md::IdTable<StoredFrame> messages_;
   std::size_t frame_bytes_ = 0;
   std::deque<Deadline> deadlines_;  // in deadline order: the ack timeout is one constant

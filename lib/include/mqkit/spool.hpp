@@ -136,8 +136,14 @@ class Spool {
   // Stores a message for `groups` (at most kMaxGroups groups per spool, a
   // forgotten group's place is reused). Throws Error(bad_argument) past that,
   // before anything is appended.
+  //
+  // Publishes of one non-zero `order_key` (one producer's, say) are never
+  // stored out of order: once one is refused `full`, every later one with
+  // that key is refused too (those already queued as well), however small,
+  // until release_order_key(key), called when the refused one comes again.
   void publish(const MessageId& id, const std::vector<std::string>& groups, std::string_view frame,
-               Completion done);
+               Completion done, std::uint64_t order_key = 0);
+  void release_order_key(std::uint64_t key);
   void ack(const MessageId& id, const std::string& group, Completion done);
   void dead(const MessageId& id, const std::string& group, std::string_view reason,
             std::uint32_t attempts, std::string_view last_error, Completion done);

@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <condition_variable>
@@ -15,6 +16,7 @@
 #include <mutex>
 #include <set>
 #include <thread>
+#include <unordered_set>
 
 #include "log/env.hpp"
 #include "log/lock_file.hpp"
@@ -73,6 +75,7 @@ struct QueuedRecord {
   std::string body;
   DecodedRecord update;  // applied to the index once durable (frame left empty)
   Completion done;
+  std::uint64_t order_key = 0;  // a publish's ordering key (0: none)
 };
 
 }  // namespace
@@ -112,8 +115,14 @@ struct Spool::Impl {
   std::condition_variable queue_cv, idle_cv;
   std::vector<QueuedRecord> queue;  // guarded by queue_mutex
   std::uint64_t queued_bytes = 0;   // guarded by queue_mutex
-  std::size_t in_flight = 0;        // guarded by queue_mutex
-  bool closing = false;             // guarded by queue_mutex
+  // The batch being written: counted against max_size until its bytes are
+  // on disk (guarded by queue_mutex).
+  std::uint64_t writing_bytes = 0;
+  std::size_t in_flight = 0;  // guarded by queue_mutex
+  bool closing = false;       // guarded by queue_mutex
+  // Ordering keys with a publish refused `full` and not released yet: their
+  // later publishes are refused too (guarded by queue_mutex).
+  std::unordered_set<std::uint64_t> refused_keys;
   std::atomic<std::uint64_t> next_seq{1};
   std::atomic<std::uint64_t> disk_bytes{0}, syncs{0}, records_written{0};
 
@@ -277,7 +286,8 @@ struct Spool::Impl {
 
   // ---- appends ----
 
-  void enqueue(RecordType type, std::string body, DecodedRecord update, Completion done) {
+  void enqueue(RecordType type, std::string body, DecodedRecord update, Completion done,
+               std::uint64_t order_key = 0) {
     const std::uint64_t size = kRecordHeaderSize + body.size();
     if (size > options.max_record_size) {
       if (done) done({AppendStatus::io_error, EFBIG});
@@ -292,15 +302,19 @@ struct Spool::Impl {
         if (done) done({AppendStatus::closed, 0});
         return;
       }
-      // Acks and tombstones always fit: they are what frees space.
-      if (takes_space && options.max_size > 0 &&
-          disk_bytes.load() + queued_bytes + size > options.max_size) {
+      // Acks and tombstones always fit: they are what frees space. A later
+      // publish of a refused key is refused too, however small: it must
+      // not be stored before the one that did not fit.
+      if ((order_key != 0 && refused_keys.contains(order_key)) ||
+          (takes_space && options.max_size > 0 &&
+           disk_bytes.load() + writing_bytes + queued_bytes + size > options.max_size)) {
+        if (order_key != 0) refused_keys.insert(order_key);
         l.unlock();
         if (done) done({AppendStatus::full, 0});
         return;
       }
       wake = queue.empty();  // the writer only sleeps on an empty queue
-      queue.push_back({type, std::move(body), std::move(update), std::move(done)});
+      queue.push_back({type, std::move(body), std::move(update), std::move(done), order_key});
       queued_bytes += size;
     }
     if (wake) queue_cv.notify_one();
@@ -341,6 +355,7 @@ struct Spool::Impl {
           break;
         }
         batch.swap(queue);
+        writing_bytes = queued_bytes;
         queued_bytes = 0;
         in_flight = batch.size() + retry.size();
       }
@@ -350,6 +365,10 @@ struct Spool::Impl {
         retry.clear();
       }
       write_batch(batch);
+      {
+        std::lock_guard l(queue_mutex);
+        writing_bytes = 0;  // on disk now (disk_bytes), or not written at all
+      }
       compact_now();
       {
         std::lock_guard l(queue_mutex);
@@ -501,18 +520,35 @@ struct Spool::Impl {
       if (r.done) r.done(err == 0 ? AppendResult{} : AppendResult{AppendStatus::io_error, err});
   }
 
+  // The ordering keys of `refused` publishes refuse their later publishes
+  // from now on, and those already queued behind them are taken out of the
+  // queue and refused with them (appended to `refused`, in queue order).
+  void refuse_keys_of(std::vector<QueuedRecord>& refused) {
+    std::lock_guard l(queue_mutex);
+    const std::size_t first_queued = refused.size();
+    for (std::size_t i = 0; i < first_queued; ++i)
+      if (refused[i].order_key != 0) refused_keys.insert(refused[i].order_key);
+    if (refused_keys.empty()) return;
+    auto behind = std::stable_partition(queue.begin(), queue.end(), [&](const QueuedRecord& r) {
+      return r.order_key == 0 || !refused_keys.contains(r.order_key);
+    });
+    for (auto it = behind; it != queue.end(); ++it) {
+      queued_bytes -= kRecordHeaderSize + it->body.size();
+      refused.push_back(std::move(*it));
+    }
+    queue.erase(behind, queue.end());
+  }
+
   // The disk is full: publishes fail with `full` (backpressure, the client
   // retries later); settling records, which are what frees space, are
   // written alone, with the reserve's space if need be, and otherwise kept
   // and written again until they land.
   void write_on_full_disk(std::vector<QueuedRecord>& batch) {
-    std::vector<QueuedRecord> settling;
-    for (auto& r : batch) {
-      if (settles(r.type))
-        settling.push_back(std::move(r));
-      else if (r.done)
-        r.done({AppendStatus::full, ENOSPC});
-    }
+    std::vector<QueuedRecord> settling, refused;
+    for (auto& r : batch) (settles(r.type) ? settling : refused).push_back(std::move(r));
+    refuse_keys_of(refused);
+    for (auto& r : refused)
+      if (r.done) r.done({AppendStatus::full, ENOSPC});
     if (settling.empty()) return;
     std::vector<std::pair<RecordType, std::string_view>> records;
     for (const auto& r : settling) records.emplace_back(r.type, r.body);
@@ -772,7 +808,7 @@ Spool::~Spool() {
 }
 
 void Spool::publish(const MessageId& id, const std::vector<std::string>& groups,
-                    std::string_view frame, Completion done) {
+                    std::string_view frame, Completion done, std::uint64_t order_key) {
   DecodedRecord update;
   update.type = RecordType::publish;
   update.id = id;
@@ -781,7 +817,12 @@ void Spool::publish(const MessageId& id, const std::vector<std::string>& groups,
     throw Error(errc::bad_argument, "a spool holds at most 64 groups at once");
   update.seq = impl_->next_seq++;
   impl_->enqueue(RecordType::publish, encode_publish(update.seq, id, groups, frame),
-                 std::move(update), std::move(done));
+                 std::move(update), std::move(done), order_key);
+}
+
+void Spool::release_order_key(std::uint64_t key) {
+  std::lock_guard l(impl_->queue_mutex);
+  impl_->refused_keys.erase(key);
 }
 
 void Spool::ack(const MessageId& id, const std::string& group, Completion done) {
