@@ -23,6 +23,12 @@ class FaultFile final : public File {
   }
 
   int write_at(std::uint64_t offset, const char* data, std::size_t n, std::size_t& wrote) override {
+    std::chrono::milliseconds delay;
+    {
+      std::lock_guard l(env_.mutex_);
+      delay = env_.write_delay_;
+    }
+    if (delay.count() > 0) std::this_thread::sleep_for(delay);
     std::lock_guard l(env_.mutex_);
     int error = 0;
     const auto verdict = env_.decide(FaultEnv::Op::write, path_, error);
@@ -129,6 +135,11 @@ void FaultEnv::randomize(std::uint32_t seed, std::uint32_t one_in) {
 void FaultEnv::set_sync_delay(std::chrono::milliseconds delay) {
   std::lock_guard l(mutex_);
   sync_delay_ = delay;
+}
+
+void FaultEnv::set_write_delay(std::chrono::milliseconds delay) {
+  std::lock_guard l(mutex_);
+  write_delay_ = delay;
 }
 
 void FaultEnv::set_free_space(std::optional<std::uint64_t> bytes) {

@@ -1,7 +1,7 @@
 // FaultEnv: the test implementation of the storage seam (lib/src/log/env.hpp).
 // It passes every call to the real file system and can, on chosen calls or
 // at random from a seed, make them fail the way disks do:
-//   * a slow fdatasync (a delay before each sync);
+//   * a slow fdatasync (a delay before each sync), a slow write;
 //   * a full disk: ENOSPC once the files have grown by N more bytes (a
 //     write that crosses the limit is short, as the kernel's is); truncating
 //     or deleting files gives space back;
@@ -52,6 +52,8 @@ class FaultEnv final : public detail::log::Env {
   // write is short instead, half of the time) with probability 1/one_in.
   void randomize(std::uint32_t seed, std::uint32_t one_in);
   void set_sync_delay(std::chrono::milliseconds delay);
+  // A delay before each write (a slow disk, or a test holding a writer mid-batch).
+  void set_write_delay(std::chrono::milliseconds delay);
   // ENOSPC once files have grown by `bytes` more; nullopt: no limit.
   void set_free_space(std::optional<std::uint64_t> bytes);
   std::optional<std::uint64_t> free_space() const;
@@ -89,6 +91,7 @@ class FaultEnv final : public detail::log::Env {
   std::optional<std::mt19937> random_;
   std::uint32_t one_in_ = 0;
   std::chrono::milliseconds sync_delay_{0};
+  std::chrono::milliseconds write_delay_{0};
   std::optional<std::uint64_t> free_;
   bool dead_ = false;
   std::map<std::string, Tracked> files_;

@@ -9,6 +9,7 @@
 #include <map>
 #include <mutex>
 #include <set>
+#include <thread>
 
 #include "fault_env.hpp"
 #include "helpers.hpp"
@@ -438,4 +439,42 @@ TEST_CASE("a failed batch whose cut-back also fails never comes back as stored",
   std::size_t invented = 0;
   for (const auto& id : spool.pending("g")) invented += results.at(id) ? 0 : 1;
   CHECK(invented == 0);
+}
+
+TEST_CASE(
+    "on a full disk a key's publishes queued behind a refused one are refused with it and the key "
+    "stays refused until released",
+    "[log][spool][disk-full][order]") {
+  mqkit::test::TempDir dir;
+  FaultEnv env;
+  SpoolOptions options;
+  options.env = &env;
+  Spool spool(dir.path().string(), options);
+  constexpr std::uint64_t key = 7;
+  // `big` meets the full disk while its write is held; `small`, queued
+  // behind it meanwhile, would fit once the failed write is cut back.
+  env.set_free_space(2000);
+  env.set_write_delay(std::chrono::milliseconds(300));
+  std::promise<AppendResult> big, small;
+  spool.publish(
+      MessageId::generate(), {"g"}, std::string(4000, 'b'),
+      [&](AppendResult r) { big.set_value(r); }, key);
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the writer holds `big`
+  spool.publish(
+      MessageId::generate(), {"g"}, "s", [&](AppendResult r) { small.set_value(r); }, key);
+  auto big_result = big.get_future().get();
+  CHECK(big_result.status == AppendStatus::full);
+  CHECK(small.get_future().get().status == AppendStatus::full);
+  env.set_write_delay(std::chrono::milliseconds(0));
+  // Still refused, however small, until the key is released.
+  std::promise<AppendResult> again;
+  spool.publish(
+      MessageId::generate(), {"g"}, "s", [&](AppendResult r) { again.set_value(r); }, key);
+  CHECK(again.get_future().get().status == AppendStatus::full);
+  CHECK(spool.publish_sync(MessageId::generate(), {"g"}, "another producer's"));
+  spool.release_order_key(key);
+  std::promise<AppendResult> released;
+  spool.publish(
+      MessageId::generate(), {"g"}, "s", [&](AppendResult r) { released.set_value(r); }, key);
+  CHECK(released.get_future().get());
 }
