@@ -42,6 +42,10 @@ inline std::int64_t now_us() {
 inline double raw_dealer_router(std::uint64_t count, std::size_t window) {
   zmq::context_t ctx;
   zmq::socket_t router(ctx, zmq::socket_type::router);
+  // A ROUTER drops what it cannot queue, and libzmq counts a pipe's room
+  // lazily (every half high-water mark), so even 1,000 acks in flight can
+  // meet a "full" pipe: block instead, or the bench waits for ever.
+  router.set(zmq::sockopt::router_mandatory, true);
   router.bind("tcp://127.0.0.1:*");
   const std::string ep = router.get(zmq::sockopt::last_endpoint);
   std::thread echo([&] {
