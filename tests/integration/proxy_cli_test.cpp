@@ -335,12 +335,7 @@ TEST_CASE(
   REQUIRE(run_mqkit({"send", "--proxy", ep.in, "--topic", "t", "--count", std::to_string(kMessages),
                      "--size", std::to_string(kSize)})
               .first == 0);
-  auto rss_kib = [&] {
-    std::ifstream status("/proc/" + std::to_string(proxy.process.pid()) + "/status");
-    for (std::string line; std::getline(status, line);)
-      if (line.starts_with("VmRSS:")) return std::stoull(line.substr(6));
-    return 0ull;
-  };
+  auto rss_kib = [&] { return mqkit::test::resident_bytes(proxy.process.pid()) / 1024; };
   const auto before = rss_kib();
   // A raw DEALER, as a pyzmq client would be: one message in its queue and a
   // tiny socket buffer, so what the proxy sends stays with the proxy. It

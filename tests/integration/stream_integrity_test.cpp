@@ -21,6 +21,7 @@
 #include "helpers.hpp"
 #include "mqkit/devices/stream.hpp"
 #include "mqkit/reliable_producer.hpp"
+#include "protocol_peer.hpp"
 #include "reliable/protocol.hpp"
 
 using namespace std::chrono_literals;
@@ -36,10 +37,6 @@ using mqkit::test::TempDir;
 using mqkit::test::wait_for;
 
 namespace {
-
-std::string_view view(const zmq::message_t& m) {
-  return {static_cast<const char*>(m.data()), m.size()};
-}
 
 // `mqkit stream` started through a shell that ignores SIGXFSZ, so that a
 // file-size limit set on it later (prlimit) makes its writes fail with EFBIG,
@@ -75,58 +72,7 @@ void limit_file_size(pid_t pid, rlim_t bytes) {
 }
 
 // A DEALER speaking the stream protocol by hand, as a pyzmq client does.
-class RawPeer {
- public:
-  explicit RawPeer(const std::string& endpoint) : socket_(ctx_, zmq::socket_type::dealer) {
-    socket_.set(zmq::sockopt::linger, 0);
-    socket_.connect(endpoint);
-  }
-  void send(const CommandFrame& c, const std::vector<std::string>& frames = {}) {
-    const auto encoded = encode_command(c);
-    socket_.send(zmq::buffer(encoded),
-                 frames.empty() ? zmq::send_flags::none : zmq::send_flags::sndmore);
-    for (std::size_t i = 0; i < frames.size(); ++i)
-      socket_.send(zmq::buffer(frames[i]),
-                   i + 1 < frames.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
-  }
-  // The next command other than a heartbeat (its extra frames dropped).
-  std::optional<CommandFrame> receive(std::chrono::milliseconds timeout = 10s) {
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    for (;;) {
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-          deadline - std::chrono::steady_clock::now());
-      zmq::pollitem_t item{socket_.handle(), 0, ZMQ_POLLIN, 0};
-      if (left.count() <= 0 || zmq::poll(&item, 1, left) == 0) return std::nullopt;
-      zmq::message_t first;
-      (void)socket_.recv(first);
-      for (bool more = first.more(); more;) {
-        zmq::message_t rest;
-        (void)socket_.recv(rest);
-        more = rest.more();
-      }
-      CommandFrame c;
-      REQUIRE(decode_command(view(first), c));
-      if (c.command != Command::heartbeat) return c;
-    }
-  }
-  // Publishes `frames` in one PUBLISH; the statuses of the `expected`
-  // confirmations that come back, in the order they come.
-  std::vector<Confirmation> publish(const std::vector<std::string>& frames, std::size_t expected) {
-    send({.command = Command::publish}, frames);
-    std::vector<Confirmation> all;
-    while (all.size() < expected) {
-      const auto reply = receive();
-      REQUIRE(reply);
-      REQUIRE(reply->command == Command::confirm);
-      all.insert(all.end(), reply->confirmations.begin(), reply->confirmations.end());
-    }
-    return all;
-  }
-
- private:
-  zmq::context_t ctx_;
-  zmq::socket_t socket_;
-};
+using RawPeer = mqkit::test::ProtocolPeer;
 
 std::uint64_t stored_records(const std::string& stats, std::uint32_t partitions) {
   const auto counters = all_counters(stats);
@@ -147,7 +93,7 @@ TEST_CASE(
   RawPeer producer(stream.endpoints.in);
   // Stored: the repeat is a duplicate of a stored record.
   const std::string stored = mqkit::encode(mqkit::Envelope::make("t"), "kept");
-  const auto first = producer.publish({stored, stored}, 2);
+  const auto first = producer.publish_frames({stored, stored}, 2);
   REQUIRE(first.size() == 2);
   CHECK(first[0].status == ConfirmStatus::stored);
   CHECK(first[1].status == ConfirmStatus::duplicate);
@@ -157,7 +103,7 @@ TEST_CASE(
   limit_file_size(stream.process.pid(),
                   std::filesystem::file_size(dir.file("log") + "/p0/00000000000000000000.log"));
   const std::string refused = mqkit::encode(mqkit::Envelope::make("t"), std::string(4000, 'r'));
-  const auto second = producer.publish({refused, refused}, 2);
+  const auto second = producer.publish_frames({refused, refused}, 2);
   REQUIRE(second.size() == 2);
   for (const auto& c : second) {
     INFO(status_name(c.status) << " " << c.reason);
@@ -166,7 +112,7 @@ TEST_CASE(
   }
   // Space again: the same id is stored now (it never was before).
   limit_file_size(stream.process.pid(), RLIM_INFINITY);
-  const auto third = producer.publish({refused}, 1);
+  const auto third = producer.publish_frames({refused}, 1);
   REQUIRE(third.size() == 1);
   CHECK(third[0].status == ConfirmStatus::stored);
   CHECK(stored_records(stream.endpoints.stats, 1) == 2);
@@ -407,12 +353,7 @@ TEST_CASE(
   REQUIRE(run_mqkit({"send", "--stream", stream.endpoints.in, "--count", std::to_string(kRecords),
                      "--size", std::to_string(kSize)})
               .first == 0);
-  auto rss_kib = [&] {
-    std::ifstream status("/proc/" + std::to_string(stream.process.pid()) + "/status");
-    for (std::string line; std::getline(status, line);)
-      if (line.starts_with("VmRSS:")) return std::stoull(line.substr(6));
-    return 0ull;
-  };
+  auto rss_kib = [&] { return mqkit::test::resident_bytes(stream.process.pid()) / 1024; };
   const auto before = rss_kib();
   // It holds one message in its queue and a tiny socket buffer: what the
   // device sends stays with the device.
@@ -473,7 +414,7 @@ CommandFrame next_of(RawPeer& peer, Command kind,
   for (int i = 0; i < 100; ++i) {
     const auto c = peer.receive();
     REQUIRE(c);
-    if (c->command == kind && (!also || also(*c))) return *c;
+    if (c->cmd.command == kind && (!also || also(c->cmd))) return c->cmd;
   }
   FAIL("no " << static_cast<int>(kind) << " in 100 commands");
   return {};
@@ -491,7 +432,7 @@ TEST_CASE(
   std::vector<std::string> frames;
   for (int i = 0; i < 20; ++i)  // no key: 10 records in each partition
     frames.push_back(mqkit::encode(mqkit::Envelope::make("t"), "r" + std::to_string(i)));
-  REQUIRE(producer.publish(frames, frames.size()).size() == frames.size());
+  REQUIRE(producer.publish_frames(frames, frames.size()).size() == frames.size());
 
   auto p1_records = [](const CommandFrame& c) { return c.partition == 1; };
   auto holds = [](std::vector<std::uint32_t> partitions) {
@@ -529,20 +470,6 @@ TEST_CASE(
   CHECK(given.positions[0].offset == 5);  // not 0: A was still reading it
 }
 
-namespace {
-
-// The most memory the process has held (VmHWM), in bytes.
-std::uint64_t peak_memory(pid_t pid) {
-  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(status, line))
-    if (line.starts_with("VmHWM:")) return std::stoull(line.substr(6)) * 1024;
-  FAIL("no VmHWM in /proc/" << pid << "/status");
-  return 0;
-}
-
-}  // namespace
-
 TEST_CASE(
     "a restarted stream reads back a log of large records a few at a time, not the whole log at "
     "once",
@@ -577,6 +504,8 @@ TEST_CASE(
   CHECK(std::filesystem::file_size(dir.file("out.txt")) == kRecords * (kRecordSize + 1));
 #if !defined(__SANITIZE_ADDRESS__)
   // Not under ASan: its quarantine keeps freed memory resident (a peak of ~310 MiB).
-  CHECK(peak_memory(stream.process.pid()) < 32u * 1024 * 1024);
+  const auto peak = mqkit::test::peak_resident_bytes(stream.process.pid());
+  REQUIRE(peak > 0);
+  CHECK(peak < 32u * 1024 * 1024);
 #endif
 }

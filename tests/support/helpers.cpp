@@ -7,6 +7,7 @@
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
+#include <string_view>
 #include <thread>
 
 namespace mqkit::test {
@@ -61,6 +62,24 @@ std::vector<std::string> read_lines(const std::string& path) {
 void write_file(const std::string& path, const std::string& text) {
   std::ofstream out(path, std::ios::binary);
   out << text;
+}
+
+namespace {
+
+std::uint64_t status_kib(pid_t pid, std::string_view field) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  for (std::string line; std::getline(status, line);)
+    if (line.starts_with(field)) return std::stoull(line.substr(field.size()));
+  return 0;
+}
+
+}  // namespace
+
+std::uint64_t resident_bytes(pid_t pid) {
+  return status_kib(pid, "VmRSS:") * 1024;
+}
+std::uint64_t peak_resident_bytes(pid_t pid) {
+  return status_kib(pid, "VmHWM:") * 1024;
 }
 
 }  // namespace mqkit::test

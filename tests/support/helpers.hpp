@@ -2,7 +2,10 @@
 // unique inproc endpoints, device "up" lines.
 #pragma once
 
+#include <sys/types.h>
+
 #include <chrono>
+#include <cstdint>
 #include <filesystem>
 #include <functional>
 #include <string>
@@ -39,5 +42,10 @@ DeviceEndpoints parse_up_line(const std::string& line);
 
 std::vector<std::string> read_lines(const std::string& path);
 void write_file(const std::string& path, const std::string& text);
+
+// A process's resident memory now (VmRSS) and the most it has held (VmHWM),
+// in bytes, from /proc; 0 when the process is gone.
+std::uint64_t resident_bytes(pid_t pid);
+std::uint64_t peak_resident_bytes(pid_t pid);
 
 }  // namespace mqkit::test

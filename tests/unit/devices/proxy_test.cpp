@@ -18,6 +18,7 @@
 #include "mqkit/devices/proxy.hpp"
 #include "mqkit/envelope.hpp"
 #include "mqkit/reliable_consumer.hpp"
+#include "protocol_peer.hpp"
 #include "reliable/protocol.hpp"
 #include "stats_protocol.hpp"
 
@@ -27,54 +28,20 @@ namespace md = mqkit::devices;
 
 namespace {
 
-std::string_view view(const zmq::message_t& m) {
-  return {static_cast<const char*>(m.data()), m.size()};
-}
-
-// A DEALER speaking the proxy protocol, for producers and workers alike.
-class Peer {
+// A DEALER speaking the proxy protocol, for producers and workers alike:
+// the replies' frames read as messages.
+class Peer : public mqkit::test::ProtocolPeer {
  public:
-  explicit Peer(const std::string& endpoint) : socket_(ctx_, zmq::socket_type::dealer) {
-    socket_.set(zmq::sockopt::linger, 0);
-    socket_.connect(endpoint);
-  }
-  void send(const CommandFrame& c, const std::vector<std::string>& frames = {}) {
-    const auto encoded = encode_command(c);
-    socket_.send(zmq::buffer(encoded),
-                 frames.empty() ? zmq::send_flags::none : zmq::send_flags::sndmore);
-    for (std::size_t i = 0; i < frames.size(); ++i)
-      socket_.send(zmq::buffer(frames[i]),
-                   i + 1 < frames.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
-  }
-  void send_raw(const std::string& bytes) {
-    socket_.send(zmq::buffer(bytes), zmq::send_flags::none);
-  }
-  void send_frames(const std::vector<std::string>& frames) {
-    for (std::size_t i = 0; i < frames.size(); ++i)
-      socket_.send(zmq::buffer(frames[i]),
-                   i + 1 < frames.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
-  }
+  using ProtocolPeer::ProtocolPeer;
+
   // The next command other than a heartbeat, and the message frames after it.
   std::optional<std::pair<CommandFrame, std::vector<mqkit::Message>>> receive(
       std::chrono::milliseconds timeout = 5s) {
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    for (;;) {
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-          deadline - std::chrono::steady_clock::now());
-      zmq::pollitem_t item{socket_.handle(), 0, ZMQ_POLLIN, 0};
-      if (left.count() <= 0 || zmq::poll(&item, 1, left) == 0) return std::nullopt;
-      zmq::message_t first;
-      (void)socket_.recv(first);
-      std::pair<CommandFrame, std::vector<mqkit::Message>> out;
-      REQUIRE(decode_command(view(first), out.first));
-      for (bool more = first.more(); more;) {
-        zmq::message_t frame;
-        (void)socket_.recv(frame);
-        more = frame.more();
-        out.second.push_back(mqkit::decode(view(frame)));
-      }
-      if (out.first.command != Command::heartbeat) return out;
-    }
+    auto reply = ProtocolPeer::receive(timeout);
+    if (!reply) return std::nullopt;
+    std::pair<CommandFrame, std::vector<mqkit::Message>> out{std::move(reply->cmd), {}};
+    for (const auto& frame : reply->frames) out.second.push_back(mqkit::decode(frame));
+    return out;
   }
   // The next `n` delivered messages, whatever DELIVER batches they came in.
   std::vector<mqkit::Message> deliveries(std::size_t n, std::chrono::milliseconds timeout = 5s) {
@@ -103,10 +70,6 @@ class Peer {
     }
     return all;
   }
-
- private:
-  zmq::context_t ctx_;
-  zmq::socket_t socket_;
 };
 
 struct Fixture {
@@ -891,26 +854,6 @@ TEST_CASE(
   CHECK(f.proxy->stats().get("dead") == 0);
 }
 
-namespace {
-
-// The confirms of one PUBLISH of `frames`, in the frames' order (a refusal
-// can be answered before an earlier message's store).
-std::vector<Confirmation> publish_frames(Peer& producer, const std::vector<std::string>& frames) {
-  producer.send({.command = Command::publish}, frames);
-  std::map<mqkit::MessageId, Confirmation> by_id;
-  while (by_id.size() < frames.size()) {
-    auto reply = producer.receive();
-    REQUIRE(reply);
-    REQUIRE(reply->first.command == Command::confirm);
-    for (const auto& c : reply->first.confirmations) by_id.emplace(c.id, c);
-  }
-  std::vector<Confirmation> in_order;
-  for (const auto& frame : frames) in_order.push_back(by_id.at(mqkit::decode(frame).id()));
-  return in_order;
-}
-
-}  // namespace
-
 TEST_CASE(
     "after a full answer a producer's later smaller message is refused too until the refused one "
     "comes again, and then both are stored in their order",
@@ -927,19 +870,19 @@ TEST_CASE(
   f.options.spool.max_size = big.size() + 1500;
   f.start();
   Peer producer(f.front());
-  const auto answers = publish_frames(producer, {first, big, small});
+  const auto answers = producer.publish_in_order({first, big, small});
   CHECK(answers[0].status == ConfirmStatus::stored);
   CHECK(answers[1].status == ConfirmStatus::full);
   // It fits, but it must not be stored before `big`.
   CHECK(answers[2].status == ConfirmStatus::full);
-  CHECK(publish_frames(producer, {small})[0].status == ConfirmStatus::full);
+  CHECK(producer.publish_in_order({small})[0].status == ConfirmStatus::full);
 
   auto w = f.worker("g", 10);
   ack_next(w, std::string(4000, 'a'));
   // The producer's round: the refused one first, then the rest, until space is back.
   std::vector<Confirmation> round;
   for (int i = 0; i < 100; ++i) {
-    round = publish_frames(producer, {big, small});
+    round = producer.publish_in_order({big, small});
     if (round[0].status != ConfirmStatus::full) break;
     std::this_thread::sleep_for(50ms);
   }
@@ -961,7 +904,7 @@ TEST_CASE("a producer that never sends its refused message again is refused for 
   f.options.spool.max_size = 2000;
   f.start();
   Peer producer(f.front());
-  const auto answers = publish_frames(producer, {big, small});
+  const auto answers = producer.publish_in_order({big, small});
   CHECK(answers[0].status == ConfirmStatus::full);
   CHECK(answers[1].status == ConfirmStatus::full);
   // Another producer is not held back.
@@ -970,7 +913,7 @@ TEST_CASE("a producer that never sends its refused message again is refused for 
   // Bounded: 5 s after the refusal the producer's new messages go in again.
   std::vector<Confirmation> later;
   for (int i = 0; i < 80; ++i) {
-    later = publish_frames(producer, {small});
+    later = producer.publish_in_order({small});
     if (later[0].status != ConfirmStatus::full) break;
     std::this_thread::sleep_for(100ms);
   }
