@@ -50,14 +50,19 @@ struct ReliableConsumer::Impl {
     bool started = false;  // its handler ran or runs
   };
   std::deque<Held> held;
-  std::vector<Message> batch;  // one DELIVER's messages, decoded
+  // Messages are handled in delivery order: the first `started_count` of
+  // `held` have started, so the next to start is found at once.
+  std::size_t started_count = 0;
+  std::uint64_t held_clears = 0;  // a leased DELIVER is in `held` unless cleared since
+  std::vector<Message> batch;     // one DELIVER's messages, decoded
   // Commands the heartbeat thread read while a handler ran (guarded by
   // socket_mutex): DELIVERs that came meanwhile are held (leased) at once,
   // and handled by run() in order.
   struct Incoming {
     zmq::message_t command;
     std::vector<zmq::message_t> frames;
-    bool leased = false;  // its messages are in `held` already
+    bool leased = false;                 // its messages were put in `held`...
+    std::uint64_t leased_at_clears = 0;  // ...when held_clears was this
   };
   std::deque<Incoming> incoming;
   detail::EnvelopeCodec beat_codec;  // the heartbeat thread's
@@ -86,17 +91,26 @@ struct ReliableConsumer::Impl {
           .credit = options.prefetch});
   }
 
+  void clear_held() {
+    held.clear();
+    started_count = 0;
+    ++held_clears;
+  }
+
   // Stops keeping the leases of `ids` (acked, nacked, or left to time out).
   void let_go(const std::vector<MessageId>& ids) {
     std::size_t i = 0;  // the common case: the oldest held, in order
     while (i < ids.size() && !held.empty() && held.front().id == ids[i]) {
       held.pop_front();
+      if (started_count > 0) --started_count;
       ++i;
     }
     if (i == ids.size()) return;
     std::erase_if(held, [&](const Held& h) {
       return std::find(ids.begin() + static_cast<std::ptrdiff_t>(i), ids.end(), h.id) != ids.end();
     });
+    started_count = 0;
+    while (started_count < held.size() && held[started_count].started) ++started_count;
   }
 
   // `lock` holds socket_mutex. The before-ack hook may wait (a bridge waits
@@ -183,6 +197,7 @@ struct ReliableConsumer::Impl {
           if (beat_codec.decode(view(f), m, options.socket.limits))
             held.push_back({m.id(), now, false});
         in.leased = true;
+        in.leased_at_clears = held_clears;
       }
       incoming.push_back(std::move(in));
       in = Incoming{};
@@ -237,11 +252,13 @@ struct ReliableConsumer::Impl {
     Outcome outcome = Outcome::retry;
     std::string reason;
     handling = message.id();
-    for (auto& h : held)
-      if (h.id == message.id()) {
-        h.started = true;
-        break;
-      }
+    const auto first_waiting = held.begin() + static_cast<std::ptrdiff_t>(started_count);
+    if (auto h = std::find_if(first_waiting, held.end(),
+                              [&](const Held& w) { return w.id == message.id(); });
+        h != held.end()) {
+      h->started = true;
+      while (started_count < held.size() && held[started_count].started) ++started_count;
+    }
     busy.while_busy(lock, [&] {
       try {
         outcome = handler(message);
@@ -291,7 +308,7 @@ struct ReliableConsumer::Impl {
         if (!decode_command(view(in.command), c)) continue;
         if (c.command == Command::error && c.reason.starts_with(kNotAttached)) {
           acks.clear();  // this proxy does not know those deliveries
-          held.clear();
+          clear_held();
           send_attach();
         } else if (c.command == Command::attached) {
           attached(c);
@@ -303,8 +320,7 @@ struct ReliableConsumer::Impl {
           for (const auto& f : frames)
             if (codec.decode(view(f), batch[decoded], options.socket.limits)) {
               const MessageId id = batch[decoded].id();
-              if (!in.leased ||
-                  std::none_of(held.begin(), held.end(), [&](const Held& h) { return h.id == id; }))
+              if (!in.leased || in.leased_at_clears != held_clears)
                 held.push_back({id, Clock::now(), false});
               ++decoded;
             }
@@ -322,7 +338,7 @@ struct ReliableConsumer::Impl {
   void detach() {
     std::unique_lock lock(socket_mutex);
     flush_acks(lock);
-    held.clear();  // the proxy takes them back
+    clear_held();  // the proxy takes them back
     send({.command = Command::detach});
   }
 };
