@@ -466,9 +466,13 @@ class ProxyPump final : public detail::Pump {
     }
     const MessageId id = decoded_.id();
     published_.add();
-    if (auto latch = full_latches_.find(producer);
-        latch != full_latches_.end() && latch->second.first == id && !publishing_.contains(id)) {
-      release_latch(latch);  // the refused one is here again: it goes first
+    if (auto latch = full_latches_.find(producer); latch != full_latches_.end()) {
+      // The refused one is here again: it goes first, unless one of this
+      // producer's stores is still in progress (an earlier message may yet
+      // be refused: its answer comes first, and the next round tries again).
+      if ((latch->second.first == id && !publishing_.contains(id) && !storing_for(producer)) ||
+          Clock::now() - latch->second.since >= kFullLatchTimeout)
+        release_latch(latch);
     }
     if (auto in_progress = publishing_.find(id); in_progress != publishing_.end()) {
       // Not durable yet: the re-send gets the original's answer once known.
@@ -504,8 +508,25 @@ class ProxyPump final : public detail::Pump {
     }
   }
 
-  static std::uint64_t order_key(const std::string& producer) {
-    return std::hash<std::string>{}(producer) | 1;  // never 0, which means "no key"
+  // A producer's ordering key. libzmq's own identities (5 bytes) map to
+  // their bytes, one to one; any other identity (a peer may choose its own)
+  // to a hash with this proxy's secret salt, so that no peer can pick one
+  // whose key holds another producer back.
+  std::uint64_t order_key(const std::string& producer) const {
+    if (producer.size() <= 7) {
+      std::uint64_t key = (1ull << 63) | (std::uint64_t(producer.size()) << 56);
+      for (std::size_t i = 0; i < producer.size(); ++i)
+        key |= std::uint64_t(static_cast<unsigned char>(producer[i])) << (8 * i);
+      return key;
+    }
+    const std::uint64_t h = std::hash<std::string_view>{}(producer) ^ key_salt_;
+    const std::uint64_t mixed = (h * 0x9e3779b97f4a7c15ull) ^ (key_salt_ >> 7);
+    return (mixed & ~(1ull << 63)) | 1;  // never 0 ("no key"), never a short identity's key
+  }
+
+  bool storing_for(const std::string& producer) const {
+    return std::any_of(publishing_.begin(), publishing_.end(),
+                       [&](const auto& entry) { return entry.second.producer == producer; });
   }
 
   // The producer's earliest refused publish, which must come again first.
@@ -927,11 +948,11 @@ class ProxyPump final : public detail::Pump {
     if (now >= next_heartbeat_) {
       next_heartbeat_ = now + options_.heartbeat;
       heartbeat_workers(now);
-      for (auto it = full_latches_.begin(); it != full_latches_.end();) {
-        auto next = std::next(it);
-        if (now - it->second.since >= kFullLatchTimeout) release_latch(it);
-        it = next;
-      }
+    }
+    for (auto it = full_latches_.begin(); it != full_latches_.end();) {
+      auto next = std::next(it);
+      if (now - it->second.since >= kFullLatchTimeout) release_latch(it);
+      it = next;
     }
   }
 
@@ -1054,6 +1075,7 @@ class ProxyPump final : public detail::Pump {
   std::unordered_map<MessageId, Publishing> publishing_;
   std::uint64_t next_arrival_ = 0;
   std::unordered_map<std::string, FullLatch> full_latches_;  // by producer
+  const std::uint64_t key_salt_ = std::random_device{}() * 0x100000001ull ^ std::random_device{}();
   md::IdTable<StoredFrame> messages_;
   std::size_t frame_bytes_ = 0;
   std::deque<Deadline> deadlines_;  // in deadline order: the ack timeout is one constant

@@ -30,8 +30,10 @@ using detail::view;
 struct ReliableConsumer::Impl {
   ReliableConsumerOptions options;
   zmq::socket_t socket;
-  detail::ConnectionWatch watch;  // why a handshake failed, for the attach's error
-  std::mutex socket_mutex;        // the run loop and the heartbeat thread share the socket
+  // Why a handshake failed, for the first attach's error; gone once attached
+  // (nothing would read its events any more).
+  std::optional<detail::ConnectionWatch> watch;
+  std::mutex socket_mutex;  // the run loop and the heartbeat thread share the socket
   detail::StopEvent stop;
   detail::EnvelopeCodec codec;
   milliseconds heartbeat{1000}, ack_timeout{0};  // from the proxy's ATTACHED
@@ -74,7 +76,7 @@ struct ReliableConsumer::Impl {
   Impl(const std::string& endpoint, const ReliableConsumerOptions& o)
       : options(o),
         socket(detail::open_socket(zmq::socket_type::dealer, o.socket)),
-        watch(socket, o.socket.security.client.has_value()) {
+        watch(std::in_place, socket, o.socket.security.client.has_value()) {
     detail::attach(socket, connect(endpoint));
   }
 
@@ -106,9 +108,12 @@ struct ReliableConsumer::Impl {
       ++i;
     }
     if (i == ids.size()) return;
-    std::erase_if(held, [&](const Held& h) {
-      return std::find(ids.begin() + static_cast<std::ptrdiff_t>(i), ids.end(), h.id) != ids.end();
-    });
+    // One entry per id: a redelivered copy the heartbeat thread leased meanwhile keeps its own.
+    for (; i < ids.size(); ++i)
+      if (auto h =
+              std::find_if(held.begin(), held.end(), [&](const Held& w) { return w.id == ids[i]; });
+          h != held.end())
+        held.erase(h);
     started_count = 0;
     while (started_count < held.size() && held[started_count].started) ++started_count;
   }
@@ -151,8 +156,9 @@ struct ReliableConsumer::Impl {
     for (;;) {
       const auto left = std::chrono::duration_cast<milliseconds>(until - Clock::now());
       if (wait(std::clamp(left, milliseconds(0), milliseconds(100)))) break;
-      (void)watch.dropped();
-      if (!watch.problem().empty()) throw Error(errc::timeout, attaching + "': " + watch.problem());
+      (void)watch->dropped();
+      if (!watch->problem().empty())
+        throw Error(errc::timeout, attaching + "': " + watch->problem());
       if (left <= milliseconds(0) || stopping())
         throw Error(errc::timeout, attaching + "' (is a proxy's --back there?)");
     }
@@ -163,6 +169,7 @@ struct ReliableConsumer::Impl {
     if (c.command == Command::error) throw Error(errc::bad_argument, "proxy refused: " + c.reason);
     if (c.command != Command::attached) throw Error(errc::malformed, "unexpected reply to attach");
     attached(c);
+    watch.reset();
     last_heard = Clock::now();
     busy.start(
         [this] {

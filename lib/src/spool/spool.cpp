@@ -396,6 +396,12 @@ struct Spool::Impl {
     std::uint64_t size_before;
   };
 
+  // Bytes of the batch being written are in disk_bytes now: not counted twice.
+  void landed(std::uint64_t bytes) {
+    std::lock_guard l(queue_mutex);
+    writing_bytes -= std::min(bytes, writing_bytes);
+  }
+
   void set_size(std::uint32_t number, std::uint64_t size) {
     std::lock_guard l(index_mutex);
     seg_sizes[number] = size;
@@ -422,8 +428,9 @@ struct Spool::Impl {
     auto flush_buffer = [&] {
       if (buffer.empty()) return 0;
       if (const int e = active->append(buffer); e != 0) return e;
-      buffer.clear();
       set_size(active_number, active->size());
+      landed(buffer.size());
+      buffer.clear();
       return 0;
     };
     const bool sync_on_roll = options.durability != Durability::never || force_sync;
