@@ -29,6 +29,10 @@ say() { echo "deb_test: $*"; }
 
 # ---- 1. the package (once: the script runs again in a mount namespace)
 if [ -z "${MQKIT_IN_NS:-}" ]; then
+for tool in file dpkg-shlibdeps; do  # cpack's Depends come from dpkg-shlibdeps, which needs file
+  command -v $tool > /dev/null ||
+    { echo "deb_test: cpack -G DEB needs '$tool': apt-get install -y file dpkg-dev"; exit 1; }
+done
 out=$(mktemp -d /tmp/mqkit-deb-XXXXXX)
 (cd "$build" && cpack -G DEB -B "$out" > "$out/cpack.log") || { cat "$out/cpack.log"; exit 1; }
 deb=$(ls "$out"/mqkit_*.deb)
