@@ -79,8 +79,11 @@ if ! [ -x "$lower/usr/bin/apt-get" ]; then
 fi
 root=$out/root
 mkdir -p "$out/upper" "$out/work" "$root"
-mount -t overlay overlay -o "lowerdir=$lower,upperdir=$out/upper,workdir=$out/work" "$root" ||
-  skip "cannot mount an overlay on $lower"
+if ! mount -t overlay overlay -o "lowerdir=$lower,upperdir=$out/upper,workdir=$out/work" "$root" \
+  2> /dev/null; then
+  say "no overlay mount here (a nested chroot?): a copy of the clean root instead"
+  cp -a "$lower/." "$root/" || skip "cannot copy the clean root $lower"
+fi
 for d in proc sys dev dev/pts; do mount --bind "/$d" "$root/$d"; done
 mount -t tmpfs tmpfs "$root/dev/shm"
 mount -t tmpfs tmpfs "$root/tmp"
