@@ -380,7 +380,9 @@ TEST_CASE(
   WARN("delivered to the hog " << delivered << " of " << kRecords << " records; device RSS grew "
                                << grown_kib << " KiB");
   CHECK(delivered * kSize <= 20u * 1024 * 1024);
+#if !defined(__SANITIZE_ADDRESS__)  // its quarantine keeps freed memory resident
   CHECK(grown_kib <= 24u * 1024);
+#endif
 }
 
 TEST_CASE("a consumer name ending in .new keeps its position across a restart",
