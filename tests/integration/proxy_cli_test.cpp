@@ -16,6 +16,7 @@
 #include "cli_support.hpp"
 #include "helpers.hpp"
 #include "mqkit/devices/stats.hpp"
+#include "protocol_peer.hpp"
 #include "reliable/protocol.hpp"
 
 using namespace std::chrono_literals;
@@ -341,11 +342,7 @@ TEST_CASE(
   // tiny socket buffer, so what the proxy sends stays with the proxy. It
   // heartbeats, so the proxy keeps it and its deliveries time out again and again.
   zmq::context_t ctx;
-  zmq::socket_t hog(ctx, zmq::socket_type::dealer);
-  hog.set(zmq::sockopt::linger, 0);
-  hog.set(zmq::sockopt::rcvhwm, 1);
-  hog.set(zmq::sockopt::rcvbuf, 4096);
-  hog.connect(ep.out);
+  zmq::socket_t hog = mqkit::test::slow_reader(ctx, ep.out);
   const auto attach =
       encode_command({.command = Command::attach, .group = "hog", .credit = 0xFFFFFFFFu});
   const auto beat = encode_command({.command = Command::heartbeat});

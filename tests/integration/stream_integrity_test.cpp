@@ -358,11 +358,7 @@ TEST_CASE(
   // It holds one message in its queue and a tiny socket buffer: what the
   // device sends stays with the device.
   zmq::context_t ctx;
-  zmq::socket_t hog(ctx, zmq::socket_type::dealer);
-  hog.set(zmq::sockopt::linger, 0);
-  hog.set(zmq::sockopt::rcvhwm, 1);
-  hog.set(zmq::sockopt::rcvbuf, 4096);
-  hog.connect(stream.endpoints.out);
+  zmq::socket_t hog = mqkit::test::slow_reader(ctx, stream.endpoints.out);
   const auto subscribe =
       encode_command({.command = Command::subscribe, .credit = 0xFFFFFFFFu, .from = "earliest"});
   hog.send(zmq::buffer(subscribe), zmq::send_flags::none);

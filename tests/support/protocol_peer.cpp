@@ -71,4 +71,13 @@ std::vector<ProtocolPeer::Confirmation> ProtocolPeer::publish_in_order(
   return in_order;
 }
 
+zmq::socket_t slow_reader(zmq::context_t& context, const std::string& endpoint) {
+  zmq::socket_t socket(context, zmq::socket_type::dealer);
+  socket.set(zmq::sockopt::linger, 0);
+  socket.set(zmq::sockopt::rcvhwm, 1);
+  socket.set(zmq::sockopt::rcvbuf, 4096);
+  socket.connect(endpoint);
+  return socket;
+}
+
 }  // namespace mqkit::test

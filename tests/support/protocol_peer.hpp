@@ -45,4 +45,9 @@ class ProtocolPeer {
   zmq::socket_t socket_;
 };
 
+// A DEALER connected to `endpoint` that holds one message in its queue and a
+// tiny socket buffer, as a client that never reads: what a device sends it
+// stays with the device.
+zmq::socket_t slow_reader(zmq::context_t& context, const std::string& endpoint);
+
 }  // namespace mqkit::test
