@@ -53,23 +53,56 @@ std::string encode_body(std::uint64_t offset, std::uint64_t time_ms, std::string
   return body;
 }
 
-bool decode_body(std::string_view body, StreamRecord& out) {
-  try {
-    const msgpack::unpack_limit limit(4, 0, body.size(), body.size(), 0, 2);
-    auto handle = msgpack::unpack(body.data(), body.size(), nullptr, nullptr, limit);
-    const auto& o = handle.get();
-    if (o.type != msgpack::type::ARRAY || o.via.array.size < 3) return false;
-    const auto* a = o.via.array.ptr;
-    if (a[0].type != msgpack::type::POSITIVE_INTEGER ||
-        a[1].type != msgpack::type::POSITIVE_INTEGER || a[2].type != msgpack::type::BIN)
-      return false;
-    out.offset = a[0].via.u64;
-    out.time_ms = a[1].via.u64;
-    out.frame.assign(a[2].via.bin.ptr, a[2].via.bin.size);
+// Decodes a record body, [offset, time_ms, frame] (one more field of any
+// scalar type is tolerated for a later version), with msgpack's visitor
+// parser: no zone and no object tree, which recovery and every read would
+// otherwise allocate per record.
+class BodyVisitor : public msgpack::null_visitor {
+ public:
+  explicit BodyVisitor(StreamRecord& out) : out_(out) {}
+
+  bool start_array(std::uint32_t size) {
+    if (depth_++ > 0 || size < 3 || size > 4) return false;
     return true;
-  } catch (const std::exception&) {
-    return false;
   }
+  bool start_map(std::uint32_t) { return false; }
+  bool visit_ext(const char*, std::uint32_t) { return false; }
+  bool start_array_item() { return true; }
+  bool end_array_item() {
+    ++item_;
+    return true;
+  }
+  bool visit_positive_integer(std::uint64_t v) {
+    if (item_ == 0) out_.offset = v;
+    if (item_ == 1) out_.time_ms = v;
+    if (item_ < 2) ++typed_;
+    return item_ != 2;
+  }
+  bool visit_bin(const char* data, std::uint32_t size) {
+    if (item_ != 2) return item_ > 2;
+    out_.frame.assign(data, size);
+    ++typed_;
+    return true;
+  }
+  bool visit_nil() { return item_ > 2; }
+  bool visit_boolean(bool) { return item_ > 2; }
+  bool visit_negative_integer(std::int64_t) { return item_ > 2; }
+  bool visit_float32(float) { return item_ > 2; }
+  bool visit_float64(double) { return item_ > 2; }
+  bool visit_str(const char*, std::uint32_t) { return item_ > 2; }
+
+  bool complete() const { return depth_ == 1 && typed_ == 3; }
+
+ private:
+  StreamRecord& out_;
+  int depth_ = 0;
+  std::uint32_t item_ = 0;
+  int typed_ = 0;  // offset, time and frame each seen with their type
+};
+
+bool decode_body(std::string_view body, StreamRecord& out) {
+  BodyVisitor visitor(out);
+  return msgpack::parse(body.data(), body.size(), visitor) && visitor.complete();
 }
 
 }  // namespace
