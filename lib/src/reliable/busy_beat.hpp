@@ -51,9 +51,11 @@ class BusyBeat {
   // lock is held again when it returns or throws.
   template <typename Handler>
   decltype(auto) while_busy(std::unique_lock<std::mutex>& lock, Handler&& handler) {
+    // No notify: the thread wakes once per interval anyway and then ticks
+    // if a handler is running. Waking it per handler call cost the proxy's
+    // and the stream's readers a futex round per message.
     busy_ = true;
     lock.unlock();
-    wake_.notify_all();
     struct Relock {
       std::unique_lock<std::mutex>& lock;
       bool& busy;
