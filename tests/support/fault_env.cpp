@@ -40,10 +40,11 @@ class FaultFile final : public File {
       if (growth > *env_.free_) {
         const std::uint64_t cut = growth - *env_.free_;
         if (cut >= n) {
-          ++env_.injected_;
+          env_.count("enospc");
           return ENOSPC;
         }
         n -= static_cast<std::size_t>(cut);  // a short write up to the last free byte
+        env_.count("enospc");
       }
     }
     if (const int err = real_->write_at(offset, data, n, wrote); err != 0) return err;
@@ -91,7 +92,7 @@ class FaultFile final : public File {
     auto& t = env_.files_[path_];
     const std::uint64_t growth = size > t.size ? size - t.size : 0;
     if (env_.free_ && growth > *env_.free_) {
-      ++env_.injected_;
+      env_.count("enospc");
       return ENOSPC;
     }
     if (const int err = real_->allocate(size); err != 0) return err;
@@ -163,6 +164,37 @@ std::uint64_t FaultEnv::injected() const {
   return injected_;
 }
 
+std::map<std::string, std::uint64_t> FaultEnv::injected_by_kind() const {
+  std::lock_guard l(mutex_);
+  return by_kind_;
+}
+
+namespace {
+std::string op_name(FaultEnv::Op op) {
+  switch (op) {
+    case FaultEnv::Op::open:
+      return "open";
+    case FaultEnv::Op::read:
+      return "read";
+    case FaultEnv::Op::write:
+      return "write";
+    case FaultEnv::Op::sync:
+      return "sync";
+    case FaultEnv::Op::truncate:
+      return "truncate";
+    case FaultEnv::Op::unlink:
+      return "unlink";
+    case FaultEnv::Op::rename:
+      return "rename";
+    case FaultEnv::Op::sync_dir:
+      return "sync_dir";
+    case FaultEnv::Op::list:
+      return "list";
+  }
+  return "?";
+}
+}  // namespace
+
 FaultEnv::Verdict FaultEnv::decide(Op op, const std::string& path, int& error) {
   ++calls_[op];
   if (dead_) {
@@ -174,15 +206,17 @@ FaultEnv::Verdict FaultEnv::decide(Op op, const std::string& path, int& error) {
     if (f.op != op || path.find(f.path_part) == std::string::npos) continue;
     const int n = seen_[i]++;
     if (n < f.skip || (f.times >= 0 && n >= f.skip + f.times)) continue;
-    ++injected_;
     error = f.error;
-    return f.short_write && op == Op::write ? Verdict::cut_short : Verdict::fail;
+    const bool cut = f.short_write && op == Op::write;
+    count(cut ? "short_write" : f.error == ENOSPC ? "enospc" : "fault_" + op_name(op));
+    return cut ? Verdict::cut_short : Verdict::fail;
   }
   if (random_ && one_in_ > 0 && (op == Op::read || op == Op::write || op == Op::sync) &&
       (*random_)() % one_in_ == 0) {
-    ++injected_;
     error = EIO;
-    return op == Op::write && (*random_)() % 2 == 0 ? Verdict::cut_short : Verdict::fail;
+    const bool cut = op == Op::write && (*random_)() % 2 == 0;
+    count(cut ? "short_write" : "eio_" + op_name(op));
+    return cut ? Verdict::cut_short : Verdict::fail;
   }
   return Verdict::pass;
 }

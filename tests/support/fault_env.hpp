@@ -64,6 +64,9 @@ class FaultEnv final : public detail::log::Env {
 
   std::uint64_t calls(Op op) const;
   std::uint64_t injected() const;  // faults given so far, of every kind
+  // The same, by kind: eio_read, eio_write, eio_sync, short_write, enospc,
+  // and the other errors of planned faults as fault_<op>.
+  std::map<std::string, std::uint64_t> injected_by_kind() const;
 
   int open(const std::string& path, detail::log::OpenMode mode,
            std::unique_ptr<detail::log::File>& out) override;
@@ -97,6 +100,11 @@ class FaultEnv final : public detail::log::Env {
   std::map<std::string, Tracked> files_;
   std::map<Op, std::uint64_t> calls_;
   std::uint64_t injected_ = 0;
+  std::map<std::string, std::uint64_t> by_kind_;
+  void count(const std::string& kind) {  // under mutex_
+    ++injected_;
+    ++by_kind_[kind];
+  }
 };
 
 }  // namespace mqkit::test

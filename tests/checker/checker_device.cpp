@@ -1,0 +1,166 @@
+// The device under the contract checker, in a process of its own so that
+// the checker can kill it with a real SIGKILL. Its files go through a
+// FaultEnv driven from the seed: slow fdatasyncs, a full disk, EIO and short
+// writes now and then, and (FAULTS=power) a power loss, which drops every
+// byte not yet synced and then kills the process.
+//
+// usage: checker_device proxy|stream DIR SEED none|io|power FRONT BACK
+// Prints "ready FRONT BACK" once bound, then after each fault injected
+// "faults KIND=N ..." (this process's totals), until SIGTERM stops it
+// cleanly (exit 0) or it is killed.
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <mutex>
+#include <random>
+#include <string>
+#include <thread>
+
+#include "fault_env.hpp"
+#include "mqkit/devices/proxy.hpp"
+#include "mqkit/devices/stream.hpp"
+
+namespace {
+
+using namespace std::chrono_literals;
+using mqkit::test::FaultEnv;
+
+std::mutex print_mutex;
+
+void print_line(const std::string& line) {
+  std::lock_guard lock(print_mutex);
+  std::fputs((line + "\n").c_str(), stdout);
+  std::fflush(stdout);
+}
+
+// Turns faults on and off for short spells, from the seed.
+class Chaos {
+ public:
+  Chaos(FaultEnv& env, std::uint32_t seed, bool power) : env_(env), rng_(seed), power_(power) {}
+
+  void run(const std::atomic<bool>& stopping) {
+    while (!stopping.load()) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(pick(20, 120)));
+      switch (pick(0, 9)) {
+        case 0:
+          env_.set_sync_delay(std::chrono::milliseconds(pick(20, 250)));
+          spell(stopping);
+          env_.set_sync_delay(0ms);
+          ++slow_syncs_;
+          break;
+        case 1:
+          env_.set_free_space(pick(0, 64 * 1024));
+          spell(stopping);
+          env_.set_free_space(std::nullopt);
+          break;
+        case 2:
+          env_.randomize(static_cast<std::uint32_t>(rng_()), 40);
+          spell(stopping);
+          env_.clear_faults();
+          break;
+        case 3:
+          if (power_ && pick(0, 5) == 0) power_loss();
+          break;
+        default:
+          break;  // quiet
+      }
+      report();
+    }
+  }
+
+ private:
+  std::uint64_t pick(std::uint64_t low, std::uint64_t high) {
+    return std::uniform_int_distribution<std::uint64_t>(low, high)(rng_);
+  }
+  void spell(const std::atomic<bool>& stopping) {
+    const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(pick(50, 400));
+    while (!stopping.load() && std::chrono::steady_clock::now() < until)
+      std::this_thread::sleep_for(10ms);
+  }
+  void report(bool power_loss = false) {
+    std::string line = "faults slow_sync=" + std::to_string(slow_syncs_);
+    for (const auto& [kind, n] : env_.injected_by_kind())
+      line += " " + kind + "=" + std::to_string(n);
+    if (power_loss) line += " power_loss=1";
+    print_line(line);
+  }
+  [[noreturn]] void power_loss() {
+    env_.power_loss(pick(0, 1) == 1, static_cast<std::uint32_t>(rng_()));
+    report(true);
+    ::raise(SIGKILL);
+    std::abort();
+  }
+
+  FaultEnv& env_;
+  std::mt19937_64 rng_;
+  bool power_;
+  std::uint64_t slow_syncs_ = 0;
+};
+
+std::unique_ptr<mqkit::devices::Device> make_device(const std::string& kind, const std::string& dir,
+                                                    const std::string& front,
+                                                    const std::string& back, FaultEnv* env) {
+  if (kind == "proxy") {
+    mqkit::devices::ProxyOptions o;
+    o.front = front;
+    o.back = back;
+    o.spool_dir = dir + "/spool";
+    o.spool.durability = mqkit::Durability::always;
+    o.spool.segment_size = 64 * 1024;  // compaction runs often
+    o.spool.env = env;
+    o.retry = mqkit::RetryPolicy::parse("fixed:50ms", 6);
+    o.ack_timeout = 3s;
+    o.heartbeat = 250ms;
+    o.groups = {{"g1", {"orders.#"}}, {"g2", {"orders.#"}}};
+    return std::make_unique<mqkit::devices::Proxy>(o);
+  }
+  mqkit::devices::StreamOptions o;
+  o.front = front;
+  o.back = back;
+  o.dir = dir + "/stream";
+  o.partitions = 3;
+  o.log.durability = mqkit::Durability::always;
+  o.log.segment_size = 64 * 1024;
+  o.log.env = env;
+  o.heartbeat = 250ms;
+  return std::make_unique<mqkit::devices::Stream>(o);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc != 7) {
+    std::fprintf(stderr, "usage: checker_device proxy|stream DIR SEED none|io|power FRONT BACK\n");
+    return 2;
+  }
+  const std::string kind = argv[1], dir = argv[2], faults = argv[4];
+  const auto seed = static_cast<std::uint32_t>(std::stoul(argv[3]));
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);  // the threads below inherit it
+
+  FaultEnv env;
+  try {
+    auto device = make_device(kind, dir, argv[5], argv[6], &env);
+    device->start();
+    print_line("ready " + device->in_endpoint() + " " + device->out_endpoint());
+    std::atomic<bool> stopping{false};
+    std::thread chaos;
+    if (faults != "none")
+      chaos = std::thread([&] { Chaos(env, seed, faults == "power").run(stopping); });
+    int signal = 0;
+    sigwait(&stop_signals, &signal);
+    stopping = true;
+    if (chaos.joinable()) chaos.join();
+    env.clear_faults();
+    env.set_free_space(std::nullopt);
+    device->stop();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "checker_device: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}

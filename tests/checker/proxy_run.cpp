@@ -1,0 +1,332 @@
+// The proxy under the checker: two producers publish to two groups (each
+// gets every message); two workers per group ack, NACK-retry, NACK-dead or
+// take their time, and are stopped and started again; the proxy is killed
+// (SIGKILL, or a simulated power loss) at random instants and started again
+// on the same spool. Then everything settles without faults, the DLQ is read
+// from disk, and the history is checked against docs/contract.md.
+#include <algorithm>
+#include <atomic>
+#include <random>
+#include <set>
+#include <thread>
+#include <unordered_map>
+
+#include "device_under_test.hpp"
+#include "mqkit/error.hpp"
+#include "mqkit/reliable_consumer.hpp"
+#include "mqkit/reliable_producer.hpp"
+#include "mqkit/spool.hpp"
+#include "run.hpp"
+
+namespace mqkit::checker {
+namespace {
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+constexpr std::uint32_t kMaxAttempts = 6;  // checker_device's --max-attempts
+const std::vector<std::string> kGroups = {"g1", "g2"};
+
+// What the handlers do with a message, chosen when it is published.
+enum class Kind {
+  ack,       // acked at its first delivery
+  flaky,     // fails its first two deliveries, then acked
+  poison,    // NACK dead at once
+  hopeless,  // fails every delivery: dead-lettered after kMaxAttempts
+};
+
+const char* name(Kind k) {
+  switch (k) {
+    case Kind::ack:
+      return "ack";
+    case Kind::flaky:
+      return "flaky";
+    case Kind::poison:
+      return "poison";
+    case Kind::hopeless:
+      return "hopeless";
+  }
+  return "?";
+}
+
+struct Published {
+  std::string payload;
+  Kind kind = Kind::ack;
+  std::optional<PublishStatus> status;  // the final answer
+};
+
+struct InGroup {
+  std::uint32_t last_attempt = 0;
+  std::uint32_t deliveries = 0;
+  bool handled = false;        // the handler finished it with an ack
+  bool dead_expected = false;  // the handler asked for (or earned) a dead letter
+};
+
+class ProxyModel {
+ public:
+  ProxyModel(History& history, Violations& violations)
+      : history_(history), violations_(violations) {}
+
+  void published(const std::string& id, std::string payload, Kind kind) {
+    std::lock_guard lock(mutex_);
+    messages_[id] = {std::move(payload), kind, std::nullopt};
+    history_.add("publish", id, name(kind));
+  }
+
+  void confirmed(const PublishResult& r) {
+    const std::string id = r.id.to_string();
+    std::lock_guard lock(mutex_);
+    messages_[id].status = r.status;
+    history_.add("confirm", id, to_string(r.status));
+  }
+
+  Outcome deliver(const std::string& group, const Message& m) {
+    const std::string id = m.envelope.id.to_string();
+    const std::uint32_t attempt = m.envelope.attempt;
+    std::lock_guard lock(mutex_);
+    ++delivered_;
+    history_.add("deliver", id, group + " attempt " + std::to_string(attempt));
+    const auto it = messages_.find(id);
+    if (it == messages_.end() || it->second.payload != m.payload()) {
+      violations_.add("nothing is delivered that was not published", id,
+                      it == messages_.end() ? "an id never published"
+                                            : "a payload other than the one published");
+      return Outcome::ack;
+    }
+    InGroup& g = groups_[{id, group}];
+    if (attempt < g.last_attempt)
+      violations_.add("attempt numbers never go down", id,
+                      group + ": attempt " + std::to_string(attempt) + " after " +
+                          std::to_string(g.last_attempt));
+    if (g.handled) ++redelivered_after_ack_;
+    if (g.deliveries > 0) ++redelivered_;
+    g.last_attempt = std::max(g.last_attempt, attempt);
+    ++g.deliveries;
+    const Kind kind = it->second.kind;
+    Outcome outcome = Outcome::ack;
+    if (kind == Kind::flaky && attempt <= 2) outcome = Outcome::retry;
+    if (kind == Kind::poison) outcome = Outcome::dead;
+    if (kind == Kind::hopeless) outcome = Outcome::retry;
+    if (outcome == Outcome::ack) g.handled = true;
+    if (outcome == Outcome::dead || (outcome == Outcome::retry && attempt >= kMaxAttempts))
+      g.dead_expected = true;
+    history_.add(outcome == Outcome::ack    ? "ack"
+                 : outcome == Outcome::dead ? "nack-dead"
+                                            : "nack",
+                 id, group);
+    return outcome;
+  }
+
+  // Every confirmed message is handled or due for the DLQ in every group.
+  std::size_t unsettled() {
+    std::lock_guard lock(mutex_);
+    std::size_t n = 0;
+    for (const auto& [id, p] : messages_) {
+      if (!confirmed(p)) continue;
+      for (const auto& group : kGroups) {
+        const auto it = groups_.find({id, group});
+        if (it == groups_.end() || !(it->second.handled || it->second.dead_expected)) ++n;
+      }
+    }
+    return n;
+  }
+
+  void check(const std::vector<StoredMessage>& dead_letters, Report& report) {
+    std::lock_guard lock(mutex_);
+    std::set<std::pair<std::string, std::string>> in_dlq;
+    for (const auto& d : dead_letters) {
+      const std::string id = d.id.to_string();
+      const std::string group = d.dead_letter ? d.dead_letter->group : "";
+      in_dlq.insert({id, group});
+      history_.add("dlq", id, group + (d.dead_letter ? ": " + d.dead_letter->reason : ""));
+      const auto it = messages_.find(id);
+      if (it == messages_.end()) {
+        violations_.add("nothing is delivered that was not published", id,
+                        "a dead letter of an id never published");
+        continue;
+      }
+      if (!d.dead_letter || d.dead_letter->reason.empty() || d.dead_letter->attempts == 0)
+        violations_.add("every dead letter is kept with its reason and attempts", id,
+                        "dead letter in " + group + " without a reason or attempts");
+      const auto g = groups_.find({id, group});
+      if (g != groups_.end() && g->second.handled)
+        violations_.add(
+            "successful work is not dead-lettered", id,
+            group + ": acked by its handler, yet in the DLQ (" + name(it->second.kind) + ")");
+    }
+    std::uint64_t confirmed_count = 0;
+    for (const auto& [id, p] : messages_) {
+      if (!confirmed(p)) continue;
+      ++confirmed_count;
+      for (const auto& group : kGroups) {
+        const auto g = groups_.find({id, group});
+        const bool handled = g != groups_.end() && g->second.handled;
+        const bool dead = in_dlq.contains({id, group});
+        if (!handled && !dead)
+          violations_.add("a confirmed message is never lost", id,
+                          "confirmed " + std::string(to_string(*p.status)) +
+                              ", never handled nor dead-lettered in " + group);
+        if (g != groups_.end() && g->second.dead_expected && !handled && !dead)
+          violations_.add("every dead letter is kept per (message, group)", id,
+                          group + ": its handler dead-lettered it; not in the DLQ");
+      }
+    }
+    std::uint64_t refused = 0;
+    for (const auto& [id, p] : messages_)
+      if (p.status && !confirmed(p)) ++refused;
+    report.figures["published"] = messages_.size();
+    report.figures["confirmed"] = confirmed_count;
+    report.figures["refused (full, rejected, timeout)"] = refused;
+    report.figures["delivered"] = delivered_;
+    report.figures["redelivered"] = redelivered_;
+    report.figures["redelivered after an ack"] = redelivered_after_ack_;
+    report.figures["dead letters"] = dead_letters.size();
+  }
+
+ private:
+  static bool confirmed(const Published& p) {
+    return p.status == PublishStatus::stored || p.status == PublishStatus::duplicate;
+  }
+
+  History& history_;
+  Violations& violations_;
+  std::mutex mutex_;
+  std::unordered_map<std::string, Published> messages_;
+  std::map<std::pair<std::string, std::string>, InGroup> groups_;
+  std::uint64_t delivered_ = 0, redelivered_ = 0, redelivered_after_ack_ = 0;
+};
+
+// A worker slot: a ReliableConsumer made, run, stopped and made again.
+class Worker {
+ public:
+  Worker(std::string group, std::uint32_t seed, ProxyModel& model, const DeviceUnderTest& device)
+      : group_(std::move(group)), rng_(seed), model_(model), device_(device) {
+    thread_ = std::thread([this] { loop(); });
+  }
+  ~Worker() { finish(); }
+  void restart() {  // detach and attach again (its prefetched messages go back)
+    std::lock_guard lock(mutex_);
+    if (current_) current_->stop();
+  }
+  void finish() {
+    done_ = true;
+    restart();
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  void loop() {
+    while (!done_) {
+      try {
+        ReliableConsumerOptions o;
+        o.group = group_;
+        o.prefetch = static_cast<std::uint32_t>(std::uniform_int_distribution<>(1, 64)(rng_));
+        ReliableConsumer consumer(device_.back(), o, 5s);
+        {
+          std::lock_guard lock(mutex_);
+          current_ = &consumer;
+        }
+        if (!done_)
+          consumer.run([this](const Message& m) {
+            if (std::uniform_int_distribution<>(0, 60)(rng_) == 0)
+              std::this_thread::sleep_for(std::chrono::milliseconds(20 + rng_() % 80));  // slow
+            return model_.deliver(group_, m);
+          });
+        std::lock_guard lock(mutex_);
+        current_ = nullptr;
+      } catch (const Error&) {
+        std::lock_guard lock(mutex_);
+        current_ = nullptr;
+        std::this_thread::sleep_for(100ms);  // the proxy is down: attach again
+      }
+    }
+  }
+
+  std::string group_;
+  std::mt19937_64 rng_;
+  ProxyModel& model_;
+  const DeviceUnderTest& device_;
+  std::atomic<bool> done_{false};
+  std::mutex mutex_;
+  ReliableConsumer* current_ = nullptr;
+  std::thread thread_;
+};
+
+void produce(int number, std::uint32_t seed, ProxyModel& model, const std::string& front,
+             Clock::time_point until, std::atomic<std::uint64_t>& unconfirmed_at_end) {
+  std::mt19937_64 rng(seed);
+  ReliableProducerOptions o;
+  o.window = 32;
+  o.resend_after = 300ms;
+  o.timeout = 90s;
+  ReliableProducer producer(front, o);
+  for (std::uint64_t n = 0; Clock::now() < until; ++n) {
+    const int roll = static_cast<int>(rng() % 100);
+    const Kind kind = roll < 80   ? Kind::ack
+                      : roll < 90 ? Kind::flaky
+                      : roll < 95 ? Kind::poison
+                                  : Kind::hopeless;
+    auto envelope = Envelope::make("orders.created");
+    std::string payload = "p" + std::to_string(number) + "-" + std::to_string(n) + "-" +
+                          std::string(rng() % 200, 'x');
+    model.published(envelope.id.to_string(), payload, kind);
+    producer.send_async(envelope, payload,
+                        [&model](const PublishResult& r) { model.confirmed(r); });
+    std::this_thread::sleep_for(1ms);
+  }
+  unconfirmed_at_end += producer.flush(120s);
+}
+
+}  // namespace
+
+Report run_proxy(const RunConfig& config, History& history) {
+  Report report;
+  Violations violations;
+  ProxyModel model(history, violations);
+  std::mt19937_64 rng(config.seed);
+  DeviceUnderTest device(config.device_binary, "proxy", config.dir, config.seed, history);
+  device.start(config.faults);
+
+  const auto until = Clock::now() + config.duration;
+  std::atomic<std::uint64_t> unconfirmed{0};
+  std::vector<std::thread> producers;
+  for (int p = 0; p < 2; ++p)
+    producers.emplace_back(produce, p, config.seed * 31 + p, std::ref(model), device.front(), until,
+                           std::ref(unconfirmed));
+  std::vector<std::unique_ptr<Worker>> workers;
+  for (std::size_t w = 0; w < 4; ++w)
+    workers.push_back(std::make_unique<Worker>(
+        kGroups[w % 2], static_cast<std::uint32_t>(config.seed * 7 + w), model, device));
+
+  // The chaos: kills at random instants, workers that come and go.
+  while (Clock::now() < until) {
+    const auto life = std::chrono::milliseconds(200 + rng() % 1300);
+    if (device.watch(life)) {
+      if (rng() % 4 == 0) workers[rng() % workers.size()]->restart();
+      device.kill();
+    }
+    device.start(config.faults);
+  }
+  device.kill();  // the last life without faults, to settle
+  device.start("none");
+  for (auto& p : producers) p.join();
+
+  const auto settle_until = Clock::now() + 90s;
+  while (model.unsettled() > 0 && Clock::now() < settle_until) std::this_thread::sleep_for(100ms);
+  std::this_thread::sleep_for(1500ms);  // the last acks and dead letters land
+  workers.clear();
+  if (const int code = device.stop(); code != 0)
+    violations.add("the device stops cleanly", "", "exit status " + std::to_string(code));
+
+  SpoolOptions dlq_options;
+  dlq_options.dead_letters = true;
+  const Spool dlq(config.dir + "/spool.dlq", dlq_options);
+  model.check(dlq.dead_letters(), report);
+  report.figures["unconfirmed at the end"] = unconfirmed.load();
+  report.kills = device.kills();
+  report.faults = device.faults();
+  report.violations = violations.take();
+  return report;
+}
+
+}  // namespace mqkit::checker
