@@ -61,7 +61,7 @@ class Chaos {
           env_.clear_faults();
           break;
         case 3:
-          if (power_ && pick(0, 5) == 0) power_loss();
+          if (power_ && pick(0, 2) == 0) power_loss();
           break;
         default:
           break;  // quiet

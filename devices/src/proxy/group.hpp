@@ -39,6 +39,10 @@ struct ConsumerGroup {
   std::deque<MessageId> ready;
   std::unordered_map<MessageId, Delivery> in_flight;
   std::unordered_map<MessageId, FailureHistory> failures;
+  // Failures whose ATTEMPT record is not durable yet: the message is not
+  // delivered again before it is (a restart would otherwise hand out a lower
+  // attempt number than a worker saw). True: a write of it is under way.
+  std::unordered_map<MessageId, bool> attempt_unrecorded;
   std::size_t retrying = 0;
   std::size_t dying = 0;             // on their way into the dead-letter spool
   std::vector<std::string> workers;  // served round-robin

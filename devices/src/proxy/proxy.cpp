@@ -114,6 +114,13 @@ struct SpoolDone {
 };
 
 // A dead letter's DLQ append finished (on the DLQ's writer thread).
+// An ATTEMPT record written, or not.
+struct AttemptDone {
+  std::uint32_t group;
+  MessageId id;
+  AppendResult result;
+};
+
 struct DeadLetterDone {
   std::uint32_t group;
   MessageId id;
@@ -560,9 +567,12 @@ class ProxyPump final : public detail::Pump {
       std::lock_guard lock(completions_mutex_);
       taken_.swap(completions_);
       dead_taken_.swap(dead_completions_);
+      attempts_taken_.swap(attempt_completions_);
     }
     for (auto& d : dead_taken_) dead_letter_done(d);
     dead_taken_.clear();
+    for (const auto& a : attempts_taken_) attempt_done(a);
+    attempts_taken_.clear();
     for (auto& c : taken_) {
       Publishing& p = *c.publishing;
       const MessageId id = p.id;
@@ -809,6 +819,7 @@ class ProxyPump final : public detail::Pump {
     ++g.acked;
     spool_.ack(id, g.name, nullptr);
     g.failures.erase(id);
+    g.attempt_unrecorded.erase(id);
     release(id);
   }
 
@@ -834,11 +845,38 @@ class ProxyPump final : public detail::Pump {
       dead_letter(index, id, "max attempts", error, /*delivery_failed=*/false);
       return;
     }
-    spool_.record_attempt(id, g.name, h, nullptr);
+    record_attempt(index, id);
     retried_.add();
     ++g.retried;
     ++g.retrying;
     retries_.emplace(Clock::now() + options_.retry.delay(h.attempts, rng_), std::pair{index, id});
+  }
+
+  // Writes the group's failure history of the message; the retry timer
+  // does not hand the message out again until this is durable.
+  void record_attempt(std::uint32_t index, const MessageId& id) {
+    ConsumerGroup& g = *groups_[index];
+    g.attempt_unrecorded[id] = true;
+    spool_.record_attempt(id, g.name, g.failures[id], [this, index, id](AppendResult r) {
+      bool wake;
+      {
+        std::lock_guard lock(completions_mutex_);
+        wake = completions_.empty() && dead_completions_.empty() && attempt_completions_.empty();
+        attempt_completions_.push_back({index, id, r});
+      }
+      if (wake) wakeup_.poke();
+    });
+  }
+
+  void attempt_done(const AttemptDone& d) {
+    if (d.group >= groups_.size() || !groups_[d.group]) return;
+    ConsumerGroup& g = *groups_[d.group];
+    auto it = g.attempt_unrecorded.find(d.id);
+    if (it == g.attempt_unrecorded.end()) return;  // settled meanwhile
+    if (d.result)
+      g.attempt_unrecorded.erase(it);
+    else
+      it->second = false;  // written again when its retry comes due
   }
 
   // Copies the message into the dead-letter spool and, once that is durable,
@@ -848,6 +886,7 @@ class ProxyPump final : public detail::Pump {
     ConsumerGroup& g = *groups_[index];
     FailureHistory h = g.failures[id];
     g.failures.erase(id);
+    g.attempt_unrecorded.erase(id);
     const std::uint64_t now = now_ms();
     if (delivery_failed) ++h.attempts;  // the delivery that was nacked dead
     DeadLetterInfo info{g.name,     reason,
@@ -865,7 +904,7 @@ class ProxyPump final : public detail::Pump {
       bool wake;
       {
         std::lock_guard lock(completions_mutex_);
-        wake = completions_.empty() && dead_completions_.empty();
+        wake = completions_.empty() && dead_completions_.empty() && attempt_completions_.empty();
         dead_completions_.push_back({index, id, h, info, r});
       }
       if (wake) wakeup_.poke();
@@ -942,8 +981,16 @@ class ProxyPump final : public detail::Pump {
       const auto [index, id] = retries_.begin()->second;
       retries_.erase(retries_.begin());
       if (!groups_[index]) continue;
-      --groups_[index]->retrying;
-      groups_[index]->ready.push_front(id);
+      ConsumerGroup& g = *groups_[index];
+      if (auto a = g.attempt_unrecorded.find(id); a != g.attempt_unrecorded.end()) {
+        // Its failure is not on disk yet: wait for it, writing it again if
+        // that failed.
+        if (!a->second) record_attempt(index, id);
+        retries_.emplace(now + options_.retry.delay(1, rng_), std::pair{index, id});
+        continue;
+      }
+      --g.retrying;
+      g.ready.push_front(id);
     }
     if (now >= next_heartbeat_) {
       next_heartbeat_ = now + options_.heartbeat;
@@ -1059,6 +1106,8 @@ class ProxyPump final : public detail::Pump {
   std::mutex completions_mutex_;
   std::vector<SpoolDone> completions_;            // guarded by completions_mutex_
   std::vector<DeadLetterDone> dead_completions_;  // guarded by completions_mutex_
+  std::vector<AttemptDone> attempt_completions_;  // guarded by completions_mutex_
+  std::vector<AttemptDone> attempts_taken_;
   std::vector<SpoolDone> taken_;
   std::vector<DeadLetterDone> dead_taken_;
   Spool spool_, dlq_;
