@@ -44,12 +44,19 @@ class Chaos {
     while (!stopping.load()) {
       std::this_thread::sleep_for(std::chrono::milliseconds(pick(20, 120)));
       switch (pick(0, 9)) {
-        case 0:
-          env_.set_sync_delay(std::chrono::milliseconds(pick(20, 250)));
+        case 0: {
+          // Slow syncs, sometimes slower than a producer's re-send and with
+          // failing writes and syncs in the same spell: re-sends then meet
+          // stores still in progress that go on to fail.
+          env_.set_sync_delay(std::chrono::milliseconds(pick(20, 800)));
+          const bool failing = pick(0, 1) == 1;
+          if (failing) env_.randomize(static_cast<std::uint32_t>(rng_()), 8);
           spell(stopping);
+          if (failing) env_.clear_faults();
           env_.set_sync_delay(0ms);
           ++slow_syncs_;
           break;
+        }
         case 1:
           env_.set_free_space(pick(0, 64 * 1024));
           spell(stopping);

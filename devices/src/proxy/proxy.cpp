@@ -895,6 +895,9 @@ class ProxyPump final : public detail::Pump {
     const auto frame = frame_of(id);
     if (!frame) {  // never an empty dead letter (whose DEAD would settle the original)
       g.failures[id] = h;
+      // The failure that brought it here is counted: on disk too, before
+      // it is handed out again (a restart must not give a lower attempt).
+      record_attempt(index, id);
       keep_unreadable(index, id);
       return;
     }
@@ -929,6 +932,11 @@ class ProxyPump final : public detail::Pump {
     }
     dead_letter_failed_.add();
     g.failures[d.id] = d.history;  // its next failure dead-letters it again
+    // The failed delivery that led here (a NACK dead, or the last attempt)
+    // counts: its ATTEMPT record is written, and the retry timer does not
+    // hand the message out again before it is durable, so that a restart
+    // never delivers it with a lower attempt number than the next one here.
+    record_attempt(d.group, d.id);
     ++g.retrying;
     retries_.emplace(
         Clock::now() + options_.retry.delay(std::max<std::uint32_t>(d.history.attempts, 1), rng_),
