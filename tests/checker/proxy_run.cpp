@@ -6,16 +6,20 @@
 // from disk, and the history is checked against docs/contract.md.
 #include <algorithm>
 #include <atomic>
+#include <cstdio>
 #include <random>
 #include <set>
 #include <thread>
 #include <unordered_map>
+
+#include <zmq_addon.hpp>
 
 #include "device_under_test.hpp"
 #include "mqkit/error.hpp"
 #include "mqkit/reliable_consumer.hpp"
 #include "mqkit/reliable_producer.hpp"
 #include "mqkit/spool.hpp"
+#include "reliable/protocol.hpp"
 #include "run.hpp"
 
 namespace mqkit::checker {
@@ -123,6 +127,32 @@ class ProxyModel {
     return outcome;
   }
 
+  // A worker that took the message and vanished without a word.
+  // Its attempt numbers count as any delivery's (it attached in this life);
+  // a hopeless message's last attempt lost with it is dead-lettered by the
+  // proxy as "max attempts".
+  void vanished_with(const std::string& group, const Message& m) {
+    const std::string id = m.envelope.id.to_string();
+    const std::uint32_t attempt = m.envelope.attempt;
+    std::lock_guard lock(mutex_);
+    ++vanished_with_;
+    history_.add("vanished", id, group + " attempt " + std::to_string(attempt));
+    const auto it = messages_.find(id);
+    if (it == messages_.end()) return;  // deliver() says so when it comes again
+    InGroup& g = groups_[{id, group}];
+    if (attempt < g.last_attempt)
+      violations_.add("attempt numbers never go down", id,
+                      group + ": attempt " + std::to_string(attempt) + " after " +
+                          std::to_string(g.last_attempt) + " (to a worker attached in this life)");
+    g.last_attempt = std::max(g.last_attempt, attempt);
+    if (it->second.kind == Kind::hopeless && attempt >= kMaxAttempts) g.dead_expected = true;
+  }
+
+  std::uint64_t delivered() {
+    std::lock_guard lock(mutex_);
+    return delivered_;
+  }
+
   // Every confirmed message is handled or due for the DLQ in every group.
   std::size_t unsettled() {
     std::lock_guard lock(mutex_);
@@ -160,10 +190,25 @@ class ProxyModel {
             "successful work is not dead-lettered", id,
             group + ": acked by its handler, yet in the DLQ (" + name(it->second.kind) + ")");
     }
-    std::uint64_t confirmed_count = 0;
+    std::map<std::pair<std::string, std::string>, std::string> dlq_reason;
+    for (const auto& d : dead_letters)
+      if (d.dead_letter)
+        dlq_reason[{d.id.to_string(), d.dead_letter->group}] = d.dead_letter->reason;
+    std::uint64_t confirmed_count = 0, unasked = 0;
     for (const auto& [id, p] : messages_) {
       if (!confirmed(p)) continue;
       ++confirmed_count;
+      for (const auto& group : kGroups) {
+        const auto g = groups_.find({id, group});
+        const bool asked = g != groups_.end() && (g->second.handled || g->second.dead_expected);
+        if (asked || !in_dlq.contains({id, group})) continue;
+        if (++unasked <= 1)
+          std::printf(
+              "  note: %s %s (%s) dead-lettered in %s without its handler asking: %s, %u "
+              "deliveries\n",
+              id.c_str(), name(p.kind), to_string(*p.status), group.c_str(),
+              dlq_reason[{id, group}].c_str(), g == groups_.end() ? 0 : g->second.deliveries);
+      }
       for (const auto& group : kGroups) {
         const auto g = groups_.find({id, group});
         const bool handled = g != groups_.end() && g->second.handled;
@@ -188,6 +233,8 @@ class ProxyModel {
     report.figures["redelivered after an ack"] = redelivered_after_ack_;
     report.figures["dead letters"] = dead_letters.size();
     report.figures["copies from an earlier life handled after a restart"] = stale_copies_;
+    report.figures["taken by workers that vanished"] = vanished_with_;
+    report.figures["dead-lettered without its handler asking"] = unasked;
   }
 
  private:
@@ -200,7 +247,8 @@ class ProxyModel {
   std::mutex mutex_;
   std::unordered_map<std::string, Published> messages_;
   std::map<std::pair<std::string, std::string>, InGroup> groups_;
-  std::uint64_t delivered_ = 0, redelivered_ = 0, redelivered_after_ack_ = 0, stale_copies_ = 0;
+  std::uint64_t delivered_ = 0, redelivered_ = 0, redelivered_after_ack_ = 0, stale_copies_ = 0,
+                vanished_with_ = 0;
 };
 
 // A worker slot: a ReliableConsumer made, run, stopped and made again.
@@ -262,6 +310,36 @@ class Worker {
   std::thread thread_;
 };
 
+// A worker that attaches, takes a few deliveries and vanishes (no DETACH,
+// no ack: its socket just closes), as a process that dies would: the proxy
+// must find it lost and deliver those messages again.
+void vanishing_worker(const std::string& back, const std::string& group, std::uint32_t credit,
+                      ProxyModel& model) {
+  using detail::proxy::Command;
+  zmq::context_t context;
+  zmq::socket_t socket(context, zmq::socket_type::dealer);
+  socket.set(zmq::sockopt::linger, 0);
+  socket.connect(back);
+  const auto attach =
+      detail::proxy::encode_command({.command = Command::attach, .group = group, .credit = credit});
+  (void)socket.send(zmq::buffer(attach), zmq::send_flags::none);
+  const auto until = Clock::now() + 300ms;
+  while (Clock::now() < until) {
+    zmq::pollitem_t item{socket.handle(), 0, ZMQ_POLLIN, 0};
+    if (zmq::poll(&item, 1, std::chrono::milliseconds(50)) == 0) continue;
+    std::vector<zmq::message_t> parts;
+    if (!zmq::recv_multipart(socket, std::back_inserter(parts))) continue;
+    detail::proxy::CommandFrame c;
+    if (parts.empty() || !detail::proxy::decode_command(parts[0].to_string_view(), c) ||
+        c.command != Command::deliver)
+      continue;
+    for (std::size_t i = 1; i < parts.size(); ++i) {
+      Message m;
+      if (!decode(parts[i].to_string_view(), m)) model.vanished_with(group, m);
+    }
+  }
+}
+
 void produce(int number, std::uint32_t seed, ProxyModel& model, const std::string& front,
              Clock::time_point until, std::atomic<std::uint64_t>& unconfirmed_at_end) {
   std::mt19937_64 rng(seed);
@@ -311,6 +389,9 @@ Report run_proxy(const RunConfig& config, History& history) {
   // The chaos: kills at random instants, workers that come and go.
   while (Clock::now() < until) {
     const auto life = std::chrono::milliseconds(200 + rng() % 1300);
+    if (rng() % 3 == 0)
+      vanishing_worker(device.back(), kGroups[rng() % 2],
+                       static_cast<std::uint32_t>(1 + rng() % 20), model);
     if (device.watch(life)) {
       if (rng() % 4 == 0) workers[rng() % workers.size()]->restart();
       device.kill();
@@ -324,11 +405,29 @@ Report run_proxy(const RunConfig& config, History& history) {
   }
   device.kill();  // the last life without faults, to settle
   device.start("none");
+  const auto flush_start = Clock::now();
   for (auto& p : producers) p.join();
+  report.figures["producers' final flush ms"] = static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - flush_start).count());
 
-  const auto settle_until = Clock::now() + 90s;
-  while (model.unsettled() > 0 && Clock::now() < settle_until) std::this_thread::sleep_for(100ms);
+  const auto settle_start = Clock::now();
+  const auto settle_until = settle_start + 90s;
+  // Until every confirmed message is handled or due for the DLQ as far as
+  // the handlers know, or nothing was delivered for 5 s (a message whose
+  // last attempt a lost worker took is dead-lettered without a handler
+  // seeing it): the DLQ read from disk then decides.
+  auto last_delivery = Clock::now();
+  for (std::uint64_t seen = model.delivered();
+       model.unsettled() > 0 && Clock::now() < settle_until && Clock::now() - last_delivery < 5s;) {
+    std::this_thread::sleep_for(100ms);
+    if (const auto now_seen = model.delivered(); now_seen != seen) {
+      seen = now_seen;
+      last_delivery = Clock::now();
+    }
+  }
   std::this_thread::sleep_for(1500ms);  // the last acks and dead letters land
+  report.figures["settle ms"] = static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - settle_start).count());
   workers.clear();
   if (const int code = device.stop(); code != 0)
     violations.add("the device stops cleanly", "", "exit status " + std::to_string(code));

@@ -265,11 +265,17 @@ Report run_stream(const RunConfig& config, History& history) {
   }
   device.kill();
   device.start("none");
+  const auto flush_start = Clock::now();
   for (auto& p : producers) p.join();
+  report.figures["producers' final flush ms"] = static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - flush_start).count());
   std::this_thread::sleep_for(3s);  // the named reader catches up
   members.clear();
 
+  const auto read_start = Clock::now();
   const auto log = read_all(device.back(), model);
+  report.figures["final read ms"] = static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - read_start).count());
   if (const int code = device.stop(); code != 0)
     violations.add("the device stops cleanly", "", "exit status " + std::to_string(code));
   model.check(log, report);
