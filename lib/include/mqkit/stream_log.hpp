@@ -63,13 +63,16 @@ class StreamLog {
   // Up to `max_records` records (and about `max_bytes`) from `offset` on, in
   // order and contiguous: it stops before a damaged record (see
   // damaged_from). Empty at the end. Throws Error(bad_argument) for an
-  // offset before the first retained one or past the end; never for damage.
+  // offset before the first retained one or past the end, and Error with
+  // the errno when the disk fails the read (EIO) before any record was read:
+  // try again later. Never for damage.
   std::vector<StreamRecord> read(std::uint64_t offset, std::size_t max_records,
                                  std::size_t max_bytes = 16 * 1024 * 1024) const;
 
   // How many records from `offset` on cannot be read (damaged on disk, or
   // lost to corruption at recovery): a reader skips them and tells its
-  // consumer why (`why`). 0 when the record at `offset` reads fine.
+  // consumer why (`why`). 0 when the record at `offset` reads fine, and
+  // when the disk fails to read it (that is not damage: it is not skipped).
   std::uint64_t damaged_from(std::uint64_t offset, std::string* why = nullptr) const;
 
   // Under `interval`: syncs now if the interval has passed since the first

@@ -293,7 +293,7 @@ struct StreamLog::Impl {
   std::uint64_t first_offset() const { return segments.begin()->first; }
 
   // Reads records [index, last) of `seg` while they check out; stops at the
-  // first damaged one.
+  // first damaged one. Throws Error when the file cannot be read (EIO).
   void read_run(const Segment& seg, std::size_t index, std::size_t last, std::size_t max_bytes,
                 std::size_t& bytes, std::vector<StreamRecord>& out) const {
     // Read no more of the file than `max_bytes` asks for (and at least one
@@ -313,7 +313,12 @@ struct StreamLog::Impl {
         break;
       }
     std::string data(to - from, '\0');
-    if (read_exact(seg.file->file(), from, data.data(), data.size()) != 0) return;
+    // A failed read is the disk's answer for now, not damage: the caller
+    // tries again later, and no reader is told to step over the record.
+    if (const int err = read_exact(seg.file->file(), from, data.data(), data.size()); err != 0)
+      throw Error(std::error_code(err, std::system_category()),
+                  "cannot read offset " + std::to_string(seg.base + index) + " of " + dir + ": " +
+                      std::strerror(err));
     const std::string_view view(data);
     for (std::size_t i = index; i < end && bytes < max_bytes; ++i) {
       const std::uint64_t at = seg.positions[i] - from;
@@ -374,7 +379,12 @@ std::vector<StreamRecord> StreamLog::read(std::uint64_t offset, std::size_t max_
     const std::size_t last =
         std::min<std::size_t>(seg->positions.size(), index + (max_records - out.size()));
     const std::size_t before = out.size();
-    impl_->read_run(*seg, index, last, max_bytes, bytes, out);
+    try {
+      impl_->read_run(*seg, index, last, max_bytes, bytes, out);
+    } catch (const Error&) {
+      if (out.empty()) throw;
+      break;  // what was read before it goes now; the failing read comes next time
+    }
     offset += out.size() - before;
     if (offset != seg->base + last) break;  // a damaged record, or max_bytes
   }
@@ -390,7 +400,11 @@ std::uint64_t StreamLog::damaged_from(std::uint64_t offset, std::string* why) co
     if (!bad) {
       std::vector<StreamRecord> one;
       std::size_t bytes = 0;
-      impl_->read_run(*seg, at - seg->base, at - seg->base + 1, SIZE_MAX, bytes, one);
+      try {
+        impl_->read_run(*seg, at - seg->base, at - seg->base + 1, SIZE_MAX, bytes, one);
+      } catch (const Error&) {
+        break;  // unreadable for now is not damaged: never skipped for it
+      }
       bad = one.empty();
     }
     if (!bad) break;
