@@ -180,6 +180,32 @@ TEST_CASE("a nacked message comes back with attempt+1 and dies after max attempt
   CHECK(dead[0].dead_letter->group == "billing");
 }
 
+// A retry waits for its ATTEMPT record; with a retry delay of 0 the pump
+// once re-armed that wait at "now" for ever, on the thread that had to take
+// the record's completion (found in review): nothing else was served.
+TEST_CASE("a zero retry delay redelivers after the attempt is stored and the proxy keeps serving",
+          "[proxy]") {
+  Fixture f;
+  f.options.retry = mqkit::RetryPolicy::parse("fixed:0", 3);
+  f.options.groups = {{"billing", {"#"}}};
+  f.start();
+  Peer producer(f.front());
+  (void)producer.publish("order.created", {"m1"});
+  auto w = f.worker("billing", 1);
+  auto d = w.receive();
+  REQUIRE(d);
+  w.send({.command = Command::nack,
+          .ids = {d->second[0].id()},
+          .action = NackAction::retry,
+          .reason = "try again"});
+  auto again = w.receive(5s);
+  REQUIRE(again);
+  CHECK(again->second[0].envelope.attempt == 2);
+  const auto confirms = producer.publish("order.created", {"m2"});
+  REQUIRE(confirms.size() == 1);
+  CHECK(confirms[0].status == ConfirmStatus::stored);
+}
+
 TEST_CASE("an unacked delivery is redelivered to another worker after the ack timeout", "[proxy]") {
   Fixture f;
   f.options.groups = {{"g", {"#"}}};
