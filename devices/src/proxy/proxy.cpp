@@ -994,7 +994,11 @@ class ProxyPump final : public detail::Pump {
         // Its failure is not on disk yet: wait for it, writing it again if
         // that failed.
         if (!a->second) record_attempt(index, id);
-        retries_.emplace(now + options_.retry.delay(1, rng_), std::pair{index, id});
+        // Never "now" (a zero retry delay): the record's completion is taken
+        // on this thread, between turns.
+        retries_.emplace(now + std::max<std::chrono::milliseconds>(options_.retry.delay(1, rng_),
+                                                                   std::chrono::milliseconds(10)),
+                         std::pair{index, id});
         continue;
       }
       --g.retrying;
