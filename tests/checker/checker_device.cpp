@@ -9,6 +9,7 @@
 // "faults KIND=N ..." (this process's totals), until SIGTERM stops it
 // cleanly (exit 0) or it is killed.
 #include <signal.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -142,6 +143,9 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "usage: checker_device proxy|stream DIR SEED none|io|power FRONT BACK\n");
     return 2;
   }
+  // Dies with the checker (a ctest timeout, a crash): never left behind.
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (::getppid() == 1) return 1;
   const std::string kind = argv[1], dir = argv[2], faults = argv[4];
   const auto seed = static_cast<std::uint32_t>(std::stoul(argv[3]));
   sigset_t stop_signals;

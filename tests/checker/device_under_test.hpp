@@ -13,6 +13,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "child_process.hpp"
 #include "history.hpp"
@@ -37,8 +38,10 @@ class DeviceUnderTest {
           binary_, kind_, dir_, std::to_string(seed), faults, front_, back_});
       if (const auto line = child_->read_line(std::chrono::seconds(30));
           line && line->starts_with("ready ")) {
-        std::istringstream words(line->substr(6));
-        words >> front_ >> back_;
+        if (lives_ == 0) {  // later lives bind the same: the clients' threads read these
+          std::istringstream words(line->substr(6));
+          words >> front_ >> back_;
+        }
         ++lives_;
         history_.set_incarnation(lives_);
         history_.add("start", {}, "faults " + faults);
@@ -62,9 +65,16 @@ class DeviceUnderTest {
         if (line->starts_with("faults ")) take_faults(line->substr(7));
         continue;
       }
-      if (child_->wait(std::chrono::milliseconds(0))) {
+      if (const auto code = child_->wait(std::chrono::milliseconds(0))) {
         drain();
-        history_.add("died", {}, "a simulated power loss");
+        const bool power_loss = life_.contains("power_loss") && *code == 128 + SIGKILL;
+        if (power_loss) {
+          history_.add("died", {}, "a simulated power loss");
+        } else {  // a crash of the device itself: never expected
+          history_.add("crashed", {}, "exit status " + std::to_string(*code));
+          crashes_.push_back("exit status " + std::to_string(*code) + ": " +
+                             child_->stderr_text().substr(0, 2000));
+        }
         close_life();
         child_.reset();
         return false;
@@ -98,6 +108,8 @@ class DeviceUnderTest {
   const std::string& front() const { return front_; }
   const std::string& back() const { return back_; }
   int kills() const { return kills_; }
+  // Deaths that were not a kill or a simulated power loss, with stderr.
+  const std::vector<std::string>& crashes() const { return crashes_; }
   const std::map<std::string, std::uint64_t>& faults() const { return total_; }
 
  private:
@@ -124,6 +136,7 @@ class DeviceUnderTest {
   std::unique_ptr<test::ChildProcess> child_;
   int lives_ = 0, kills_ = 0;
   std::string last_error_;
+  std::vector<std::string> crashes_;
   std::map<std::string, std::uint64_t> life_, total_;
 };
 

@@ -176,9 +176,11 @@ class ProxyModel {
       in_dlq.insert({id, group});
       history_.add("dlq", id, group + (d.dead_letter ? ": " + d.dead_letter->reason : ""));
       const auto it = messages_.find(id);
-      if (it == messages_.end()) {
+      Message m;
+      if (it == messages_.end() || decode(d.frame, m) || m.payload() != it->second.payload) {
         violations_.add("nothing is delivered that was not published", id,
-                        "a dead letter of an id never published");
+                        it == messages_.end() ? "a dead letter of an id never published"
+                                              : "a dead letter with another payload");
         continue;
       }
       if (!d.dead_letter || d.dead_letter->reason.empty() || d.dead_letter->attempts == 0)
@@ -378,6 +380,15 @@ Report run_proxy(const RunConfig& config, History& history) {
   const auto until = Clock::now() + config.duration;
   std::atomic<std::uint64_t> unconfirmed{0};
   std::vector<std::thread> producers;
+  // Joined however this run ends (they stop by themselves: their time is
+  // up, then a bounded flush), so an exception never meets a joinable thread.
+  struct JoinAll {
+    std::vector<std::thread>& threads;
+    ~JoinAll() {
+      for (auto& t : threads)
+        if (t.joinable()) t.join();
+    }
+  } join_producers{producers};
   for (int p = 0; p < 2; ++p)
     producers.emplace_back(produce, p, config.seed * 31 + p, std::ref(model), device.front(), until,
                            std::ref(unconfirmed));
@@ -406,7 +417,8 @@ Report run_proxy(const RunConfig& config, History& history) {
   device.kill();  // the last life without faults, to settle
   device.start("none");
   const auto flush_start = Clock::now();
-  for (auto& p : producers) p.join();
+  for (auto& p : producers)
+    if (p.joinable()) p.join();
   report.figures["producers' final flush ms"] = static_cast<std::uint64_t>(
       std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - flush_start).count());
 
@@ -437,6 +449,7 @@ Report run_proxy(const RunConfig& config, History& history) {
   const Spool dlq(config.dir + "/spool.dlq", dlq_options);
   model.check(dlq.dead_letters(), report);
   report.figures["unconfirmed at the end"] = unconfirmed.load();
+  for (const auto& crash : device.crashes()) violations.add("the device never crashes", "", crash);
   report.kills = device.kills();
   report.faults = device.faults();
   report.violations = violations.take();

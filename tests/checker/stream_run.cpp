@@ -249,6 +249,15 @@ Report run_stream(const RunConfig& config, History& history) {
   const auto until = Clock::now() + config.duration;
   std::atomic<std::uint64_t> unconfirmed{0};
   std::vector<std::thread> producers;
+  // Joined however this run ends (they stop by themselves: their time is
+  // up, then a bounded flush), so an exception never meets a joinable thread.
+  struct JoinAll {
+    std::vector<std::thread>& threads;
+    ~JoinAll() {
+      for (auto& t : threads)
+        if (t.joinable()) t.join();
+    }
+  } join_producers{producers};
   for (int p = 0; p < 2; ++p)
     producers.emplace_back(produce, p, config.seed * 31 + p, std::ref(model), device.front(), until,
                            std::ref(unconfirmed));
@@ -266,7 +275,8 @@ Report run_stream(const RunConfig& config, History& history) {
   device.kill();
   device.start("none");
   const auto flush_start = Clock::now();
-  for (auto& p : producers) p.join();
+  for (auto& p : producers)
+    if (p.joinable()) p.join();
   report.figures["producers' final flush ms"] = static_cast<std::uint64_t>(
       std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - flush_start).count());
   std::this_thread::sleep_for(3s);  // the named reader catches up
@@ -280,6 +290,7 @@ Report run_stream(const RunConfig& config, History& history) {
     violations.add("the device stops cleanly", "", "exit status " + std::to_string(code));
   model.check(log, report);
   report.figures["unconfirmed at the end"] = unconfirmed.load();
+  for (const auto& crash : device.crashes()) violations.add("the device never crashes", "", crash);
   report.kills = device.kills();
   report.faults = device.faults();
   report.violations = violations.take();
