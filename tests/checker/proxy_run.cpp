@@ -14,6 +14,7 @@
 
 #include <zmq_addon.hpp>
 
+#include "client_slot.hpp"
 #include "device_under_test.hpp"
 #include "mqkit/error.hpp"
 #include "mqkit/reliable_consumer.hpp"
@@ -21,6 +22,7 @@
 #include "mqkit/spool.hpp"
 #include "reliable/protocol.hpp"
 #include "run.hpp"
+#include "run_support.hpp"
 
 namespace mqkit::checker {
 namespace {
@@ -102,15 +104,9 @@ class ProxyModel {
       return Outcome::ack;
     }
     InGroup& g = groups_[{id, group}];
-    const bool fresh = consumer_life == history_.incarnation();
-    if (attempt < g.last_attempt && !fresh) ++stale_copies_;
-    if (attempt < g.last_attempt && fresh)
-      violations_.add("attempt numbers never go down", id,
-                      group + ": attempt " + std::to_string(attempt) + " after " +
-                          std::to_string(g.last_attempt));
+    see_attempt(g, id, group, attempt, consumer_life == history_.incarnation());
     if (g.handled) ++redelivered_after_ack_;
     if (g.deliveries > 0) ++redelivered_;
-    g.last_attempt = std::max(g.last_attempt, attempt);
     ++g.deliveries;
     const Kind kind = it->second.kind;
     Outcome outcome = Outcome::ack;
@@ -140,11 +136,7 @@ class ProxyModel {
     const auto it = messages_.find(id);
     if (it == messages_.end()) return;  // deliver() says so when it comes again
     InGroup& g = groups_[{id, group}];
-    if (attempt < g.last_attempt)
-      violations_.add("attempt numbers never go down", id,
-                      group + ": attempt " + std::to_string(attempt) + " after " +
-                          std::to_string(g.last_attempt) + " (to a worker attached in this life)");
-    g.last_attempt = std::max(g.last_attempt, attempt);
+    see_attempt(g, id, group, attempt, /*fresh=*/true);
     if (it->second.kind == Kind::hopeless && attempt >= kMaxAttempts) g.dead_expected = true;
   }
 
@@ -240,6 +232,19 @@ class ProxyModel {
   }
 
  private:
+  // A delivery's attempt number (under mutex_). `fresh`: handed to a
+  // consumer made in this device life, so it cannot be a copy an earlier
+  // life sent.
+  void see_attempt(InGroup& g, const std::string& id, const std::string& group,
+                   std::uint32_t attempt, bool fresh) {
+    if (attempt < g.last_attempt && !fresh) ++stale_copies_;
+    if (attempt < g.last_attempt && fresh)
+      violations_.add("attempt numbers never go down", id,
+                      group + ": attempt " + std::to_string(attempt) + " after " +
+                          std::to_string(g.last_attempt));
+    g.last_attempt = std::max(g.last_attempt, attempt);
+  }
+
   static bool confirmed(const Published& p) {
     return p.status == PublishStatus::stored || p.status == PublishStatus::duplicate;
   }
@@ -253,64 +258,33 @@ class ProxyModel {
                 vanished_with_ = 0;
 };
 
-// A worker slot: a ReliableConsumer made, run, stopped and made again.
-class Worker {
- public:
-  Worker(std::string group, std::uint32_t seed, ProxyModel& model, const DeviceUnderTest& device,
-         const History& history)
-      : group_(std::move(group)), rng_(seed), model_(model), device_(device), history_(history) {
-    thread_ = std::thread([this] { loop(); });
-  }
-  ~Worker() { finish(); }
-  void restart() {  // detach and attach again (its prefetched messages go back)
-    std::lock_guard lock(mutex_);
-    if (current_) current_->stop();
-  }
-  void finish() {
-    done_ = true;
-    restart();
-    if (thread_.joinable()) thread_.join();
-  }
-
- private:
-  void loop() {
-    while (!done_) {
-      try {
+// A worker of `group`: a ReliableConsumer with a random prefetch, made
+// again after each stop; sometimes slow.
+std::unique_ptr<ClientSlot<ReliableConsumer>> worker(std::string group, std::uint32_t seed,
+                                                     ProxyModel& model,
+                                                     const DeviceUnderTest& device,
+                                                     const History& history) {
+  struct State {
+    std::mt19937_64 rng;
+    int life = 0;  // the device's life when the consumer was made
+  };
+  auto state = std::make_shared<State>(State{std::mt19937_64(seed), 0});
+  return std::make_unique<ClientSlot<ReliableConsumer>>(
+      [state, group, &device, &history] {
         ReliableConsumerOptions o;
-        o.group = group_;
-        o.prefetch = static_cast<std::uint32_t>(std::uniform_int_distribution<>(1, 64)(rng_));
-        const int life = history_.incarnation();
-        ReliableConsumer consumer(device_.back(), o, 5s);
-        {
-          std::lock_guard lock(mutex_);
-          current_ = &consumer;
-        }
-        if (!done_)
-          consumer.run([this, life](const Message& m) {
-            if (std::uniform_int_distribution<>(0, 60)(rng_) == 0)
-              std::this_thread::sleep_for(std::chrono::milliseconds(20 + rng_() % 80));  // slow
-            return model_.deliver(group_, m, life);
-          });
-        std::lock_guard lock(mutex_);
-        current_ = nullptr;
-      } catch (const Error&) {
-        std::lock_guard lock(mutex_);
-        current_ = nullptr;
-        std::this_thread::sleep_for(100ms);  // the proxy is down: attach again
-      }
-    }
-  }
-
-  std::string group_;
-  std::mt19937_64 rng_;
-  ProxyModel& model_;
-  const DeviceUnderTest& device_;
-  const History& history_;
-  std::atomic<bool> done_{false};
-  std::mutex mutex_;
-  ReliableConsumer* current_ = nullptr;
-  std::thread thread_;
-};
+        o.group = group;
+        o.prefetch = static_cast<std::uint32_t>(std::uniform_int_distribution<>(1, 64)(state->rng));
+        state->life = history.incarnation();
+        return std::make_unique<ReliableConsumer>(device.back(), o, 5s);
+      },
+      [state, group, &model](ReliableConsumer& consumer) {
+        consumer.run([&](const Message& m) {
+          if (std::uniform_int_distribution<>(0, 60)(state->rng) == 0)
+            std::this_thread::sleep_for(std::chrono::milliseconds(20 + state->rng() % 80));  // slow
+          return model.deliver(group, m, state->life);
+        });
+      });
+}
 
 // A worker that attaches, takes a few deliveries and vanishes (no DETACH,
 // no ack: its socket just closes), as a process that dies would: the proxy
@@ -380,22 +354,14 @@ Report run_proxy(const RunConfig& config, History& history) {
   const auto until = Clock::now() + config.duration;
   std::atomic<std::uint64_t> unconfirmed{0};
   std::vector<std::thread> producers;
-  // Joined however this run ends (they stop by themselves: their time is
-  // up, then a bounded flush), so an exception never meets a joinable thread.
-  struct JoinAll {
-    std::vector<std::thread>& threads;
-    ~JoinAll() {
-      for (auto& t : threads)
-        if (t.joinable()) t.join();
-    }
-  } join_producers{producers};
+  JoinAll join_producers{producers};
   for (int p = 0; p < 2; ++p)
     producers.emplace_back(produce, p, config.seed * 31 + p, std::ref(model), device.front(), until,
                            std::ref(unconfirmed));
-  std::vector<std::unique_ptr<Worker>> workers;
+  std::vector<std::unique_ptr<ClientSlot<ReliableConsumer>>> workers;
   for (std::size_t w = 0; w < 4; ++w)
-    workers.push_back(std::make_unique<Worker>(
-        kGroups[w % 2], static_cast<std::uint32_t>(config.seed * 7 + w), model, device, history));
+    workers.push_back(worker(kGroups[w % 2], static_cast<std::uint32_t>(config.seed * 7 + w), model,
+                             device, history));
 
   // The chaos: kills at random instants, workers that come and go.
   while (Clock::now() < until) {
@@ -417,10 +383,8 @@ Report run_proxy(const RunConfig& config, History& history) {
   device.kill();  // the last life without faults, to settle
   device.start("none");
   const auto flush_start = Clock::now();
-  for (auto& p : producers)
-    if (p.joinable()) p.join();
-  report.figures["producers' final flush ms"] = static_cast<std::uint64_t>(
-      std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - flush_start).count());
+  join_producers.join();
+  report.figures["producers' final flush ms"] = ms_since(flush_start);
 
   const auto settle_start = Clock::now();
   const auto settle_until = settle_start + 90s;
@@ -438,21 +402,15 @@ Report run_proxy(const RunConfig& config, History& history) {
     }
   }
   std::this_thread::sleep_for(1500ms);  // the last acks and dead letters land
-  report.figures["settle ms"] = static_cast<std::uint64_t>(
-      std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - settle_start).count());
+  report.figures["settle ms"] = ms_since(settle_start);
   workers.clear();
-  if (const int code = device.stop(); code != 0)
-    violations.add("the device stops cleanly", "", "exit status " + std::to_string(code));
+  stop_device(device, violations);
 
   SpoolOptions dlq_options;
   dlq_options.dead_letters = true;
   const Spool dlq(config.dir + "/spool.dlq", dlq_options);
   model.check(dlq.dead_letters(), report);
-  report.figures["unconfirmed at the end"] = unconfirmed.load();
-  for (const auto& crash : device.crashes()) violations.add("the device never crashes", "", crash);
-  report.kills = device.kills();
-  report.faults = device.faults();
-  report.violations = violations.take();
+  close_report(device, violations, unconfirmed.load(), report);
   return report;
 }
 

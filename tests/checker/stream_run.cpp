@@ -11,11 +11,13 @@
 #include <thread>
 #include <unordered_map>
 
+#include "client_slot.hpp"
 #include "device_under_test.hpp"
 #include "mqkit/error.hpp"
 #include "mqkit/reliable_producer.hpp"
 #include "mqkit/stream_consumer.hpp"
 #include "run.hpp"
+#include "run_support.hpp"
 
 namespace mqkit::checker {
 namespace {
@@ -137,53 +139,20 @@ class StreamModel {
   std::map<std::uint32_t, std::set<std::uint64_t>> named_;
 };
 
-// A member of the named reader "checker", made, run, stopped and made again.
-class Member {
- public:
-  Member(StreamModel& model, const DeviceUnderTest& device) : model_(model), device_(device) {
-    thread_ = std::thread([this] { loop(); });
-  }
-  ~Member() { finish(); }
-  void restart() {
-    std::lock_guard lock(mutex_);
-    if (current_) current_->stop();
-  }
-  void finish() {
-    done_ = true;
-    restart();
-    if (thread_.joinable()) thread_.join();
-  }
-
- private:
-  void loop() {
-    while (!done_) {
-      try {
+// A member of the named reader "checker", made again after each stop.
+std::unique_ptr<ClientSlot<StreamConsumer>> member(StreamModel& model,
+                                                   const DeviceUnderTest& device) {
+  return std::make_unique<ClientSlot<StreamConsumer>>(
+      [&device] {
         StreamConsumerOptions o;
         o.name = "checker";
         o.window = 50;
-        StreamConsumer consumer(device_.back(), o, 5s);
-        {
-          std::lock_guard lock(mutex_);
-          current_ = &consumer;
-        }
-        if (!done_) consumer.run([this](const StreamEntry& e) { model_.read(e, "named"); });
-        std::lock_guard lock(mutex_);
-        current_ = nullptr;
-      } catch (const Error&) {
-        std::lock_guard lock(mutex_);
-        current_ = nullptr;
-        std::this_thread::sleep_for(100ms);
-      }
-    }
-  }
-
-  StreamModel& model_;
-  const DeviceUnderTest& device_;
-  std::atomic<bool> done_{false};
-  std::mutex mutex_;
-  StreamConsumer* current_ = nullptr;
-  std::thread thread_;
-};
+        return std::make_unique<StreamConsumer>(device.back(), o, 5s);
+      },
+      [&model](StreamConsumer& consumer) {
+        consumer.run([&](const StreamEntry& e) { model.read(e, "named"); });
+      });
+}
 
 void produce(int number, std::uint32_t seed, StreamModel& model, const std::string& front,
              Clock::time_point until, std::atomic<std::uint64_t>& unconfirmed_at_end) {
@@ -249,20 +218,12 @@ Report run_stream(const RunConfig& config, History& history) {
   const auto until = Clock::now() + config.duration;
   std::atomic<std::uint64_t> unconfirmed{0};
   std::vector<std::thread> producers;
-  // Joined however this run ends (they stop by themselves: their time is
-  // up, then a bounded flush), so an exception never meets a joinable thread.
-  struct JoinAll {
-    std::vector<std::thread>& threads;
-    ~JoinAll() {
-      for (auto& t : threads)
-        if (t.joinable()) t.join();
-    }
-  } join_producers{producers};
+  JoinAll join_producers{producers};
   for (int p = 0; p < 2; ++p)
     producers.emplace_back(produce, p, config.seed * 31 + p, std::ref(model), device.front(), until,
                            std::ref(unconfirmed));
-  std::vector<std::unique_ptr<Member>> members;
-  for (int m = 0; m < 2; ++m) members.push_back(std::make_unique<Member>(model, device));
+  std::vector<std::unique_ptr<ClientSlot<StreamConsumer>>> members;
+  for (int m = 0; m < 2; ++m) members.push_back(member(model, device));
 
   while (Clock::now() < until) {
     const auto life = std::chrono::milliseconds(200 + rng() % 1300);
@@ -275,25 +236,17 @@ Report run_stream(const RunConfig& config, History& history) {
   device.kill();
   device.start("none");
   const auto flush_start = Clock::now();
-  for (auto& p : producers)
-    if (p.joinable()) p.join();
-  report.figures["producers' final flush ms"] = static_cast<std::uint64_t>(
-      std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - flush_start).count());
+  join_producers.join();
+  report.figures["producers' final flush ms"] = ms_since(flush_start);
   std::this_thread::sleep_for(3s);  // the named reader catches up
   members.clear();
 
   const auto read_start = Clock::now();
   const auto log = read_all(device.back(), model);
-  report.figures["final read ms"] = static_cast<std::uint64_t>(
-      std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - read_start).count());
-  if (const int code = device.stop(); code != 0)
-    violations.add("the device stops cleanly", "", "exit status " + std::to_string(code));
+  report.figures["final read ms"] = ms_since(read_start);
+  stop_device(device, violations);
   model.check(log, report);
-  report.figures["unconfirmed at the end"] = unconfirmed.load();
-  for (const auto& crash : device.crashes()) violations.add("the device never crashes", "", crash);
-  report.kills = device.kills();
-  report.faults = device.faults();
-  report.violations = violations.take();
+  close_report(device, violations, unconfirmed.load(), report);
   return report;
 }
 
