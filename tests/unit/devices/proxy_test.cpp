@@ -14,6 +14,7 @@
 #include <set>
 #include <thread>
 
+#include "fault_env.hpp"
 #include "helpers.hpp"
 #include "mqkit/devices/proxy.hpp"
 #include "mqkit/envelope.hpp"
@@ -204,6 +205,41 @@ TEST_CASE("a zero retry delay redelivers after the attempt is stored and the pro
   const auto confirms = producer.publish("order.created", {"m2"});
   REQUIRE(confirms.size() == 1);
   CHECK(confirms[0].status == ConfirmStatus::stored);
+}
+
+// Found by the contract checker: a failure whose ATTEMPT record did not
+// reach the disk was redelivered with attempt 2 at once, and after a
+// restart the same message came with attempt 1.
+TEST_CASE("a failed delivery comes back only once its ATTEMPT record is durable", "[proxy]") {
+  mqkit::test::FaultEnv env;
+  Fixture f;
+  f.options.spool.env = &env;
+  f.options.groups = {{"billing", {"#"}}};
+  f.start();
+  Peer producer(f.front());
+  REQUIRE(producer.publish("order.created", {"m1"})[0].status == ConfirmStatus::stored);
+  {
+    auto w = f.worker("billing", 1);
+    auto d = w.receive();
+    REQUIRE(d);
+    env.inject(
+        {.op = mqkit::test::FaultEnv::Op::write, .error = EIO, .path_part = "spool", .times = -1});
+    w.send({.command = Command::nack,
+            .ids = {d->second[0].id()},
+            .action = NackAction::retry,
+            .reason = "try again"});
+    CHECK_FALSE(w.receive(500ms));  // its failure is not on disk: it waits
+    env.clear_faults();
+    auto again = w.receive(5s);
+    REQUIRE(again);
+    CHECK(again->second[0].envelope.attempt == 2);
+  }
+  f.proxy.reset();
+  f.start();
+  auto w = f.worker("billing", 1);
+  auto after = w.receive(5s);
+  REQUIRE(after);
+  CHECK(after->second[0].envelope.attempt >= 2);  // never lower than a worker saw
 }
 
 TEST_CASE("an unacked delivery is redelivered to another worker after the ack timeout", "[proxy]") {
