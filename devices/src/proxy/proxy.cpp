@@ -310,6 +310,10 @@ class ProxyPump final : public detail::Pump {
   static SpoolOptions dead_letter_options(SpoolOptions o, std::uint64_t max_size) {
     o.dead_letters = true;
     o.max_size = max_size;  // its own limit: a full spool must not stop dead letters
+    // The main spool lets a dead message go once its dead letter is stored:
+    // under interval that must mean synced, or a power loss could take the
+    // dead letter and keep the ack (the message in neither).
+    if (o.durability == Durability::interval) o.durability = Durability::always;
     return o;
   }
 

@@ -508,12 +508,21 @@ struct Spool::Impl {
            type == RecordType::attempt;
   }
 
+  // Under interval, a failed delivery's ATTEMPT record is synced before it
+  // completes: the message goes out again only after that, and a power
+  // loss must not hand a worker a lower attempt number than one it saw.
+  bool must_sync(const std::vector<QueuedRecord>& batch) const {
+    return options.durability == Durability::interval &&
+           std::any_of(batch.begin(), batch.end(),
+                       [](const QueuedRecord& r) { return r.type == RecordType::attempt; });
+  }
+
   void write_batch(std::vector<QueuedRecord>& batch) {
     std::vector<std::pair<RecordType, std::string_view>> records;
     records.reserve(batch.size());
     for (const auto& r : batch) records.emplace_back(r.type, r.body);
     std::vector<Location> where;
-    int err = write_records(records, where, false);
+    int err = write_records(records, where, must_sync(batch));
     if (err == ENOSPC) {
       write_on_full_disk(batch);
       return;
@@ -560,8 +569,9 @@ struct Spool::Impl {
     std::vector<std::pair<RecordType, std::string_view>> records;
     for (const auto& r : settling) records.emplace_back(r.type, r.body);
     std::vector<Location> where;
-    int err = write_records(records, where, false);
-    if (err == ENOSPC && release_reserve()) err = write_records(records, where, false);
+    const bool sync = must_sync(settling);
+    int err = write_records(records, where, sync);
+    if (err == ENOSPC && release_reserve()) err = write_records(records, where, sync);
     if (err == ENOSPC) {
       retry = std::move(settling);
       return;

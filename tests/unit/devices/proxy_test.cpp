@@ -242,6 +242,73 @@ TEST_CASE("a failed delivery comes back only once its ATTEMPT record is durable"
   CHECK(after->second[0].envelope.attempt >= 2);  // never lower than a worker saw
 }
 
+// Found by the contract checker: a NACK dead that the DLQ refused brought
+// the message back, but its failure was not written, so after a restart it
+// came with a lower attempt number than before.
+TEST_CASE("a dead letter the DLQ refuses comes back with its failure counted, also after a restart",
+          "[proxy]") {
+  Fixture f;
+  f.options.groups = {{"billing", {"#"}}};
+  f.options.dlq_max_size = 1;  // the DLQ takes nothing
+  f.start();
+  Peer producer(f.front());
+  REQUIRE(producer.publish("order.created", {"m1"})[0].status == ConfirmStatus::stored);
+  {
+    auto w = f.worker("billing", 1);
+    auto d = w.receive();
+    REQUIRE(d);
+    CHECK(d->second[0].envelope.attempt == 1);
+    w.send({.command = Command::nack,
+            .ids = {d->second[0].id()},
+            .action = NackAction::dead,
+            .reason = "poison"});
+    auto again = w.receive(5s);  // refused by the DLQ: it stays and comes back
+    REQUIRE(again);
+    CHECK(again->second[0].envelope.attempt == 2);
+  }
+  CHECK(f.proxy->stats().get("dead_letter_failed") >= 1);
+  f.proxy.reset();
+  f.start();
+  auto w = f.worker("billing", 1);
+  auto after = w.receive(5s);
+  REQUIRE(after);
+  CHECK(after->second[0].envelope.attempt >= 2);  // never lower than a worker saw
+}
+
+// Under interval the main spool's ack is not synced at once, and neither
+// was the dead letter: a power loss that kept the ack (synced by the next
+// interval) and took the dead letter lost the message. The DLQ syncs.
+TEST_CASE("under fsync interval a dead letter is synced before the message leaves the spool",
+          "[proxy][crash]") {
+  mqkit::test::FaultEnv env;
+  Fixture f;
+  f.options.spool.env = &env;
+  f.options.spool.durability = mqkit::Durability::interval;
+  f.options.spool.sync_interval = 1h;
+  f.options.groups = {{"billing", {"#"}}};
+  f.start();
+  Peer producer(f.front());
+  REQUIRE(producer.publish("order.created", {"m1"})[0].status == ConfirmStatus::stored);
+  {
+    auto w = f.worker("billing", 1);
+    auto d = w.receive();
+    REQUIRE(d);
+    w.send({.command = Command::nack,
+            .ids = {d->second[0].id()},
+            .action = NackAction::dead,
+            .reason = "poison"});
+    REQUIRE(mqkit::test::wait_for([&] { return f.proxy->stats().get("dead") == 1; }));
+  }
+  env.power_loss();
+  f.proxy.reset();
+  mqkit::SpoolOptions dlq_options;
+  dlq_options.dead_letters = true;
+  const mqkit::Spool dlq(f.options.dlq_dir, dlq_options);
+  const auto letters = dlq.dead_letters();
+  REQUIRE(letters.size() == 1);
+  CHECK(letters[0].dead_letter->last_error == "poison");
+}
+
 TEST_CASE("an unacked delivery is redelivered to another worker after the ack timeout", "[proxy]") {
   Fixture f;
   f.options.groups = {{"g", {"#"}}};

@@ -258,6 +258,33 @@ TEST_CASE(
   CHECK(at == appended);
 }
 
+// The proxy hands a failed message out again once its ATTEMPT record
+// completes: under interval that must mean synced, or a power loss gives
+// the next worker a lower attempt number than the last one saw.
+TEST_CASE("under interval durability an ATTEMPT record is synced before it completes",
+          "[spool][crash]") {
+  mqkit::test::TempDir dir;
+  const auto id = MessageId::generate();
+  {
+    FaultEnv env;
+    SpoolOptions options;
+    options.env = &env;
+    options.durability = mqkit::Durability::interval;
+    options.sync_interval = std::chrono::hours(1);
+    Spool spool(dir.path().string(), options);
+    REQUIRE(spool.publish_sync(id, {"g"}, "m"));
+    std::promise<AppendResult> recorded;
+    spool.record_attempt(id, "g", {1, 1000, "boom"},
+                         [&](AppendResult r) { recorded.set_value(r); });
+    REQUIRE(recorded.get_future().get());
+    env.power_loss();
+  }
+  Spool after(dir.path().string(), SpoolOptions{});
+  const auto history = after.history(id, "g");
+  REQUIRE(history);
+  CHECK(history->attempts == 1);
+}
+
 TEST_CASE("a stream under interval durability syncs once per interval, not per append",
           "[log][stream]") {
   mqkit::test::TempDir dir;
