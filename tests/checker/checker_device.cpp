@@ -1,17 +1,20 @@
 // The device under the contract checker, in a process of its own so that
 // the checker can kill it with a real SIGKILL. Its files go through a
 // FaultEnv driven from the seed: slow fdatasyncs, a full disk, EIO and short
-// writes now and then, and (FAULTS=power) a power loss, which drops every
+// writes now and then, and (--faults power) a power loss, which drops every
 // byte not yet synced and then kills the process.
 //
-// usage: checker_device proxy|stream DIR SEED none|io|power FRONT BACK
-// Prints "ready FRONT BACK" once bound, then after each fault injected
-// "faults KIND=N ..." (this process's totals), until SIGTERM stops it
-// cleanly (exit 0) or it is killed.
+// usage: checker_device --kind proxy|stream|bridge --dir DIR --seed N
+//          --faults none|io|power --front EP --back EP [--fsync always|interval=D]
+//          [--groups g1,g2] [--from EP --to EP --group NAME]   (bridge)
+// Prints "ready FRONT BACK STATS" once bound (a bridge: its source, target
+// and stats), then after each fault injected "faults KIND=N ..." (this
+// process's totals), until SIGTERM stops it cleanly (exit 0) or it is killed.
 #include <signal.h>
 #include <sys/prctl.h>
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <atomic>
 #include <cstdio>
 #include <mutex>
@@ -20,6 +23,7 @@
 #include <thread>
 
 #include "fault_env.hpp"
+#include "mqkit/devices/bridge.hpp"
 #include "mqkit/devices/proxy.hpp"
 #include "mqkit/devices/stream.hpp"
 
@@ -107,29 +111,49 @@ class Chaos {
   std::uint64_t slow_syncs_ = 0;
 };
 
-std::unique_ptr<mqkit::devices::Device> make_device(const std::string& kind, const std::string& dir,
-                                                    const std::string& front,
-                                                    const std::string& back, FaultEnv* env) {
-  if (kind == "proxy") {
+struct Settings {
+  std::string kind, dir, faults = "none", front, back, fsync = "always", from, to, group;
+  std::vector<std::string> groups{"g1", "g2"};
+  std::uint32_t seed = 1;
+};
+
+std::unique_ptr<mqkit::devices::Device> make_device(const Settings& s, FaultEnv* env) {
+  const std::string stats = "tcp://127.0.0.1:*";
+  if (s.kind == "bridge") {
+    mqkit::devices::BridgeOptions o;
+    o.source = mqkit::devices::BridgeOptions::Source::proxy;
+    o.from = s.from;
+    o.to = s.to;
+    o.name = s.group;
+    o.topics = {"orders.#"};
+    o.stats = stats;
+    return std::make_unique<mqkit::devices::Bridge>(o);
+  }
+  if (s.kind == "proxy") {
     mqkit::devices::ProxyOptions o;
-    o.front = front;
-    o.back = back;
-    o.spool_dir = dir + "/spool";
-    o.spool.durability = mqkit::Durability::always;
+    o.front = s.front;
+    o.back = s.back;
+    o.stats = stats;  // the admin endpoint: group ls|rm, dlq rm (replay)
+    o.spool_dir = s.dir + "/spool";
+    mqkit::parse_durability(s.fsync, o.spool);
     o.spool.segment_size = 64 * 1024;  // compaction runs often
     o.spool.env = env;
     o.retry = mqkit::RetryPolicy::parse("fixed:50ms", 6);
     o.ack_timeout = 3s;
     o.heartbeat = 250ms;
-    o.groups = {{"g1", {"orders.#"}}, {"g2", {"orders.#"}}};
+    for (const auto& g : s.groups) o.groups[g] = {"orders.#"};
     return std::make_unique<mqkit::devices::Proxy>(o);
   }
   mqkit::devices::StreamOptions o;
-  o.front = front;
-  o.back = back;
-  o.dir = dir + "/stream";
+  o.front = s.front;
+  o.back = s.back;
+  o.stats = stats;
+  o.dir = s.dir + "/stream";
   o.partitions = 3;
-  o.log.durability = mqkit::Durability::always;
+  mqkit::SpoolOptions fsync;  // the same words as the proxy's
+  mqkit::parse_durability(s.fsync, fsync);
+  o.log.durability = fsync.durability;
+  o.log.sync_interval = fsync.sync_interval;
   o.log.segment_size = 64 * 1024;
   o.log.env = env;
   o.heartbeat = 250ms;
@@ -139,15 +163,23 @@ std::unique_ptr<mqkit::devices::Device> make_device(const std::string& kind, con
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 7) {
-    std::fprintf(stderr, "usage: checker_device proxy|stream DIR SEED none|io|power FRONT BACK\n");
-    return 2;
-  }
+  CLI::App app{"A device for the contract checker"};
+  Settings s;
+  app.add_option("--kind", s.kind)->required()->check(CLI::IsMember({"proxy", "stream", "bridge"}));
+  app.add_option("--dir", s.dir);
+  app.add_option("--seed", s.seed);
+  app.add_option("--faults", s.faults)->check(CLI::IsMember({"none", "io", "power"}));
+  app.add_option("--front", s.front);
+  app.add_option("--back", s.back);
+  app.add_option("--fsync", s.fsync);
+  app.add_option("--groups", s.groups)->delimiter(',');
+  app.add_option("--from", s.from);
+  app.add_option("--to", s.to);
+  app.add_option("--group", s.group);
+  CLI11_PARSE(app, argc, argv);
   // Dies with the checker (a ctest timeout, a crash): never left behind.
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (::getppid() == 1) return 1;
-  const std::string kind = argv[1], dir = argv[2], faults = argv[4];
-  const auto seed = static_cast<std::uint32_t>(std::stoul(argv[3]));
   sigset_t stop_signals;
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGTERM);
@@ -155,13 +187,14 @@ int main(int argc, char** argv) {
 
   FaultEnv env;
   try {
-    auto device = make_device(kind, dir, argv[5], argv[6], &env);
+    auto device = make_device(s, &env);
     device->start();
-    print_line("ready " + device->in_endpoint() + " " + device->out_endpoint());
+    print_line("ready " + device->in_endpoint() + " " + device->out_endpoint() + " " +
+               device->stats_endpoint());
     std::atomic<bool> stopping{false};
     std::thread chaos;
-    if (faults != "none")
-      chaos = std::thread([&] { Chaos(env, seed, faults == "power").run(stopping); });
+    if (s.faults != "none")
+      chaos = std::thread([&] { Chaos(env, s.seed, s.faults == "power").run(stopping); });
     int signal = 0;
     sigwait(&stop_signals, &signal);
     stopping = true;

@@ -1,6 +1,7 @@
 // DeviceUnderTest: the checker's child device process (checker_device),
 // started, killed with SIGKILL and started again on the same endpoints and
-// directory, with the faults it injected summed over its lives.
+// directory, with the faults it injected summed over its lives and the
+// instants of its simulated power losses.
 #pragma once
 
 #include <signal.h>
@@ -22,32 +23,44 @@ namespace mqkit::checker {
 
 class DeviceUnderTest {
  public:
+  // `extra`: more of checker_device's options (--fsync, --groups, a
+  // bridge's --from/--to/--group).
   DeviceUnderTest(std::string binary, std::string kind, std::string dir, std::uint32_t seed,
-                  History& history)
+                  History& history, std::vector<std::string> extra = {})
       : binary_(std::move(binary)),
         kind_(std::move(kind)),
         dir_(std::move(dir)),
         seed_(seed),
-        history_(history) {}
+        history_(history),
+        extra_(std::move(extra)) {}
 
   // Starts it (again); endpoints stay those of the first start.
   void start(const std::string& faults) {
-    for (int attempt = 0; attempt < 50; ++attempt) {
+    // Its port may still be taken, or its files locked by the life just
+    // killed or by `mqkit dlq replay` working on the files of a stopped
+    // proxy (up to its --timeout): tried again for up to 30 s.
+    for (const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+         std::chrono::steady_clock::now() < give_up;) {
       const std::uint32_t seed = seed_ * 1000 + static_cast<std::uint32_t>(lives_);
-      child_ = std::make_unique<test::ChildProcess>(std::vector<std::string>{
-          binary_, kind_, dir_, std::to_string(seed), faults, front_, back_});
+      std::vector<std::string> argv{
+          binary_,    "--kind", kind_,     "--dir", dir_,     "--seed", std::to_string(seed),
+          "--faults", faults,   "--front", front_,  "--back", back_};
+      argv.insert(argv.end(), extra_.begin(), extra_.end());
+      child_ = std::make_unique<test::ChildProcess>(argv);
       if (const auto line = child_->read_line(std::chrono::seconds(30));
           line && line->starts_with("ready ")) {
+        std::istringstream words(line->substr(6));
+        std::string front, back;
+        words >> front >> back >> stats_;  // a new stats port each life
         if (lives_ == 0) {  // later lives bind the same: the clients' threads read these
-          std::istringstream words(line->substr(6));
-          words >> front_ >> back_;
+          front_ = front;
+          back_ = back;
         }
         ++lives_;
-        history_.set_incarnation(lives_);
-        history_.add("start", {}, "faults " + faults);
+        if (numbers_lives_) history_.set_incarnation(lives_);
+        history_.add("start", {}, kind_ + ", faults " + faults);
         return;
       }
-      // Its port still taken, or its files still locked by the one killed: again.
       last_error_ = child_->stderr_text();
       child_.reset();
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
@@ -69,7 +82,8 @@ class DeviceUnderTest {
         drain();
         const bool power_loss = life_.contains("power_loss") && *code == 128 + SIGKILL;
         if (power_loss) {
-          history_.add("died", {}, "a simulated power loss");
+          history_.add("died", {}, kind_ + ": a simulated power loss");
+          power_losses_.push_back(std::chrono::steady_clock::now());
         } else {  // a crash of the device itself: never expected
           history_.add("crashed", {}, "exit status " + std::to_string(*code));
           crashes_.push_back("exit status " + std::to_string(*code) + ": " +
@@ -87,7 +101,7 @@ class DeviceUnderTest {
     child_->signal(SIGKILL);
     (void)child_->wait(std::chrono::seconds(10));
     drain();
-    history_.add("kill", {}, "kill -9");
+    history_.add("kill", {}, kind_ + ": kill -9");
     close_life();
     ++kills_;
     child_.reset();
@@ -104,9 +118,16 @@ class DeviceUnderTest {
     return code.value_or(-1);
   }
 
+  // Whether the history's life numbers (#N) are this device's: one device
+  // per run numbers them (the proxy, where a bridge and a stream run too).
+  void number_lives(bool yes) { numbers_lives_ = yes; }
   bool running() const { return child_ != nullptr; }
   const std::string& front() const { return front_; }
   const std::string& back() const { return back_; }
+  const std::string& stats() const { return stats_; }  // this life's
+  const std::vector<std::chrono::steady_clock::time_point>& power_losses() const {
+    return power_losses_;
+  }
   int kills() const { return kills_; }
   // Deaths that were not a kill or a simulated power loss, with stderr.
   const std::vector<std::string>& crashes() const { return crashes_; }
@@ -132,7 +153,10 @@ class DeviceUnderTest {
   std::string binary_, kind_, dir_;
   std::uint32_t seed_;
   History& history_;
-  std::string front_ = "tcp://127.0.0.1:*", back_ = "tcp://127.0.0.1:*";
+  std::vector<std::string> extra_;
+  bool numbers_lives_ = true;
+  std::string front_ = "tcp://127.0.0.1:*", back_ = "tcp://127.0.0.1:*", stats_;
+  std::vector<std::chrono::steady_clock::time_point> power_losses_;
   std::unique_ptr<test::ChildProcess> child_;
   int lives_ = 0, kills_ = 0;
   std::string last_error_;

@@ -1,12 +1,18 @@
 // The proxy under the checker: two producers publish to two groups (each
 // gets every message); two workers per group ack, NACK-retry, NACK-dead or
-// take their time, and are stopped and started again; the proxy is killed
-// (SIGKILL, or a simulated power loss) at random instants and started again
-// on the same spool. Then everything settles without faults, the DLQ is read
-// from disk, and the history is checked against docs/contract.md.
+// take their time, and are stopped and started again; a third group comes
+// and goes (`group rm`); `mqkit dlq replay` runs as a process now and then;
+// the proxy is killed (SIGKILL, or a simulated power loss) at random
+// instants and started again on the same spool. Then everything settles
+// without faults, the DLQ is read from disk, and the history is checked
+// against docs/contract.md.
+#include <signal.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
+#include <filesystem>
+#include <functional>
 #include <random>
 #include <set>
 #include <thread>
@@ -14,8 +20,10 @@
 
 #include <zmq_addon.hpp>
 
+#include "child_process.hpp"
 #include "client_slot.hpp"
 #include "device_under_test.hpp"
+#include "mqkit/devices/stats.hpp"
 #include "mqkit/error.hpp"
 #include "mqkit/reliable_consumer.hpp"
 #include "mqkit/reliable_producer.hpp"
@@ -30,8 +38,10 @@ namespace {
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
-constexpr std::uint32_t kMaxAttempts = 6;  // checker_device's --max-attempts
-const std::vector<std::string> kGroups = {"g1", "g2"};
+constexpr std::uint32_t kMaxAttempts = 6;               // checker_device's --max-attempts
+const std::vector<std::string> kGroups = {"g1", "g2"};  // declared; checked in full
+const std::string kPassingGroup = "g3";  // made by its worker's ATTACH, removed with group rm
+const std::string kReplayOf = "mqkit-replay-of";  // the header `dlq replay` sets
 
 // What the handlers do with a message, chosen when it is published.
 enum class Kind {
@@ -59,6 +69,10 @@ struct Published {
   std::string payload;
   Kind kind = Kind::ack;
   std::optional<PublishStatus> status;  // the final answer
+  Clock::time_point confirmed_at;
+  // A dead letter's copy from `dlq replay`: the message it replaces and the
+  // one group it goes to (the one it died in).
+  std::string copy_of, only_group;
 };
 
 struct InGroup {
@@ -83,6 +97,7 @@ class ProxyModel {
     const std::string id = r.id.to_string();
     std::lock_guard lock(mutex_);
     messages_[id].status = r.status;
+    messages_[id].confirmed_at = Clock::now();
     history_.add("confirm", id, to_string(r.status));
   }
 
@@ -96,13 +111,17 @@ class ProxyModel {
     std::lock_guard lock(mutex_);
     ++delivered_;
     history_.add("deliver", id, group + " attempt " + std::to_string(attempt));
-    const auto it = messages_.find(id);
+    auto it = messages_.find(id);
+    if (it == messages_.end()) it = replayed_copy(id, group, m);
     if (it == messages_.end() || it->second.payload != m.payload()) {
       violations_.add("nothing is delivered that was not published", id,
                       it == messages_.end() ? "an id never published"
                                             : "a payload other than the one published");
       return Outcome::ack;
     }
+    if (!it->second.only_group.empty() && it->second.only_group != group)
+      violations_.add("a replayed dead letter goes back to the group it died in", id,
+                      "a copy for " + it->second.only_group + " delivered to " + group);
     InGroup& g = groups_[{id, group}];
     see_attempt(g, id, group, attempt, consumer_life == history_.incarnation());
     if (g.handled) ++redelivered_after_ack_;
@@ -133,7 +152,8 @@ class ProxyModel {
     std::lock_guard lock(mutex_);
     ++vanished_with_;
     history_.add("vanished", id, group + " attempt " + std::to_string(attempt));
-    const auto it = messages_.find(id);
+    auto it = messages_.find(id);
+    if (it == messages_.end()) it = replayed_copy(id, group, m);
     if (it == messages_.end()) return;  // deliver() says so when it comes again
     InGroup& g = groups_[{id, group}];
     see_attempt(g, id, group, attempt, /*fresh=*/true);
@@ -151,7 +171,7 @@ class ProxyModel {
     std::size_t n = 0;
     for (const auto& [id, p] : messages_) {
       if (!confirmed(p)) continue;
-      for (const auto& group : kGroups) {
+      for (const auto& group : checked_groups(p)) {
         const auto it = groups_.find({id, group});
         if (it == groups_.end() || !(it->second.handled || it->second.dead_expected)) ++n;
       }
@@ -159,12 +179,15 @@ class ProxyModel {
     return n;
   }
 
-  void check(const std::vector<StoredMessage>& dead_letters, Report& report) {
+  // `losses`: the proxy's power losses, and what they may take.
+  void check(const std::vector<StoredMessage>& dead_letters, const LossWindow& window,
+             const std::vector<Clock::time_point>& losses, Report& report) {
     std::lock_guard lock(mutex_);
     std::set<std::pair<std::string, std::string>> in_dlq;
     for (const auto& d : dead_letters) {
       const std::string id = d.id.to_string();
       const std::string group = d.dead_letter ? d.dead_letter->group : "";
+      if (Message m; !messages_.contains(id) && !decode(d.frame, m)) replayed_copy(id, group, m);
       in_dlq.insert({id, group});
       history_.add("dlq", id, group + (d.dead_letter ? ": " + d.dead_letter->reason : ""));
       const auto it = messages_.find(id);
@@ -188,11 +211,21 @@ class ProxyModel {
     for (const auto& d : dead_letters)
       if (d.dead_letter)
         dlq_reason[{d.id.to_string(), d.dead_letter->group}] = d.dead_letter->reason;
-    std::uint64_t confirmed_count = 0, unasked = 0;
+    // Settled in a group: handled, in the DLQ, or replayed as a copy that is
+    // settled there in turn.
+    std::function<bool(const std::string&, const std::string&, int)> settled =
+        [&](const std::string& id, const std::string& group, int depth) {
+          const auto g = groups_.find({id, group});
+          if ((g != groups_.end() && g->second.handled) || in_dlq.contains({id, group}))
+            return true;
+          const auto copy = copies_.find({id, group});
+          return depth < 20 && copy != copies_.end() && settled(copy->second, group, depth + 1);
+        };
+    std::uint64_t confirmed_count = 0, unasked = 0, lost_in_window = 0;
     for (const auto& [id, p] : messages_) {
       if (!confirmed(p)) continue;
       ++confirmed_count;
-      for (const auto& group : kGroups) {
+      for (const auto& group : checked_groups(p)) {
         const auto g = groups_.find({id, group});
         const bool asked = g != groups_.end() && (g->second.handled || g->second.dead_expected);
         if (asked || !in_dlq.contains({id, group})) continue;
@@ -203,10 +236,14 @@ class ProxyModel {
               id.c_str(), name(p.kind), to_string(*p.status), group.c_str(),
               dlq_reason[{id, group}].c_str(), g == groups_.end() ? 0 : g->second.deliveries);
       }
-      for (const auto& group : kGroups) {
+      for (const auto& group : checked_groups(p)) {
         const auto g = groups_.find({id, group});
         const bool handled = g != groups_.end() && g->second.handled;
-        const bool dead = in_dlq.contains({id, group});
+        const bool dead = settled(id, group, 0);
+        if (!handled && !dead && window.may_lose(p.confirmed_at, losses)) {
+          ++lost_in_window;
+          continue;
+        }
         if (!handled && !dead)
           violations_.add("a confirmed message is never lost", id,
                           "confirmed " + std::string(to_string(*p.status)) +
@@ -229,6 +266,29 @@ class ProxyModel {
     report.figures["copies from an earlier life handled after a restart"] = stale_copies_;
     report.figures["taken by workers that vanished"] = vanished_with_;
     report.figures["dead-lettered without its handler asking"] = unasked;
+    report.figures["replayed copies delivered"] = copies_.size();
+    if (window.any())
+      report.figures["confirmed, lost to a power loss within the fsync interval"] = lost_in_window;
+  }
+
+  // `before`/`after`: the dead letters before the last `dlq replay` and at
+  // the end. One that left the DLQ must have had its copy stored (and so
+  // delivered: the run settled), never removed without one.
+  void check_replay(const std::set<std::pair<std::string, std::string>>& before,
+                    const std::vector<StoredMessage>& after, Report& report) {
+    std::lock_guard lock(mutex_);
+    std::set<std::pair<std::string, std::string>> still;
+    for (const auto& d : after)
+      if (d.dead_letter) still.insert({d.id.to_string(), d.dead_letter->group});
+    std::uint64_t replayed = 0;
+    for (const auto& key : before) {
+      if (still.contains(key)) continue;
+      ++replayed;
+      if (!copies_.contains(key))
+        violations_.add("a dead letter leaves the DLQ only once its copy is stored", key.first,
+                        key.second + ": removed by the last replay, its copy never delivered");
+    }
+    report.figures["dead letters the last replay took out"] = replayed;
   }
 
  private:
@@ -245,6 +305,38 @@ class ProxyModel {
     g.last_attempt = std::max(g.last_attempt, attempt);
   }
 
+  // A delivery of an id never published: a copy `dlq replay` made of a dead
+  // letter (under mutex_)? Then it stands for that message in that group.
+  std::unordered_map<std::string, Published>::iterator replayed_copy(const std::string& id,
+                                                                     const std::string& group,
+                                                                     const Message& m) {
+    const auto header = m.envelope.headers.find(kReplayOf);
+    if (header == m.envelope.headers.end()) return messages_.end();
+    const auto original = messages_.find(header->second);
+    if (original == messages_.end()) return messages_.end();
+    if (!groups_.contains({header->second, group}))
+      violations_.add("a replayed dead letter goes back to the group it died in", id,
+                      "a copy of " + header->second + " delivered to " + group +
+                          ", which never had the original");
+    Published copy = original->second;
+    copy.status = PublishStatus::stored;  // delivered, so stored
+    copy.confirmed_at = Clock::now();
+    copy.copy_of = header->second;
+    copy.only_group = group;
+    copies_[{header->second, group}] = id;
+    history_.add("replayed", id, "a copy of " + header->second + " for " + group);
+    history_.add("replayed", header->second, "as " + id + " for " + group);
+    return messages_.emplace(id, std::move(copy)).first;
+  }
+
+  // The groups that must settle the message: both declared groups, or a
+  // copy's own (unless that is the passing group, whose messages go with it).
+  static std::vector<std::string> checked_groups(const Published& p) {
+    if (p.only_group.empty()) return kGroups;
+    if (std::find(kGroups.begin(), kGroups.end(), p.only_group) == kGroups.end()) return {};
+    return {p.only_group};
+  }
+
   static bool confirmed(const Published& p) {
     return p.status == PublishStatus::stored || p.status == PublishStatus::duplicate;
   }
@@ -254,6 +346,7 @@ class ProxyModel {
   std::mutex mutex_;
   std::unordered_map<std::string, Published> messages_;
   std::map<std::pair<std::string, std::string>, InGroup> groups_;
+  std::map<std::pair<std::string, std::string>, std::string> copies_;  // (id, group) -> copy's id
   std::uint64_t delivered_ = 0, redelivered_ = 0, redelivered_after_ack_ = 0, stale_copies_ = 0,
                 vanished_with_ = 0;
 };
@@ -316,6 +409,152 @@ void vanishing_worker(const std::string& back, const std::string& group, std::ui
   }
 }
 
+// The passing group g3: its worker's ATTACH makes it; now and then the
+// worker goes and `group rm` removes it. Rule 9: it stays removed across
+// the proxy's restarts until an ATTACH makes it again.
+class PassingGroup {
+ public:
+  PassingGroup(ProxyModel& model, const DeviceUnderTest& device, History& history,
+               Violations& violations)
+      : model_(model), device_(device), history_(history), violations_(violations) {}
+
+  // After each start of the proxy.
+  void step(std::mt19937_64& rng) {
+    if (removed_) {
+      if (listed()) {
+        violations_.add("a group removed with group rm stays removed", "",
+                        kPassingGroup + " is back after a restart");
+      }
+      ++restarts_while_removed_;
+      if (rng() % 2 == 0) make(rng);
+      return;
+    }
+    if (!worker_) {
+      make(rng);
+      return;
+    }
+    if (rng() % 3 == 0) remove();
+  }
+  // Before the last replay: the group's dead letters then have nowhere to
+  // go (their copies are `unroutable`) and must stay in the DLQ.
+  void remove_now() {
+    if (worker_) remove();
+  }
+  void finish(Report& report) {
+    worker_.reset();
+    report.figures["group rm of the passing group"] = removals_;
+    report.figures["restarts that found it still removed"] = restarts_while_removed_;
+  }
+
+ private:
+  void remove() {
+    worker_.reset();  // it detaches: nothing makes the group again
+    try {
+      (void)devices::admin_request(device_.stats(), {"group", "rm", kPassingGroup}, 5s);
+      removed_ = true;
+      ++removals_;
+      history_.add("group rm", {}, kPassingGroup);
+    } catch (const Error& e) {  // a life that ended meanwhile, a failed write
+      history_.add("group rm", {}, kPassingGroup + " failed: " + e.what());
+    }
+  }
+  bool listed() {
+    try {
+      for (const auto& row : devices::admin_request(device_.stats(), {"group", "ls"}, 5s))
+        for (const auto& [column, value] : row)
+          if (column == "group" && value == kPassingGroup) return true;
+    } catch (const Error&) {  // no answer: this life is already gone
+    }
+    return false;
+  }
+  void make(std::mt19937_64& rng) {
+    worker_ = worker(kPassingGroup, static_cast<std::uint32_t>(rng()), model_, device_, history_);
+    removed_ = false;
+  }
+
+  ProxyModel& model_;
+  const DeviceUnderTest& device_;
+  History& history_;
+  Violations& violations_;
+  std::unique_ptr<ClientSlot<ReliableConsumer>> worker_;
+  bool removed_ = false;
+  std::uint64_t removals_ = 0, restarts_while_removed_ = 0;
+};
+
+// `mqkit dlq replay`, run as a user runs it, on a thread of its own so that
+// the proxy can be killed meanwhile. Bounded: the CLI's own --timeout, then
+// SIGKILL after 30 s.
+class Replays {
+ public:
+  Replays(std::string mqkit, std::string dlq_dir, std::string front, History& history)
+      : mqkit_(std::move(mqkit)),
+        dlq_dir_(std::move(dlq_dir)),
+        front_(std::move(front)),
+        history_(history) {}
+  ~Replays() { wait(); }
+
+  void start() {
+    if (thread_.joinable()) return;  // one at a time
+    thread_ = std::thread([this] { run_once(); });
+  }
+  void wait() {
+    if (thread_.joinable()) thread_.join();
+  }
+  void finish(Report& report) {
+    wait();
+    report.figures["dlq replays run"] = runs_;
+    report.figures["dlq replays that replayed all they chose"] = complete_;
+  }
+
+ private:
+  void run_once() {
+    if (!std::filesystem::is_directory(dlq_dir_)) return;
+    ++runs_;
+    history_.add("replay", {}, "mqkit dlq replay starts");
+    test::ChildProcess cli(
+        {mqkit_, "dlq", "replay", dlq_dir_, "--proxy", front_, "--timeout", "5s"});
+    std::string last_line;
+    std::optional<int> code;
+    for (const auto until = Clock::now() + 30s; !code && Clock::now() < until;) {
+      while (const auto line = cli.read_line(50ms)) last_line = *line;
+      code = cli.wait(0ms);
+    }
+    if (!code) cli.signal(SIGKILL);
+    if (code == 0) {
+      ++complete_;
+      history_.add("replay", {}, "done");
+    } else {
+      history_.add("replay", {},
+                   "ended " + (code ? std::to_string(*code) : "killed") + ": " +
+                       cli.stderr_text().substr(0, 300));
+    }
+  }
+
+  std::string mqkit_, dlq_dir_, front_;
+  History& history_;
+  std::thread thread_;
+  std::uint64_t runs_ = 0, complete_ = 0;
+};
+
+// Pending (ready, in flight, waiting to retry or to die) in the declared
+// groups, as the proxy's `group ls` says; nullopt when it does not answer.
+std::optional<std::uint64_t> pending_in_declared_groups(const DeviceUnderTest& device) {
+  try {
+    std::uint64_t pending = 0;
+    for (const auto& row : devices::admin_request(device.stats(), {"group", "ls"}, 5s)) {
+      bool declared = false;
+      for (const auto& [column, value] : row) {
+        if (column == "group")
+          declared = std::find(kGroups.begin(), kGroups.end(), value) != kGroups.end();
+        if (column == "pending" && declared) pending += std::stoull(value);
+      }
+    }
+    return pending;
+  } catch (const Error&) {
+    return std::nullopt;
+  }
+}
+
 void produce(int number, std::uint32_t seed, ProxyModel& model, const std::string& front,
              Clock::time_point until, std::atomic<std::uint64_t>& unconfirmed_at_end) {
   std::mt19937_64 rng(seed);
@@ -348,7 +587,8 @@ Report run_proxy(const RunConfig& config, History& history) {
   Violations violations;
   ProxyModel model(history, violations);
   std::mt19937_64 rng(config.seed);
-  DeviceUnderTest device(config.device_binary, "proxy", config.dir, config.seed, history);
+  DeviceUnderTest device(config.device_binary, "proxy", config.dir, config.seed, history,
+                         {"--fsync", config.fsync});
   device.start(config.faults);
 
   const auto until = Clock::now() + config.duration;
@@ -362,39 +602,56 @@ Report run_proxy(const RunConfig& config, History& history) {
   for (std::size_t w = 0; w < 4; ++w)
     workers.push_back(worker(kGroups[w % 2], static_cast<std::uint32_t>(config.seed * 7 + w), model,
                              device, history));
+  PassingGroup passing(model, device, history, violations);
+  Replays replays(config.mqkit_binary, config.dir + "/spool.dlq", device.front(), history);
 
-  // The chaos: kills at random instants, workers that come and go.
+  // The chaos: kills at random instants, workers that come and go, a group
+  // removed, dead letters replayed.
   while (Clock::now() < until) {
     const auto life = std::chrono::milliseconds(200 + rng() % 1300);
     if (rng() % 3 == 0)
       vanishing_worker(device.back(), kGroups[rng() % 2],
                        static_cast<std::uint32_t>(1 + rng() % 20), model);
+    if (rng() % 4 == 0) replays.start();
     if (device.watch(life)) {
       if (rng() % 4 == 0) workers[rng() % workers.size()]->restart();
       device.kill();
     }
     device.start(config.faults);
+    passing.step(rng);
     // Half the time every worker starts afresh on the new life (its
     // deliveries then check attempt numbers strictly); otherwise they
     // attach again by themselves.
     if (rng() % 2 == 0)
       for (auto& w : workers) w->restart();
   }
+  replays.wait();
   device.kill();  // the last life without faults, to settle
   device.start("none");
   const auto flush_start = Clock::now();
   join_producers.join();
   report.figures["producers' final flush ms"] = ms_since(flush_start);
+  // The last replay, with the passing group gone: every seed replays what
+  // its dead letters are by now, and the passing group's must stay.
+  passing.remove_now();
+  std::set<std::pair<std::string, std::string>> dead_before_last_replay;
+  if (std::filesystem::is_directory(config.dir + "/spool.dlq"))
+    for (const auto& d : read_spool(config.dir + "/spool.dlq").dead_letters)
+      if (d.dead_letter) dead_before_last_replay.insert({d.id.to_string(), d.dead_letter->group});
+  replays.start();
+  replays.wait();
 
   const auto settle_start = Clock::now();
   const auto settle_until = settle_start + 90s;
-  // Until every confirmed message is handled or due for the DLQ as far as
-  // the handlers know, or nothing was delivered for 5 s (a message whose
-  // last attempt a lost worker took is dead-lettered without a handler
-  // seeing it): the DLQ read from disk then decides.
+  // Until the proxy holds nothing for the declared groups and every
+  // confirmed message is handled or due for the DLQ as far as the handlers
+  // know, or nothing was delivered for 5 s (a message whose last attempt a
+  // lost worker took is dead-lettered without a handler seeing it): the DLQ
+  // read from disk then decides.
   auto last_delivery = Clock::now();
-  for (std::uint64_t seen = model.delivered();
-       model.unsettled() > 0 && Clock::now() < settle_until && Clock::now() - last_delivery < 5s;) {
+  for (std::uint64_t seen = model.delivered(); Clock::now() < settle_until;) {
+    const bool handlers_done = model.unsettled() == 0 || Clock::now() - last_delivery >= 5s;
+    if (handlers_done && pending_in_declared_groups(device) == 0u) break;
     std::this_thread::sleep_for(100ms);
     if (const auto now_seen = model.delivered(); now_seen != seen) {
       seen = now_seen;
@@ -403,14 +660,18 @@ Report run_proxy(const RunConfig& config, History& history) {
   }
   std::this_thread::sleep_for(1500ms);  // the last acks and dead letters land
   report.figures["settle ms"] = ms_since(settle_start);
+  passing.finish(report);
+  replays.finish(report);
   workers.clear();
   stop_device(device, violations);
 
   SpoolOptions dlq_options;
   dlq_options.dead_letters = true;
   const Spool dlq(config.dir + "/spool.dlq", dlq_options);
-  model.check(dlq.dead_letters(), report);
-  close_report(device, violations, unconfirmed.load(), report);
+  const auto dead_letters = dlq.dead_letters();
+  model.check(dead_letters, LossWindow(config.fsync), device.power_losses(), report);
+  model.check_replay(dead_before_last_replay, dead_letters, report);
+  close_report({&device}, violations, unconfirmed.load(), report);
   return report;
 }
 

@@ -18,6 +18,8 @@ struct RunConfig {
   std::uint32_t seed = 1;
   std::chrono::milliseconds duration{10000};  // producing, killing and injecting
   std::string faults = "power";               // none | io | power
+  std::string fsync = "always";               // the devices' --fsync: always | interval=D
+  std::string mqkit_binary;                   // the CLI, for `mqkit dlq replay`
 };
 
 struct Violation {
@@ -52,5 +54,7 @@ class Violations {
 
 Report run_proxy(const RunConfig& config, History& history);
 Report run_stream(const RunConfig& config, History& history);
+// A proxy group bridged into a stream, all three killed and restarted.
+Report run_bridge(const RunConfig& config, History& history);
 
 }  // namespace mqkit::checker

@@ -28,6 +28,16 @@ using Clock = std::chrono::steady_clock;
 struct Appended {
   std::string payload;  // KEY:SEQ:filler
   std::optional<PublishStatus> status;
+  Clock::time_point confirmed_at;
+};
+
+// Two reads of one offset that found different records: judged at the end,
+// once the power losses between them are known.
+struct OffsetReuse {
+  std::uint32_t partition;
+  std::uint64_t offset;
+  std::string before, now;
+  Clock::time_point seen_before, seen_now;
 };
 
 struct Record {
@@ -47,7 +57,9 @@ class StreamModel {
   }
   void confirmed(const PublishResult& r) {
     std::lock_guard lock(mutex_);
-    records_[r.id.to_string()].status = r.status;
+    auto& a = records_[r.id.to_string()];
+    a.status = r.status;
+    a.confirmed_at = Clock::now();
     history_.add("confirm", r.id.to_string(), to_string(r.status));
   }
 
@@ -57,11 +69,12 @@ class StreamModel {
     std::lock_guard lock(mutex_);
     history_.add("read", id,
                  reader + " p" + std::to_string(e.partition) + "@" + std::to_string(e.offset));
-    auto [it, made] = at_offset_.try_emplace({e.partition, e.offset}, id);
-    if (!made && it->second != id)
-      violations_.add("a stream never reuses an offset", id,
-                      "p" + std::to_string(e.partition) + "@" + std::to_string(e.offset) +
-                          " held " + it->second + " before");
+    auto [it, made] = at_offset_.try_emplace({e.partition, e.offset}, id, Clock::now());
+    if (!made && it->second.first != id) {
+      reuses_.push_back(
+          {e.partition, e.offset, it->second.first, id, it->second.second, Clock::now()});
+      it->second = {id, Clock::now()};
+    }
     const auto r = records_.find(id);
     if (r == records_.end() || r->second.payload != e.message.payload())
       violations_.add("nothing is delivered that was not published", id,
@@ -69,9 +82,26 @@ class StreamModel {
     if (reader == "named") named_[e.partition].insert(e.offset);
   }
 
+  // `losses`: the device's power losses, and what they may take.
   void check(const std::map<std::uint32_t, std::vector<std::pair<std::uint64_t, Record>>>& log,
+             const LossWindow& window, const std::vector<Clock::time_point>& losses,
              Report& report) {
     std::lock_guard lock(mutex_);
+    std::uint64_t taken_back = 0;
+    for (const auto& r : reuses_) {
+      // Under interval a reader may have read a record that a power loss
+      // then took (it was within the window): its offset is written again.
+      const bool power_loss_between = std::any_of(losses.begin(), losses.end(), [&](auto p) {
+        return p > r.seen_before && p <= r.seen_now && window.may_lose(r.seen_before, {p});
+      });
+      if (power_loss_between) {
+        ++taken_back;
+        continue;
+      }
+      violations_.add("a stream never reuses an offset", r.now,
+                      "p" + std::to_string(r.partition) + "@" + std::to_string(r.offset) +
+                          " held " + r.before + " before");
+    }
     std::unordered_map<std::string, int> copies;
     std::map<std::string, std::int64_t> last_seq;  // per key, in log order
     std::uint64_t total = 0;
@@ -111,12 +141,16 @@ class StreamModel {
             break;
           }
     }
-    std::uint64_t confirmed = 0, refused = 0;
+    std::uint64_t confirmed = 0, refused = 0, lost_in_window = 0;
     for (const auto& [id, a] : records_) {
       const bool ok = a.status == PublishStatus::stored || a.status == PublishStatus::duplicate;
       if (a.status && !ok) ++refused;
       if (!ok) continue;
       ++confirmed;
+      if (!copies.contains(id) && window.may_lose(a.confirmed_at, losses)) {
+        ++lost_in_window;
+        continue;
+      }
       if (!copies.contains(id))
         violations_.add("a confirmed message is never lost", id,
                         "confirmed " + std::string(to_string(*a.status)) + ", not in the log");
@@ -128,6 +162,10 @@ class StreamModel {
     report.figures["refused (rejected, timeout)"] = refused;
     report.figures["records in the log"] = total;
     report.figures["offsets read by the named reader"] = named;
+    if (window.any()) {
+      report.figures["confirmed, lost to a power loss within the fsync interval"] = lost_in_window;
+      report.figures["offsets read, then taken back by a power loss"] = taken_back;
+    }
   }
 
  private:
@@ -135,7 +173,9 @@ class StreamModel {
   Violations& violations_;
   std::mutex mutex_;
   std::unordered_map<std::string, Appended> records_;
-  std::map<std::pair<std::uint32_t, std::uint64_t>, std::string> at_offset_;
+  std::map<std::pair<std::uint32_t, std::uint64_t>, std::pair<std::string, Clock::time_point>>
+      at_offset_;
+  std::vector<OffsetReuse> reuses_;
   std::map<std::uint32_t, std::set<std::uint64_t>> named_;
 };
 
@@ -178,30 +218,15 @@ void produce(int number, std::uint32_t seed, StreamModel& model, const std::stri
   unconfirmed_at_end += producer.flush(120s);
 }
 
-// Everything in the log, read from the start by a fresh unnamed reader.
+// Everything in the log, as the model saw it read.
 std::map<std::uint32_t, std::vector<std::pair<std::uint64_t, Record>>> read_all(
     const std::string& back, StreamModel& model) {
   std::map<std::uint32_t, std::vector<std::pair<std::uint64_t, Record>>> log;
-  StreamConsumerOptions o;
-  o.from = "earliest";
-  StreamConsumer reader(back, o, 10s);
-  std::atomic<Clock::rep> last{Clock::now().time_since_epoch().count()};
-  std::thread watchdog([&] {
-    const auto give_up = Clock::now() + 60s;
-    while (Clock::now() < give_up) {
-      std::this_thread::sleep_for(100ms);
-      if (Clock::now() - Clock::time_point(Clock::duration(last.load())) > 2s)
-        break;  // nothing new for 2 s: all read
-    }
-    reader.stop();
-  });
-  reader.run([&](const StreamEntry& e) {
-    last = Clock::now().time_since_epoch().count();
+  read_whole_stream(back, [&](const StreamEntry& e) {
     model.read(e, "final");
     log[e.partition].push_back(
         {e.offset, {e.message.envelope.id.to_string(), std::string(e.message.payload())}});
   });
-  watchdog.join();
   return log;
 }
 
@@ -212,7 +237,8 @@ Report run_stream(const RunConfig& config, History& history) {
   Violations violations;
   StreamModel model(history, violations);
   std::mt19937_64 rng(config.seed);
-  DeviceUnderTest device(config.device_binary, "stream", config.dir, config.seed, history);
+  DeviceUnderTest device(config.device_binary, "stream", config.dir, config.seed, history,
+                         {"--fsync", config.fsync});
   device.start(config.faults);
 
   const auto until = Clock::now() + config.duration;
@@ -245,8 +271,8 @@ Report run_stream(const RunConfig& config, History& history) {
   const auto log = read_all(device.back(), model);
   report.figures["final read ms"] = ms_since(read_start);
   stop_device(device, violations);
-  model.check(log, report);
-  close_report(device, violations, unconfirmed.load(), report);
+  model.check(log, LossWindow(config.fsync), device.power_losses(), report);
+  close_report({&device}, violations, unconfirmed.load(), report);
   return report;
 }
 
