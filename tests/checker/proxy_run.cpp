@@ -404,7 +404,9 @@ void vanishing_worker(const std::string& back, const std::string& group, std::ui
       continue;
     for (std::size_t i = 1; i < parts.size(); ++i) {
       Message m;
-      if (!decode(parts[i].to_string_view(), m)) model.vanished_with(group, m);
+      if (decode(parts[i].to_string_view(), m)) continue;
+      if (i - 1 < c.attempts.size()) m.envelope.attempt = c.attempts[i - 1];  // 1.3
+      model.vanished_with(group, m);
     }
   }
 }

@@ -66,6 +66,7 @@ struct WorkerState {
   // queue, unread, until it answers anything (ack, nack, in_progress).
   std::uint64_t unanswered_bytes = 0;
   Clock::time_point last_heard;
+  std::uint32_t minor = 0;  // its protocol's minor version (from ATTACH)
 
   bool full() const noexcept {
     return unacked >= prefetch || unacked_bytes + unanswered_bytes >= kMaxWorkerBytes;
@@ -730,6 +731,7 @@ class ProxyPump final : public detail::Pump {
     }
     it->second.prefetch = std::clamp<std::uint32_t>(cmd.credit, 1, kMaxCredit);
     it->second.last_heard = Clock::now();
+    it->second.minor = cmd.minor;
     CommandFrame reply{.command = Command::attached,
                        .group = cmd.group,
                        .filters = groups_[index]->patterns(),
@@ -1055,8 +1057,10 @@ class ProxyPump final : public detail::Pump {
     const std::uint32_t index = group_index_.at(g.name);
     std::vector<zmq::message_t> frames;
     std::vector<std::uint32_t> sizes;  // the frames are gone once sent
+    CommandFrame command{.command = Command::deliver, .group = g.name};
     frames.reserve(n);
     sizes.reserve(n);
+    command.attempts.reserve(n);
     std::uint64_t bytes = w.unacked_bytes + w.unanswered_bytes;
     for (std::size_t i = 0; i < n && bytes < kMaxWorkerBytes; ++i) {
       const MessageId& id = g.ready[i];
@@ -1077,23 +1081,27 @@ class ProxyPump final : public detail::Pump {
         --i;
         continue;
       }
-      if (attempt > 1 && codec_.decode(*frame, decoded_, options_.socket.limits)) {
-        decoded_.envelope.attempt = attempt;  // the envelope carries the attempt number
+      // DELIVER carries the attempt (1.3). Only a worker older than that
+      // reads it from the envelope: for it alone a retry is re-encoded.
+      if (attempt > 1 && w.minor < kAttemptsInDeliver &&
+          codec_.decode(*frame, decoded_, options_.socket.limits)) {
+        decoded_.envelope.attempt = attempt;
         loaded = encode(decoded_.envelope, decoded_.payload());
         frame = &*loaded;
       }
+      command.attempts.push_back(attempt);
       frames.emplace_back(frame->data(), frame->size());
       bytes += frame->size();
       sizes.push_back(static_cast<std::uint32_t>(frame->size()));
     }
     n = frames.size();        // fewer when some could not be read, or past the byte bound
     if (n == 0) return true;  // none of them could be read
-    const std::string command = encode_command({.command = Command::deliver, .group = g.name});
+    const std::string encoded = encode_command(command);
     try {
       if (!back_.send(zmq::buffer(worker), zmq::send_flags::sndmore | zmq::send_flags::dontwait))
         return false;  // its queue is full for now
       // The rest of an accepted message is always accepted.
-      (void)back_.send(zmq::buffer(command), zmq::send_flags::sndmore);
+      (void)back_.send(zmq::buffer(encoded), zmq::send_flags::sndmore);
       for (std::size_t i = 0; i < frames.size(); ++i)
         (void)back_.send(frames[i],
                          i + 1 < frames.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);

@@ -53,6 +53,14 @@ bool read_ids(const msgpack::object& o, std::vector<MessageId>& out) {
   return true;
 }
 
+bool read_u32s(const msgpack::object& o, std::vector<std::uint32_t>& out) {
+  if (o.type != msgpack::type::ARRAY) return false;
+  out.resize(o.via.array.size);
+  for (std::uint32_t i = 0; i < o.via.array.size; ++i)
+    if (!read_u32(o.via.array.ptr[i], out[i])) return false;
+  return true;
+}
+
 bool read_positions(const msgpack::object& o, std::vector<Position>& out) {
   if (o.type != msgpack::type::ARRAY) return false;
   out.resize(o.via.array.size);
@@ -115,9 +123,11 @@ std::string encode_command(const CommandFrame& c) {
     case Command::credit:
     case Command::ack:
     case Command::error:
-    case Command::deliver:
     case Command::commit:
       args = 1;
+      break;
+    case Command::deliver:
+      args = c.attempts.empty() ? 1 : 2;
       break;
     case Command::in_progress:
       args = c.started ? 2 : 1;  // 1.0 proxies read the ids and skip the rest
@@ -175,6 +185,7 @@ std::string encode_command(const CommandFrame& c) {
       break;
     case Command::deliver:
       pk.pack(c.group);
+      if (!c.attempts.empty()) pk.pack(c.attempts);
       break;
     case Command::ack:
     case Command::in_progress:
@@ -242,6 +253,9 @@ DecodeResult decode_command(std::string_view frame, CommandFrame& out) noexcept 
   if (a[1].type != msgpack::type::POSITIVE_INTEGER || a[1].via.u64 != kProtocolMajor)
     return {errc::unsupported_version,
             "MQKIT-ENVELOPE-VERSION: proxy protocol major version is not 1"};
+  out.minor = a[2].type == msgpack::type::POSITIVE_INTEGER && a[2].via.u64 <= UINT32_MAX
+                  ? static_cast<std::uint32_t>(a[2].via.u64)
+                  : 0;
   if (!read_enum(a[3], kCommandNames, out.command))
     return {errc::malformed, "unknown command name"};
   auto need = [&](std::uint32_t args) { return n >= 4 + args; };
@@ -286,6 +300,8 @@ DecodeResult decode_command(std::string_view frame, CommandFrame& out) noexcept 
         break;
       case Command::deliver:
         ok = need(1) && read_text(a[4], out.group);
+        out.attempts.clear();
+        if (ok && need(2)) ok = read_u32s(a[5], out.attempts);
         break;
       case Command::ack:
         ok = need(1) && read_ids(a[4], out.ids);

@@ -17,8 +17,11 @@
 namespace mqkit::detail::proxy {
 
 inline constexpr std::uint32_t kProtocolMajor = 1;
-inline constexpr std::uint32_t kProtocolMinor = 2;  // 1.1: the stream commands; 1.2: stream id
-inline constexpr std::size_t kMaxBatch = 65536;     // ids or confirms in one command
+// 1.1: the stream commands; 1.2: stream id; 1.3: attempts in DELIVER
+inline constexpr std::uint32_t kProtocolMinor = 3;
+// From this minor on a worker takes each message's attempt from DELIVER.
+inline constexpr std::uint32_t kAttemptsInDeliver = 3;
+inline constexpr std::size_t kMaxBatch = 65536;  // ids or confirms in one command
 
 enum class Command {
   publish,      // producer -> proxy: [target_group | nil], then N message frames
@@ -26,7 +29,7 @@ enum class Command {
   attach,       // worker -> proxy: group, [filter, ...], credit
   attached,     // proxy -> worker: group, [filter, ...], ack_timeout_ms, heartbeat_ms
   credit,       // worker -> proxy: n more messages it can hold
-  deliver,      // proxy -> worker: group, then N message frames (attempt in the envelope)
+  deliver,      // proxy -> worker: group, [attempt, ...] (1.3), then N message frames
   ack,          // worker -> proxy: [id, ...]
   nack,         // worker -> proxy: id, "retry" | "dead", reason
   in_progress,  // worker -> proxy: [id, ...], [started]: restart these deliveries' ack
@@ -78,6 +81,11 @@ struct CommandFrame {
   std::uint64_t offset = 0;                 // records (the first), notice
   std::vector<std::uint64_t> times;         // records: append time of each, ms since the epoch
   std::string stream_id;  // assigned (1.2): which stream this is; a new one after a reset
+  // deliver (1.3): each message's attempt number, in frame order. The stored
+  // frame's envelope keeps the attempt it was published with: a retry is
+  // never re-encoded, and a 1.3 worker sets the attempt from here.
+  std::vector<std::uint32_t> attempts;
+  std::uint32_t minor = kProtocolMinor;  // decoded: the sender's minor version
 };
 
 // The start of an `error` reason that tells a worker to ATTACH again (the

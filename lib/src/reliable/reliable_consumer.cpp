@@ -324,8 +324,11 @@ struct ReliableConsumer::Impl {
           // the ones before them are handled.
           batch.resize(frames.size());
           std::size_t decoded = 0;
-          for (const auto& f : frames)
-            if (codec.decode(view(f), batch[decoded], options.socket.limits)) {
+          for (std::size_t f = 0; f < frames.size(); ++f)
+            if (codec.decode(view(frames[f]), batch[decoded], options.socket.limits)) {
+              // The attempt comes in DELIVER (1.3); the frame keeps the one
+              // it was published with.
+              if (f < c.attempts.size()) batch[decoded].envelope.attempt = c.attempts[f];
               const MessageId id = batch[decoded].id();
               if (!in.leased || in.leased_at_clears != held_clears)
                 held.push_back({id, Clock::now(), false});

@@ -42,6 +42,9 @@ class Peer : public mqkit::test::ProtocolPeer {
     if (!reply) return std::nullopt;
     std::pair<CommandFrame, std::vector<mqkit::Message>> out{std::move(reply->cmd), {}};
     for (const auto& frame : reply->frames) out.second.push_back(mqkit::decode(frame));
+    // A DELIVER carries each message's attempt (1.3), as a worker applies it.
+    for (std::size_t i = 0; i < out.first.attempts.size() && i < out.second.size(); ++i)
+      out.second[i].envelope.attempt = out.first.attempts[i];
     return out;
   }
   // The next `n` delivered messages, whatever DELIVER batches they came in.
@@ -307,6 +310,48 @@ TEST_CASE("under fsync interval a dead letter is synced before the message leave
   const auto letters = dlq.dead_letters();
   REQUIRE(letters.size() == 1);
   CHECK(letters[0].dead_letter->last_error == "poison");
+}
+
+// Protocol 1.3: a retry goes out as the frame that was stored (never
+// decoded and encoded again), its attempt in DELIVER; a worker that
+// attached with 1.2 reads the attempt from the envelope and gets it there.
+TEST_CASE("a retry's attempt travels in DELIVER, and in the envelope only for a 1.2 worker",
+          "[proxy]") {
+  Fixture f;
+  f.options.groups = {{"billing", {"#"}}};
+  f.start();
+  Peer producer(f.front());
+  const std::string frame = mqkit::encode(mqkit::Envelope::make("order.created"), "m1");
+  REQUIRE(producer.publish_frames({frame}, 1)[0].status == ConfirmStatus::stored);
+  auto w = f.worker("billing", 1);
+  auto first = w.ProtocolPeer::receive(5s);
+  REQUIRE(first);
+  CHECK(first->cmd.attempts == std::vector<std::uint32_t>{1});
+  CHECK(first->frames.at(0) == frame);
+  w.send({.command = Command::nack,
+          .ids = {mqkit::decode(frame).id()},
+          .action = NackAction::retry,
+          .reason = "again"});
+  auto second = w.ProtocolPeer::receive(5s);
+  REQUIRE(second);
+  CHECK(second->cmd.attempts == std::vector<std::uint32_t>{2});
+  CHECK(second->frames.at(0) == frame);  // the stored bytes, not re-encoded
+  w.send({.command = Command::detach});
+
+  // The same ATTACH with minor version 2 (the byte after "MQK" and major 1).
+  Peer old_worker(f.back());
+  std::string attach =
+      encode_command({.command = Command::attach, .group = "billing", .credit = 1});
+  REQUIRE(static_cast<unsigned char>(attach[6]) == mqkit::detail::proxy::kProtocolMinor);
+  attach[6] = 2;
+  old_worker.send_raw(attach);
+  auto attached = old_worker.ProtocolPeer::receive(5s);
+  REQUIRE(attached);
+  REQUIRE(attached->cmd.command == Command::attached);
+  auto third = old_worker.ProtocolPeer::receive(5s);
+  REQUIRE(third);
+  REQUIRE(third->cmd.command == Command::deliver);
+  CHECK(mqkit::decode(third->frames.at(0)).envelope.attempt == 2);  // detach cost no attempt
 }
 
 TEST_CASE("an unacked delivery is redelivered to another worker after the ack timeout", "[proxy]") {

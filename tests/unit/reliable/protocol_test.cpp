@@ -70,6 +70,13 @@ TEST_CASE("every proxy command survives encode and decode", "[protocol]") {
     CHECK(out.action == NackAction::dead);
     CHECK(out.reason == "card declined");
   }
+  SECTION("deliver carries each message's attempt (1.3), and a 1.2 deliver has none") {
+    const auto out = round_trip({.command = Command::deliver, .group = "g", .attempts = {1, 3}});
+    CHECK(out.group == "g");
+    CHECK(out.attempts == std::vector<std::uint32_t>{1, 3});
+    CHECK(out.minor == mqkit::detail::proxy::kProtocolMinor);
+    CHECK(round_trip({.command = Command::deliver, .group = "g"}).attempts.empty());
+  }
   SECTION("the argument-less and small ones") {
     CHECK(round_trip({.command = Command::credit, .credit = 7}).credit == 7);
     CHECK(round_trip({.command = Command::deliver, .group = "g"}).group == "g");
