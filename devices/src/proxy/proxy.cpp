@@ -77,10 +77,29 @@ struct WorkerState {
   }
 };
 
-// A message stored once, shared by the groups it is pending for.
-struct StoredFrame {
-  std::string frame;        // empty when not kept in memory: read from the spool
-  std::uint32_t remaining;  // groups that have not settled it yet
+// A message stored once, shared by the groups it is pending for: 16 bytes
+// (a std::string would add 16 more to every pending message, kept in
+// memory or not; a million pending messages are what this is sized for).
+class StoredFrame {
+ public:
+  StoredFrame() = default;
+  explicit StoredFrame(std::uint32_t groups) : remaining(groups) {}
+  // Keeps a copy of `frame` in memory.
+  StoredFrame(std::string_view frame, std::uint32_t groups)
+      : data_(new char[frame.size()]),
+        size_(static_cast<std::uint32_t>(frame.size())),
+        remaining(groups) {
+    std::memcpy(data_.get(), frame.data(), frame.size());
+  }
+  // Empty when not kept in memory: read from the spool.
+  std::string_view frame() const noexcept { return {data_.get(), size_}; }
+
+ private:
+  std::unique_ptr<char[]> data_;
+  std::uint32_t size_ = 0;
+
+ public:
+  std::uint32_t remaining = 0;  // groups that have not settled it yet
 };
 
 // Which groups a topic goes to (and their names, as the spool wants them).
@@ -413,7 +432,7 @@ class ProxyPump final : public detail::Pump {
         for (const auto& p : patterns) g.filters.emplace_back(p);
       }
       for (const auto& id : spool_.pending(name)) {
-        auto [it, inserted] = messages_.try_emplace(id, StoredFrame{{}, 0});
+        auto [it, inserted] = messages_.try_emplace(id, StoredFrame(0));
         ++(*it).second.remaining;
         g.ready.push_back(id);
         recent_.remember(id);
@@ -612,7 +631,7 @@ class ProxyPump final : public detail::Pump {
           const bool keep = frame_bytes_ + p.frame.size() <= options_.frame_memory;
           if (keep) frame_bytes_ += p.frame.size();
           messages_.try_emplace(id,
-                                StoredFrame{keep ? std::move(p.frame) : std::string(), remaining});
+                                keep ? StoredFrame(p.frame, remaining) : StoredFrame(remaining));
         }
         confirms_.add(p.producer, id, ConfirmStatus::stored, "");
       }
@@ -834,7 +853,7 @@ class ProxyPump final : public detail::Pump {
     auto it = messages_.find(id);
     if (it == messages_.end()) return;
     if (--it->second.remaining == 0) {
-      frame_bytes_ -= it->second.frame.size();
+      frame_bytes_ -= it->second.frame().size();
       messages_.erase(it);
     }
   }
@@ -953,7 +972,8 @@ class ProxyPump final : public detail::Pump {
   // back (damaged on disk).
   std::optional<std::string> frame_of(const MessageId& id) {
     auto it = messages_.find(id);
-    if (it != messages_.end() && !it->second.frame.empty()) return it->second.frame;
+    if (it != messages_.end() && !it->second.frame().empty())
+      return std::string(it->second.frame());
     auto stored = spool_.read(id);
     if (!stored) return std::nullopt;
     return std::move(stored->frame);
@@ -1068,11 +1088,11 @@ class ProxyPump final : public detail::Pump {
       auto h = g.failures.find(id);
       const std::uint32_t attempt = h == g.failures.end() ? 1 : h->second.attempts + 1;
       auto stored = messages_.find(id);
-      const std::string* frame = nullptr;
-      if (stored != messages_.end() && !stored->second.frame.empty()) {
-        frame = &stored->second.frame;
+      std::string_view frame;
+      if (stored != messages_.end() && !stored->second.frame().empty()) {
+        frame = stored->second.frame();
       } else if ((loaded = frame_of(id))) {
-        frame = &*loaded;
+        frame = *loaded;
       } else {  // not sent: it waits and is read again
         const MessageId unreadable = id;
         g.ready.erase(g.ready.begin() + static_cast<std::ptrdiff_t>(i));
@@ -1084,15 +1104,15 @@ class ProxyPump final : public detail::Pump {
       // DELIVER carries the attempt (1.3). Only a worker older than that
       // reads it from the envelope: for it alone a retry is re-encoded.
       if (attempt > 1 && w.minor < kAttemptsInDeliver &&
-          codec_.decode(*frame, decoded_, options_.socket.limits)) {
+          codec_.decode(frame, decoded_, options_.socket.limits)) {
         decoded_.envelope.attempt = attempt;
         loaded = encode(decoded_.envelope, decoded_.payload());
-        frame = &*loaded;
+        frame = *loaded;
       }
       command.attempts.push_back(attempt);
-      frames.emplace_back(frame->data(), frame->size());
-      bytes += frame->size();
-      sizes.push_back(static_cast<std::uint32_t>(frame->size()));
+      frames.emplace_back(frame.data(), frame.size());
+      bytes += frame.size();
+      sizes.push_back(static_cast<std::uint32_t>(frame.size()));
     }
     n = frames.size();        // fewer when some could not be read, or past the byte bound
     if (n == 0) return true;  // none of them could be read
