@@ -292,9 +292,16 @@ bool has_envelope(std::string_view frame) noexcept {
 }
 
 std::string encode(const Envelope& envelope, std::string_view payload) {
-  detail::EnvelopeCodec codec;
+  using detail::EnvelopeCodec;
   std::string frame;
-  codec.encode_head(envelope, frame);
+  // The common envelope (no headers, key or attempt) in one allocation.
+  if (const std::size_t head = EnvelopeCodec::canonical_head_size(envelope); head > 0) {
+    frame.resize(head + payload.size());
+    EnvelopeCodec::write_canonical_head(envelope, frame.data());
+    if (!payload.empty()) std::memcpy(frame.data() + head, payload.data(), payload.size());
+    return frame;
+  }
+  EnvelopeCodec::encode_head(envelope, frame);
   frame.append(payload);
   return frame;
 }

@@ -29,7 +29,8 @@ class EnvelopeCodec {
  public:
   // Writes everything that precedes the payload (topic, NUL, magic, version,
   // fields) into `head`, replacing its contents. Throws Error(bad_argument).
-  void encode_head(const Envelope& envelope, std::string& head);
+  // Static: encoding needs no zone (constructing one allocates 8 KiB).
+  static void encode_head(const Envelope& envelope, std::string& head);
 
   // The head of an envelope without headers or key has one fixed layout
   // (docs/protocol.md). Its size, or 0 when the envelope needs encode_head.
