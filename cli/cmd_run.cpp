@@ -45,7 +45,7 @@ std::string counters_line(const DeviceSpec& spec, const devices::DeviceStats& st
   std::string line = spec.name + ":";
   if (spec.kind == "proxy") {
     line += " in " + std::to_string(stats.get("stored"));
-    for (const auto& [group, filters] : spec.groups) {
+    for (const auto& [group, filters] : spec.proxy.groups) {
       const std::string p = "group." + group + ".";
       line += " | " + group + " pending " + std::to_string(stats.get(p + "pending")) +
               " delivered " + std::to_string(stats.get(p + "delivered")) + " acked " +

@@ -1,14 +1,11 @@
-// DeviceSpec (validated text) -> the device's own options.
+// DeviceSpec (parsed settings, endpoint names) -> the device's own options.
 #include "mqkit/devices/from_topology.hpp"
-
-#include <algorithm>
 
 #include "mqkit/devices/bridge.hpp"
 #include "mqkit/devices/forwarder.hpp"
 #include "mqkit/devices/proxy.hpp"
 #include "mqkit/devices/stream.hpp"
 #include "mqkit/devices/streamer.hpp"
-#include "mqkit/duration.hpp"
 #include "mqkit/error.hpp"
 
 namespace mqkit::devices {
@@ -27,45 +24,24 @@ Security security_of(const DeviceSpec& spec) {
   return s;
 }
 
+// The settings are parsed already (Topology, through device_settings.hpp);
+// what is left is where the device binds and its keys.
 ProxyOptions proxy_options(const Topology& topology, const DeviceSpec& spec) {
   ProxyOptions o;
+  static_cast<ProxySettings&>(o) = spec.proxy;
   o.front = bind_of(topology, spec, "front");
   o.back = bind_of(topology, spec, "back");
   o.stats = bind_of(topology, spec, "stats");
-  o.spool_dir = spec.spool;
-  o.dlq_dir = spec.dlq;
-  parse_durability(spec.fsync, o.spool);
-  o.retry = RetryPolicy::parse(spec.backoff, spec.max_attempts);
-  o.ack_timeout = parse_duration(spec.ack_timeout);
-  o.heartbeat = parse_duration(spec.heartbeat);
-  o.dedup_window = spec.dedup_window;
-  o.groups = spec.groups;
   o.socket.security = security_of(spec);
-  if (!spec.max_spool.empty()) o.spool.max_size = parse_size(spec.max_spool);
-  if (!spec.segment_size.empty())
-    o.spool.segment_size = parse_size(spec.segment_size);
-  else if (o.spool.max_size > 0)  // space comes back a segment at a time
-    o.spool.segment_size =
-        std::clamp<std::uint64_t>(o.spool.max_size / 8, 64 * 1024, o.spool.segment_size);
   return o;
 }
 
 StreamOptions stream_options(const Topology& topology, const DeviceSpec& spec) {
   StreamOptions o;
+  static_cast<StreamSettings&>(o) = spec.stream;
   o.front = bind_of(topology, spec, "front");
   o.back = bind_of(topology, spec, "back");
   o.stats = bind_of(topology, spec, "stats");
-  o.dir = spec.dir;
-  o.partitions = spec.partitions;
-  SpoolOptions durability;
-  parse_durability(spec.fsync.empty() ? "always" : spec.fsync, durability);
-  o.log.durability = durability.durability;
-  o.log.sync_interval = durability.sync_interval;
-  if (!spec.retain_bytes.empty()) o.log.retain_bytes = parse_size(spec.retain_bytes);
-  if (!spec.retain_age.empty()) o.log.retain_age = parse_duration(spec.retain_age);
-  if (!spec.segment_size.empty()) o.log.segment_size = parse_size(spec.segment_size);
-  o.heartbeat = parse_duration(spec.heartbeat);
-  o.dedup_window = spec.dedup_window;
   o.socket.security = security_of(spec);
   return o;
 }

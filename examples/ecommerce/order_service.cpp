@@ -28,7 +28,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 std::string dlq_dir(const mqkit::DeviceSpec& proxy) {
-  return proxy.dlq.empty() ? proxy.spool + ".dlq" : proxy.dlq;
+  return proxy.proxy.dlq_dir.empty() ? proxy.proxy.spool_dir + ".dlq" : proxy.proxy.dlq_dir;
 }
 
 int publish(const mqkit::Topology& topology, int count) {
@@ -65,7 +65,7 @@ struct GroupTotals {
 std::map<std::string, GroupTotals> read_totals(const mqkit::DeviceSpec& proxy,
                                                const std::filesystem::path& records) {
   std::map<std::string, GroupTotals> totals;
-  for (const auto& [group, filters] : proxy.groups) {
+  for (const auto& [group, filters] : proxy.proxy.groups) {
     const auto log = ecommerce::summarize_applied_log((records / group / "applied.log").string());
     std::error_code e;
     const auto changed = std::filesystem::last_write_time(records / group / "applied.log", e);
@@ -96,7 +96,7 @@ bool wait_until_settled(const std::string& admin, const mqkit::DeviceSpec& proxy
     bool quiet = true;
     try {
       const auto stats = mqkit::devices::query_stats(admin, std::chrono::seconds(1));
-      for (const auto& [g, filters] : proxy.groups) {
+      for (const auto& [g, filters] : proxy.proxy.groups) {
         const std::string p = "group." + g + ".";
         quiet = quiet && has_counter(stats, p + "pending") && stats.get(p + "pending") == 0 &&
                 stats.get(p + "in_flight") == 0;

@@ -19,6 +19,8 @@
 #include <string_view>
 #include <vector>
 
+#include "mqkit/device_settings.hpp"
+
 namespace mqkit {
 
 struct TopologyEndpoint {
@@ -27,25 +29,16 @@ struct TopologyEndpoint {
   std::string connect;  // as services connect, e.g. tcp://127.0.0.1:5555
 };
 
-// One device as the file describes it. Durations, sizes and policies are kept
-// in their text form (already validated); devices::make_device() applies them.
+// One device as the file describes it. A proxy's and a stream's settings are
+// parsed through their description (device_settings.hpp); devices::make_device()
+// adds the endpoints.
 struct DeviceSpec {
   std::string name;
   std::string kind;  // "proxy", "stream", "streamer", "forwarder", "bridge"
   // role (front/back/in/out/stats; a bridge's from/to) -> endpoint name
   std::map<std::string, std::string> endpoints;
-  // proxy
-  std::string spool, dlq;  // absolute, or relative to the file's directory
-  std::string fsync = "always";
-  std::uint32_t max_attempts = 5;
-  std::string ack_timeout = "30s", backoff = "exponential:1s..60s", heartbeat = "1s";
-  std::string max_spool, segment_size;
-  std::size_t dedup_window = 100000;
-  std::map<std::string, std::vector<std::string>> groups;  // name -> topic filters
-  // stream (also fsync, segment_size, heartbeat, dedup_window)
-  std::string dir;               // absolute, or relative to the file's directory
-  std::uint32_t partitions = 0;  // 0: as the directory has (1 for a new stream)
-  std::string retain_bytes, retain_age;
+  ProxySettings proxy;    // kind "proxy"; paths absolute or from the file's directory
+  StreamSettings stream;  // kind "stream"
   // bridge: reads `from` (role "from") as a `source` client, publishes to `to`
   std::string source;               // proxy, stream or forwarder
   std::string source_name;          // the group (proxy) or consumer name (stream) it reads as

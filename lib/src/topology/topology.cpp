@@ -11,11 +11,9 @@
 #include <set>
 #include <sstream>
 
-#include "mqkit/duration.hpp"
+#include "mqkit/device_settings.hpp"
 #include "mqkit/error.hpp"
-#include "mqkit/retry_policy.hpp"
-#include "mqkit/spool.hpp"
-#include "mqkit/topic_filter.hpp"
+#include "settings/setting_rows.hpp"
 
 namespace mqkit {
 namespace fs = std::filesystem;
@@ -72,28 +70,6 @@ class TopologyParser {
   std::string text(const YAML::Node& node, const std::string& what) const {
     if (!node.IsScalar()) fail(node, what + " must be a string");
     return node.as<std::string>();
-  }
-
-  std::uint64_t positive(const YAML::Node& node, const std::string& what) const {
-    if (node.IsScalar()) {
-      const auto s = node.as<std::string>();
-      if (!s.empty() && s.size() < 19 && s.find_first_not_of("0123456789") == std::string::npos &&
-          std::stoull(s) > 0)
-        return std::stoull(s);
-    }
-    fail(node, what + " must be a positive integer");
-  }
-
-  // Runs `check` on the value; its Error becomes one at the node.
-  template <typename Check>
-  std::string checked(const YAML::Node& node, const std::string& what, Check check) const {
-    const std::string value = text(node, what);
-    try {
-      check(value);
-    } catch (const Error& e) {
-      fail(node, what + ": " + e.what());
-    }
-    return value;
   }
 
   static std::string connect_address(const std::string& bind) {
@@ -174,34 +150,66 @@ class TopologyParser {
     return (p.is_absolute() ? p : fs::path(base_dir_) / p).lexically_normal().string();
   }
 
-  void read_groups(const YAML::Node& node, DeviceSpec& d) {
-    const std::string what = "devices." + d.name + ".groups";
-    check_map(node, "'" + what + "'", {});
-    for (const auto& kv : node) {
-      const auto group = kv.first.as<std::string>();
-      if (group.empty() ||
-          group.find_first_not_of(
-              "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") !=
-              std::string::npos)
-        fail(kv.first, "group name '" + group + "' may only hold letters, digits, '-', '_', '.'");
-      std::vector<std::string> filters;
-      const YAML::Node& value = kv.second;
-      if (value.IsScalar()) {
-        filters.push_back(value.as<std::string>());
-      } else if (value.IsSequence() && value.size() > 0) {
-        for (const auto& f : value) filters.push_back(text(f, what + "." + group + " filter"));
-      } else {
-        fail(value, what + "." + group + " must be a topic filter or a list of them");
+  // "devices.p.max_attempts must be ...", "devices.p.fsync: 'x' is not ...".
+  static std::string about(const std::string& what, const std::string& reason) {
+    return what + (reason.starts_with("must ") ? " " : ": ") + reason;
+  }
+
+  // A proxy's or a stream's keys: the endpoint and CURVE keys every such
+  // device has, and the settings of its description, applied as they are read.
+  template <typename Target>
+  void read_settings(const YAML::Node& spec, const std::string& device,
+                     const SettingsDescription<Target>& description, Target& target) const {
+    const std::string where = "devices." + device;
+    std::set<std::string> known = {"kind", "front", "back", "stats", "curve_key", "allow"};
+    for (const auto& s : description.settings) known.insert(s.key);
+    check_map(spec, "device '" + device + "'", known);
+    std::set<std::string> given;
+    for (const auto& s : description.settings) {
+      const YAML::Node node = spec[s.key];
+      if (!node) {
+        if (s.required)
+          fail(spec, where + " needs '" + s.key + ":'" +
+                         (s.form == SettingForm::path ? " (a directory)" : ""));
+        continue;
       }
-      for (const auto& f : filters) {
+      const std::string what = where + "." + s.key;
+      auto apply = [&](const YAML::Node& at, const std::string& about_what,
+                       const std::string& value) {
         try {
-          TopicFilter check(f);
+          s.apply(target, value);
         } catch (const Error& e) {
-          fail(value, what + "." + group + ": " + e.what());
+          fail(at, about(about_what, e.what()));
         }
+      };
+      if (s.form == SettingForm::named_list) {
+        // A map of name -> value or list of values: NAME=A,B as on the CLI.
+        check_map(node, "'" + what + "'", {});
+        for (const auto& kv : node) {
+          const auto name = kv.first.as<std::string>();
+          try {
+            detail::check_group_name(name);
+          } catch (const Error& e) {
+            fail(kv.first, e.what());
+          }
+          std::string values;
+          const YAML::Node& value = kv.second;
+          if (value.IsScalar()) {
+            values = value.as<std::string>();
+          } else if (value.IsSequence() && value.size() > 0) {
+            for (const auto& v : value)
+              values += (values.empty() ? "" : ",") + text(v, what + "." + name + " filter");
+          } else {
+            fail(value, what + "." + name + " must be a topic filter or a list of them");
+          }
+          apply(value, what + "." + name, name + "=" + values);
+        }
+      } else {
+        apply(node, what, s.form == SettingForm::path ? path(node, what) : text(node, what));
       }
-      d.groups[group] = filters;
+      given.insert(s.key);
     }
+    if (description.finish) description.finish(target, given);
   }
 
   // A bridge connects to its source and target (it binds only stats).
@@ -306,71 +314,11 @@ class TopologyParser {
       d.kind = text(spec["kind"], where + ".kind");
       std::vector<std::string> roles;
       if (d.kind == "proxy") {
-        check_map(spec, "device '" + d.name + "'",
-                  {"kind", "front", "back", "stats", "spool", "dlq", "fsync", "max_attempts",
-                   "ack_timeout", "backoff", "heartbeat", "max_spool", "segment_size",
-                   "dedup_window", "groups", "curve_key", "allow"});
+        read_settings(spec, d.name, proxy_settings(), d.proxy);
         roles = {"front", "back"};
-        if (!spec["spool"]) fail(spec, where + " needs 'spool:' (a directory)");
-        d.spool = path(spec["spool"], where + ".spool");
-        if (spec["dlq"]) d.dlq = path(spec["dlq"], where + ".dlq");
-        if (spec["fsync"])
-          d.fsync = checked(spec["fsync"], where + ".fsync", [](const std::string& v) {
-            SpoolOptions o;
-            parse_durability(v, o);
-          });
-        if (spec["max_attempts"])
-          d.max_attempts = static_cast<std::uint32_t>(std::min<std::uint64_t>(
-              positive(spec["max_attempts"], where + ".max_attempts"), 1000000));
-        auto duration = [](const std::string& v) {
-          if (parse_duration(v).count() <= 0) throw Error(errc::bad_argument, "must be positive");
-        };
-        if (spec["ack_timeout"])
-          d.ack_timeout = checked(spec["ack_timeout"], where + ".ack_timeout", duration);
-        if (spec["heartbeat"])
-          d.heartbeat = checked(spec["heartbeat"], where + ".heartbeat", duration);
-        if (spec["backoff"])
-          d.backoff = checked(spec["backoff"], where + ".backoff",
-                              [](const std::string& v) { (void)RetryPolicy::parse(v); });
-        auto size = [](const std::string& v) { (void)parse_size(v); };
-        if (spec["max_spool"]) d.max_spool = checked(spec["max_spool"], where + ".max_spool", size);
-        if (spec["segment_size"])
-          d.segment_size = checked(spec["segment_size"], where + ".segment_size", size);
-        if (spec["dedup_window"])
-          d.dedup_window = positive(spec["dedup_window"], where + ".dedup_window");
-        if (spec["groups"]) read_groups(spec["groups"], d);
       } else if (d.kind == "stream") {
-        check_map(
-            spec, "device '" + d.name + "'",
-            {"kind", "front", "back", "stats", "dir", "partitions", "fsync", "retain_bytes",
-             "retain_age", "segment_size", "heartbeat", "dedup_window", "curve_key", "allow"});
+        read_settings(spec, d.name, stream_settings(), d.stream);
         roles = {"front", "back"};
-        if (!spec["dir"]) fail(spec, where + " needs 'dir:' (a directory)");
-        d.dir = path(spec["dir"], where + ".dir");
-        if (spec["partitions"]) {
-          d.partitions =
-              static_cast<std::uint32_t>(positive(spec["partitions"], where + ".partitions"));
-          if (d.partitions > 1024) fail(spec["partitions"], where + ".partitions must be 1..1024");
-        }
-        if (spec["fsync"])
-          d.fsync = checked(spec["fsync"], where + ".fsync", [](const std::string& v) {
-            SpoolOptions o;  // always, never or interval=DUR, as for a proxy's spool
-            parse_durability(v, o);
-          });
-        auto size = [](const std::string& v) { (void)parse_size(v); };
-        auto duration = [](const std::string& v) {
-          if (parse_duration(v).count() <= 0) throw Error(errc::bad_argument, "must be positive");
-        };
-        if (spec["retain_bytes"])
-          d.retain_bytes = checked(spec["retain_bytes"], where + ".retain_bytes", size);
-        if (spec["retain_age"])
-          d.retain_age = checked(spec["retain_age"], where + ".retain_age", duration);
-        if (spec["segment_size"])
-          d.segment_size = checked(spec["segment_size"], where + ".segment_size", size);
-        if (spec["heartbeat"])
-          d.heartbeat = checked(spec["heartbeat"], where + ".heartbeat", duration);
-        if (spec["dedup_window"])
-          d.dedup_window = positive(spec["dedup_window"], where + ".dedup_window");
       } else if (d.kind == "bridge") {
         read_bridge(spec, d);
       } else if (d.kind == "streamer" || d.kind == "forwarder") {

@@ -67,12 +67,16 @@ TEST_CASE("a topology gives services connect addresses and devices their setting
   const auto& proxy = topo.devices()[0];
   CHECK(proxy.name == "order-proxy");
   CHECK(proxy.kind == "proxy");
-  CHECK(proxy.spool == "/srv/app/data/spool");
-  CHECK(proxy.fsync == "interval=10ms");
-  CHECK(proxy.max_attempts == 3);
+  CHECK(proxy.proxy.spool_dir == "/srv/app/data/spool");
+  CHECK(proxy.proxy.spool.durability == mqkit::Durability::interval);
+  CHECK(proxy.proxy.spool.sync_interval == std::chrono::milliseconds(10));
+  CHECK(proxy.proxy.retry.max_attempts == 3);
+  CHECK(proxy.proxy.retry.to_string() == "fixed:100ms");
+  CHECK(proxy.proxy.ack_timeout == std::chrono::seconds(5));
   CHECK(proxy.endpoints.at("front") == "orders");
-  CHECK(proxy.groups.at("billing") == std::vector<std::string>{"order.created", "order.paid"});
-  CHECK(proxy.groups.at("email") == std::vector<std::string>{"order.#"});
+  CHECK(proxy.proxy.groups.at("billing") ==
+        std::vector<std::string>{"order.created", "order.paid"});
+  CHECK(proxy.proxy.groups.at("email") == std::vector<std::string>{"order.#"});
   CHECK(topo.devices()[1].kind == "streamer");
   CHECK_THROWS_WITH(topo.endpoint("nope"), Catch::Contains("it has: jobs.in"));
 }
@@ -168,11 +172,11 @@ devices:
   REQUIRE(topo.devices().size() == 3);
   const auto& log = topo.devices()[1];
   CHECK(log.kind == "stream");
-  CHECK(log.dir == "/srv/app/data/log");
-  CHECK(log.partitions == 4);
-  CHECK(log.fsync == "never");
-  CHECK(log.retain_bytes == "10GiB");
-  CHECK(log.retain_age == "7d");
+  CHECK(log.stream.dir == "/srv/app/data/log");
+  CHECK(log.stream.partitions == 4);
+  CHECK(log.stream.log.durability == mqkit::Durability::never);
+  CHECK(log.stream.log.retain_bytes == 10ull << 30);
+  CHECK(log.stream.log.retain_age == std::chrono::hours(7 * 24));
   const auto& feed = topo.devices()[2];
   CHECK(feed.source == "proxy");
   CHECK(feed.source_name == "audit");

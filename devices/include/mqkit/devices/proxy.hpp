@@ -18,38 +18,24 @@
 // restarts. The stats endpoint also answers `group ls` and `group rm NAME`.
 #pragma once
 
-#include <chrono>
-#include <map>
 #include <string>
-#include <vector>
 
+#include "mqkit/device_settings.hpp"
 #include "mqkit/devices/device.hpp"
-#include "mqkit/retry_policy.hpp"
-#include "mqkit/spool.hpp"
 
 namespace mqkit::devices {
 
-struct ProxyOptions {
+// The settings (ProxySettings, device_settings.hpp: spool, retry, groups,
+// ...) and where the proxy binds.
+struct ProxyOptions : ProxySettings {
   std::string front;  // bound, for producers
   std::string back;   // bound, for workers
   std::string stats;  // bound when not empty
-  std::string spool_dir;
-  std::string dlq_dir;  // default: spool_dir + ".dlq"
-  SpoolOptions spool;
-  RetryPolicy retry;
-  std::chrono::milliseconds ack_timeout{30000};
-  std::size_t dedup_window = 100000;                       // recent message ids remembered
-  std::map<std::string, std::vector<std::string>> groups;  // declared groups and filters
-  std::chrono::milliseconds heartbeat{1000};               // a worker silent for 5 of these is lost
   // Bytes of message frames kept in memory for delivery; past it frames are
   // read back from the spool when their turn comes (a backlog costs disk
   // reads, not memory).
   std::size_t frame_memory = 64ull * 1024 * 1024;
   SocketOptions socket;
-  // The dead-letter spool's own size limit (0: none); the main spool's is
-  // spool.max_size. A message the DLQ cannot take now stays pending and is
-  // tried again after the retry delay.
-  std::uint64_t dlq_max_size = 0;
 };
 
 class Proxy : public Device {

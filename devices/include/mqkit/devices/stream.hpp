@@ -20,26 +20,20 @@
 // from the earliest retained record (counted as `position_resets`).
 #pragma once
 
-#include <chrono>
 #include <cstdint>
 #include <string>
 
+#include "mqkit/device_settings.hpp"
 #include "mqkit/devices/device.hpp"
-#include "mqkit/stream_log.hpp"
 
 namespace mqkit::devices {
 
-struct StreamOptions {
+// The settings (StreamSettings, device_settings.hpp: dir, partitions,
+// retention, ...) and where the stream binds.
+struct StreamOptions : StreamSettings {
   std::string front;  // bound, for producers
   std::string back;   // bound, for readers
   std::string stats;  // bound when not empty
-  std::string dir;    // DIR/p0, DIR/p1, ...: one log per partition
-  // 0: as many as DIR already has (1 for a new stream). A stream's partition
-  // count is fixed once it holds records: keys would map elsewhere.
-  std::uint32_t partitions = 0;
-  StreamLogOptions log;
-  std::chrono::milliseconds heartbeat{1000};  // a reader silent for 5 of these is lost
-  std::size_t dedup_window = 100000;          // recent ids answered `duplicate`
   SocketOptions socket;
 };
 
