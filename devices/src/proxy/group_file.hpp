@@ -15,7 +15,7 @@ using GroupTable = std::map<std::string, std::vector<std::string>>;
 
 // Empty when the file does not exist (a new spool, or one from before the
 // file). Throws Error naming a malformed line.
-std::optional<GroupTable> load_groups(const std::string& spool_dir);
+[[nodiscard]] std::optional<GroupTable> load_groups(const std::string& spool_dir);
 // Throws Error when the file cannot be written.
 void save_groups(const std::string& spool_dir, const GroupTable& groups);
 

@@ -28,7 +28,7 @@ class MessageId {
   static MessageId generate() noexcept;
 
   // Parses the canonical text form (case-insensitive); empty on anything else.
-  static std::optional<MessageId> parse(std::string_view text) noexcept;
+  [[nodiscard]] static std::optional<MessageId> parse(std::string_view text) noexcept;
 
   std::string to_string() const;
   // Milliseconds since the Unix epoch (UTC) encoded in the id.

@@ -37,8 +37,8 @@ class Publisher {
   // Sends to every matching subscriber. Lossless mode blocks up to
   // SocketOptions::send_timeout (Error(timeout)); drop mode returns empty and
   // counts a drop when a matching subscriber is at HWM.
-  std::optional<MessageId> send(std::string_view topic, std::string_view payload);
-  std::optional<MessageId> send(const Envelope& envelope, std::string_view payload);
+  [[nodiscard]] std::optional<MessageId> send(std::string_view topic, std::string_view payload);
+  [[nodiscard]] std::optional<MessageId> send(const Envelope& envelope, std::string_view payload);
 
   // Waits until some subscription that matches `topic` has reached this
   // publisher (directly or through a forwarder). False on timeout or stop.

@@ -59,8 +59,8 @@ class ReliableProducer {
   ReliableProducer(ReliableProducer&&) noexcept;
   ReliableProducer& operator=(ReliableProducer&&) noexcept;
 
-  PublishResult send(std::string_view topic, std::string_view payload);
-  PublishResult send(const Envelope& envelope, std::string_view payload);
+  [[nodiscard]] PublishResult send(std::string_view topic, std::string_view payload);
+  [[nodiscard]] PublishResult send(const Envelope& envelope, std::string_view payload);
   // Blocks while `window` messages are unconfirmed; `done` runs on this thread
   // (inside a later send_async, flush or send). Messages go out in batches
   // of up to 64 in one PUBLISH: a partial batch leaves at the next flush(),

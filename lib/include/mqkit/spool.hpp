@@ -153,7 +153,8 @@ class Spool {
   void record_attempt(const MessageId& id, const std::string& group, const DeliveryHistory& history,
                       Completion done);
   // The recorded history; empty when no delivery to `group` failed.
-  std::optional<DeliveryHistory> history(const MessageId& id, const std::string& group) const;
+  [[nodiscard]] std::optional<DeliveryHistory> history(const MessageId& id,
+                                                       const std::string& group) const;
 
   // Dead-letter spools: a full copy of the message and why it died, one per
   // (message, group) (info.group); removal is a tombstone record.
@@ -162,8 +163,8 @@ class Spool {
   void remove_dead_letter(const MessageId& id, const std::string& group, Completion done);
   // Every dead letter of the message, whatever its group.
   void remove_dead_letter(const MessageId& id, Completion done);
-  std::optional<StoredMessage> read_dead_letter(const MessageId& id,
-                                                const std::string& group) const;
+  [[nodiscard]] std::optional<StoredMessage> read_dead_letter(const MessageId& id,
+                                                              const std::string& group) const;
 
   // A deleted group: its messages stop being pending for it now (the caller
   // appends their ACKs for a restart), and its place goes to the next new
@@ -171,9 +172,10 @@ class Spool {
   void forget_group(const std::string& group);
 
   // Blocking conveniences: append and wait for the completion.
-  AppendResult publish_sync(const MessageId& id, const std::vector<std::string>& groups,
-                            std::string_view frame);
-  AppendResult ack_sync(const MessageId& id, const std::string& group);
+  [[nodiscard]] AppendResult publish_sync(const MessageId& id,
+                                          const std::vector<std::string>& groups,
+                                          std::string_view frame);
+  [[nodiscard]] AppendResult ack_sync(const MessageId& id, const std::string& group);
 
   // The ids SpoolOptions::recall_recent_ids asked for, oldest first; later
   // calls return nothing. Segments compacted away took their ids with them.
@@ -183,7 +185,7 @@ class Spool {
   std::vector<MessageId> pending(const std::string& group) const;
   // A stored message (pending for some group, or a dead letter: the first of
   // its groups').
-  std::optional<StoredMessage> read(const MessageId& id) const;
+  [[nodiscard]] std::optional<StoredMessage> read(const MessageId& id) const;
   std::vector<StoredMessage> dead_letters() const;
   std::vector<std::string> groups() const;  // that messages were stored for, not forgotten
 
@@ -234,7 +236,7 @@ struct SpoolOwner {
   int pid = 0;
   std::string admin_endpoint;
 };
-std::optional<SpoolOwner> spool_owner(const std::string& dir);
+[[nodiscard]] std::optional<SpoolOwner> spool_owner(const std::string& dir);
 
 SpoolContents read_spool(const std::string& dir,
                          std::uint64_t max_record_size = 16ull * 1024 * 1024 + 64 * 1024);

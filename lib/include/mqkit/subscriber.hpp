@@ -33,7 +33,8 @@ class Subscriber {
   void subscribe(std::string_view prefix);
   void unsubscribe(std::string_view prefix);
 
-  std::optional<Message> receive(std::chrono::milliseconds timeout = std::chrono::milliseconds(-1));
+  [[nodiscard]] std::optional<Message> receive(
+      std::chrono::milliseconds timeout = std::chrono::milliseconds(-1));
   void run(const Handler& handler);
   void stop() noexcept;
 

@@ -31,7 +31,8 @@ class Worker {
   std::string last_endpoint() const;
 
   // One message, waiting up to `timeout` (-1: forever); empty on timeout or stop.
-  std::optional<Message> receive(std::chrono::milliseconds timeout = std::chrono::milliseconds(-1));
+  [[nodiscard]] std::optional<Message> receive(
+      std::chrono::milliseconds timeout = std::chrono::milliseconds(-1));
   // Calls `handler` for each message until stop() or a process-wide stop
   // (mqkit::stop_on_signals). Exceptions from the handler propagate.
   void run(const Handler& handler);

@@ -54,6 +54,6 @@ class EnvelopeCodec {
 };
 
 // Offset of the NUL that ends the topic when `frame` carries an envelope.
-std::optional<std::size_t> envelope_offset(std::string_view frame) noexcept;
+[[nodiscard]] std::optional<std::size_t> envelope_offset(std::string_view frame) noexcept;
 
 }  // namespace mqkit::detail

@@ -32,6 +32,6 @@ struct LockOwner {
   pid_t pid = 0;
   std::string admin;  // empty when the owner has none
 };
-std::optional<LockOwner> lock_owner(const std::string& dir);
+[[nodiscard]] std::optional<LockOwner> lock_owner(const std::string& dir);
 
 }  // namespace mqkit::detail::log

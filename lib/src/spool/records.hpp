@@ -47,6 +47,6 @@ std::string encode_dead_letter(std::uint64_t seq, const MessageId& id, std::stri
                                const DeadLetterInfo& info);
 
 // Empty when the body is not a valid record of that type.
-std::optional<DecodedRecord> decode_record(RecordType type, std::string_view body);
+[[nodiscard]] std::optional<DecodedRecord> decode_record(RecordType type, std::string_view body);
 
 }  // namespace mqkit::detail::spool
