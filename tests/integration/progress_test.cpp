@@ -76,7 +76,8 @@ class TerminalChild {
 
 }  // namespace
 
-TEST_CASE("the progress line says done of total, confirms, rate and time left", "[progress]") {
+TEST_CASE("the progress line says done of total, confirms, rate and time left",
+          "[integration][progress]") {
   using mqkit::cli::Progress;
   CHECK(Progress::format("send", "sent", 41200, 100000, true, 41000, 2.0) ==
         "mqkit send: 41,200 of 100,000 sent, 41,000 confirmed, 20,500/s, 0:03 left");

@@ -79,7 +79,7 @@ std::string rfc3339(std::chrono::system_clock::time_point t) {
 }  // namespace
 
 TEST_CASE("100000 records appended through the CLI come back after a restart in order and intact",
-          "[stream][cli]") {
+          "[integration][stream][cli]") {
   TempDir dir;
   const std::string log_dir = dir.file("orders");
   {
@@ -112,7 +112,7 @@ TEST_CASE("100000 records appended through the CLI come back after a restart in 
 TEST_CASE(
     "each key's records arrive in order across 4 partitions and 2 members and a killed "
     "member's partitions move without skipping any",
-    "[stream][cli]") {
+    "[integration][stream][cli]") {
   TempDir dir;
   auto stream = start_stream(dir.file("log"), {"--partitions", "4", "--heartbeat", "200ms"});
   auto member = [&](const std::string& file) {
@@ -184,7 +184,7 @@ TEST_CASE(
 TEST_CASE(
     "kill -9 of the stream device while producers append and a named consumer reads "
     "loses no confirmed record and skips nothing",
-    "[stream][cli]") {
+    "[integration][stream][cli]") {
   TempDir dir;
   const auto addresses = mqkit::test::free_endpoints(2);
   const std::string front = addresses[0], back = addresses[1];
@@ -238,7 +238,7 @@ TEST_CASE(
 }
 
 TEST_CASE("readers start from a time or latest or an offset and past the end is a clear error",
-          "[stream][cli]") {
+          "[integration][stream][cli]") {
   TempDir dir;
   auto stream = start_stream(dir.file("log"));
   auto send = [&](const std::string& lines) {
@@ -294,7 +294,7 @@ TEST_CASE("readers start from a time or latest or an offset and past the end is 
 TEST_CASE(
     "retention deletes whole old segments by size and by age but never the active one and a "
     "reader that fell behind is told and goes on from the earliest record",
-    "[stream][cli]") {
+    "[integration][stream][cli]") {
   TempDir dir;
   const std::string log_dir = dir.file("log");
   SECTION("by size") {
@@ -380,7 +380,7 @@ TEST_CASE(
 TEST_CASE(
     "a topology feeds a stream from a proxy group and a forwarder and replays the stream "
     "into another proxy's work queue with ids unchanged",
-    "[stream][cli][run]") {
+    "[integration][stream][cli][run]") {
   TempDir dir;
   std::map<std::string, std::string> ep;
   const auto addresses = mqkit::test::free_endpoints(8);
@@ -481,7 +481,8 @@ TEST_CASE(
   CHECK(run.wait(20s) == 0);
 }
 
-TEST_CASE("a stream directory has one owner and a fixed partition count", "[stream][cli]") {
+TEST_CASE("a stream directory has one owner and a fixed partition count",
+          "[integration][stream][cli]") {
   TempDir dir;
   const std::string log_dir = dir.file("log");
   {
@@ -509,7 +510,7 @@ TEST_CASE("a stream directory has one owner and a fixed partition count", "[stre
 TEST_CASE(
     "a stream under --fsync interval=50ms stores and confirms, keeps what it confirmed across a "
     "kill -9, and a bad --fsync is a one-line error",
-    "[stream][cli]") {
+    "[integration][stream][cli]") {
   TempDir dir;
   const std::string log_dir = dir.file("log");
   {

@@ -87,7 +87,7 @@ std::uint64_t stored_records(const std::string& stats, std::uint32_t partitions)
 TEST_CASE(
     "an id repeated in one PUBLISH gets its original's answer, rejected when the append fails "
     "and never a false duplicate",
-    "[stream][integrity]") {
+    "[integration][stream][integrity]") {
   TempDir dir;
   auto stream = start_stream(dir.file("log"));
   RawPeer producer(stream.endpoints.in);
@@ -121,7 +121,7 @@ TEST_CASE(
 TEST_CASE(
     "after a kill -9 the stream still answers duplicate to re-sends of the whole dedup window "
     "even when one hot key filled one of many partitions",
-    "[stream][integrity]") {
+    "[integration][stream][integrity]") {
   TempDir dir;
   const auto addresses = mqkit::test::free_endpoints(2);
   const std::vector<std::string> flags{"--partitions", "4", "--dedup-window", "100"};
@@ -173,7 +173,7 @@ std::set<std::string> handled_records(const std::vector<std::string>& files) {
 TEST_CASE(
     "a partition moves to a joining member only after the old member stopped handling it so "
     "two members never handle one partition at once",
-    "[stream][integrity]") {
+    "[integration][stream][integrity]") {
   TempDir dir;
   auto stream = start_stream(dir.file("log"), {"--partitions", "2", "--heartbeat", "200ms"});
   // A few records in partition 0 and many in partition 1: the first member
@@ -227,7 +227,7 @@ TEST_CASE(
 TEST_CASE(
     "a named reader whose stream was recreated empty is told and reads the new records instead "
     "of skipping them as already handled",
-    "[stream][integrity]") {
+    "[integration][stream][integrity]") {
   TempDir dir;
   const auto addresses = mqkit::test::free_endpoints(2);
   const std::vector<std::string> flags{"--heartbeat", "200ms"};
@@ -269,7 +269,7 @@ TEST_CASE(
 TEST_CASE(
     "a record damaged on disk while the stream runs is stepped over with a notice to its reader, "
     "whose position moves past it, while heartbeats, other readers and position saves go on",
-    "[stream][integrity]") {
+    "[integration][stream][integrity]") {
   TempDir dir;
   const std::string log_dir = dir.file("log");
   auto stream = start_stream(log_dir, {"--partitions", "2", "--heartbeat", "200ms"});
@@ -346,7 +346,7 @@ TEST_CASE(
 TEST_CASE(
     "a reader that asks for unbounded credit and never reads does not make the stream device "
     "buffer its log in memory",
-    "[stream][integrity]") {
+    "[integration][stream][integrity]") {
   TempDir dir;
   auto stream = start_stream(dir.file("log"), {"--fsync", "never"});
   constexpr int kRecords = 480, kSize = 100000;  // a 48 MB backlog
@@ -382,7 +382,7 @@ TEST_CASE(
 }
 
 TEST_CASE("a consumer name ending in .new keeps its position across a restart",
-          "[stream][integrity]") {
+          "[integration][stream][integrity]") {
   TempDir dir;
   const std::string log_dir = dir.file("log");
   auto stream = std::make_optional(start_stream(log_dir));
@@ -423,7 +423,7 @@ CommandFrame next_of(RawPeer& peer, Command kind,
 TEST_CASE(
     "a member's answer to an older assigned does not let go of a partition a newer assigned "
     "gave back and took again",
-    "[stream][integrity]") {
+    "[integration][stream][integrity]") {
   TempDir dir;
   auto stream = start_stream(dir.file("log"), {"--partitions", "2"});
   RawPeer producer(stream.endpoints.in);
@@ -471,7 +471,7 @@ TEST_CASE(
 TEST_CASE(
     "a restarted stream reads back a log of large records a few at a time, not the whole log at "
     "once",
-    "[stream][integrity]") {
+    "[integration][stream][integrity]") {
   TempDir dir;
   constexpr int kRecords = 48;
   constexpr std::size_t kRecordSize = 1024 * 1024;
