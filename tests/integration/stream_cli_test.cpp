@@ -199,8 +199,16 @@ TEST_CASE(
   ChildProcess producer({mqkit::test::mqkit_binary(), "send", "--stream", front, "--count",
                          std::to_string(kRecords), "--size", "64", "--rate", "4000", "--timeout",
                          "60s"});
+  // Each kill comes once the (re)started device has stored 2000 records more:
+  // under load however fast the machine is.
+  auto appended = [&] {
+    return counter(stream->endpoints.stats, "partition.0.next_offset") +
+           counter(stream->endpoints.stats, "partition.1.next_offset");
+  };
+  std::uint64_t at_kill = 0;
   for (int kill = 0; kill < 3; ++kill) {
-    std::this_thread::sleep_for(700ms);
+    REQUIRE(wait_for([&] { return appended() >= at_kill + 2000; }, 30s));
+    at_kill = appended();
     stream->process.signal(SIGKILL);
     REQUIRE(stream->process.wait(5s));
     stream.reset();
