@@ -184,10 +184,11 @@ class TopologyParser {
       };
       if (s.form == SettingForm::named_list) {
         // A map of name -> value or list of values: NAME=A,B as on the CLI.
+        // (Groups are the one named list.)
         check_map(node, "'" + what + "'", {});
         for (const auto& kv : node) {
           const auto name = kv.first.as<std::string>();
-          try {
+          try {  // before joining: an '=' in the name would split it elsewhere
             detail::check_group_name(name);
           } catch (const Error& e) {
             fail(kv.first, e.what());
