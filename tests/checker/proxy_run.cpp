@@ -366,6 +366,10 @@ std::unique_ptr<ClientSlot<ReliableConsumer>> worker(std::string group, std::uin
       [state, group, &device, &history] {
         ReliableConsumerOptions o;
         o.group = group;
+        // The passing group's worker leaves nothing queued when it goes: an
+        // ATTACH still in its socket would make the group again after the
+        // `group rm` that follows.
+        if (group == kPassingGroup) o.socket.linger = std::chrono::milliseconds(0);
         o.prefetch = static_cast<std::uint32_t>(std::uniform_int_distribution<>(1, 64)(state->rng));
         state->life = history.incarnation();
         return std::make_unique<ReliableConsumer>(device.back(), o, 5s);

@@ -31,15 +31,6 @@ struct Appended {
   Clock::time_point confirmed_at;
 };
 
-// Two reads of one offset that found different records: judged at the end,
-// once the power losses between them are known.
-struct OffsetReuse {
-  std::uint32_t partition;
-  std::uint64_t offset;
-  std::string before, now;
-  Clock::time_point seen_before, seen_now;
-};
-
 struct Record {
   std::string id;
   std::string payload;
@@ -69,17 +60,18 @@ class StreamModel {
     std::lock_guard lock(mutex_);
     history_.add("read", id,
                  reader + " p" + std::to_string(e.partition) + "@" + std::to_string(e.offset));
-    auto [it, made] = at_offset_.try_emplace({e.partition, e.offset}, id, Clock::now());
-    if (!made && it->second.first != id) {
-      reuses_.push_back(
-          {e.partition, e.offset, it->second.first, id, it->second.second, Clock::now()});
-      it->second = {id, Clock::now()};
-    }
+    // Readers get only synced records (under interval too), so an offset
+    // once read is never taken back by a power loss and given to another.
+    auto [it, made] = at_offset_.try_emplace({e.partition, e.offset}, id);
+    if (!made && it->second != id)
+      violations_.add("a stream never reuses an offset", id,
+                      "p" + std::to_string(e.partition) + "@" + std::to_string(e.offset) +
+                          " held " + it->second + " before");
     const auto r = records_.find(id);
     if (r == records_.end() || r->second.payload != e.message.payload())
       violations_.add("nothing is delivered that was not published", id,
                       r == records_.end() ? "an id never published" : "another payload");
-    if (reader == "named") named_[e.partition].insert(e.offset);
+    if (reader == "named") named_[e.partition][e.offset] = id;
   }
 
   // `losses`: the device's power losses, and what they may take.
@@ -87,21 +79,6 @@ class StreamModel {
              const LossWindow& window, const std::vector<Clock::time_point>& losses,
              Report& report) {
     std::lock_guard lock(mutex_);
-    std::uint64_t taken_back = 0;
-    for (const auto& r : reuses_) {
-      // Under interval a reader may have read a record that a power loss
-      // then took (it was within the window): its offset is written again.
-      const bool power_loss_between = std::any_of(losses.begin(), losses.end(), [&](auto p) {
-        return p > r.seen_before && p <= r.seen_now && window.may_lose(r.seen_before, {p});
-      });
-      if (power_loss_between) {
-        ++taken_back;
-        continue;
-      }
-      violations_.add("a stream never reuses an offset", r.now,
-                      "p" + std::to_string(r.partition) + "@" + std::to_string(r.offset) +
-                          " held " + r.before + " before");
-    }
     std::unordered_map<std::string, int> copies;
     std::map<std::string, std::int64_t> last_seq;  // per key, in log order
     std::uint64_t total = 0;
@@ -129,17 +106,20 @@ class StreamModel {
           it->second = std::max(it->second, seq);
         }
       }
-      // The named reader: every offset up to the last it handled was handled
-      // (it resumed at or before its commit after each restart).
+      // The named reader: every record up to the last offset it handled was
+      // handled, that very record (it resumed at or before its commit after
+      // each restart, and no offset it passed came to hold another record).
       const auto& handled = named_[partition];
       if (!handled.empty())
-        for (const auto& [offset, rec] : records)
-          if (offset <= *handled.rbegin() && !handled.contains(offset)) {
-            violations_.add("a named reader resumes at or before its last commit", rec.id,
-                            "p" + std::to_string(partition) + "@" + std::to_string(offset) +
-                                " was skipped by the named reader");
-            break;
-          }
+        for (const auto& [offset, rec] : records) {
+          if (offset > handled.rbegin()->first) break;
+          const auto h = handled.find(offset);
+          if (h != handled.end() && h->second == rec.id) continue;
+          violations_.add("a named reader resumes at or before its last commit", rec.id,
+                          "p" + std::to_string(partition) + "@" + std::to_string(offset) +
+                              " was skipped by the named reader");
+          break;
+        }
     }
     std::uint64_t confirmed = 0, refused = 0, lost_in_window = 0;
     for (const auto& [id, a] : records_) {
@@ -162,10 +142,8 @@ class StreamModel {
     report.figures["refused (rejected, timeout)"] = refused;
     report.figures["records in the log"] = total;
     report.figures["offsets read by the named reader"] = named;
-    if (window.any()) {
+    if (window.any())
       report.figures["confirmed, lost to a power loss within the fsync interval"] = lost_in_window;
-      report.figures["offsets read, then taken back by a power loss"] = taken_back;
-    }
   }
 
  private:
@@ -173,10 +151,8 @@ class StreamModel {
   Violations& violations_;
   std::mutex mutex_;
   std::unordered_map<std::string, Appended> records_;
-  std::map<std::pair<std::uint32_t, std::uint64_t>, std::pair<std::string, Clock::time_point>>
-      at_offset_;
-  std::vector<OffsetReuse> reuses_;
-  std::map<std::uint32_t, std::set<std::uint64_t>> named_;
+  std::map<std::pair<std::uint32_t, std::uint64_t>, std::string> at_offset_;
+  std::map<std::uint32_t, std::map<std::uint64_t, std::string>> named_;  // offset -> id
 };
 
 // A member of the named reader "checker", made again after each stop.

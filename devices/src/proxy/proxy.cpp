@@ -292,6 +292,12 @@ class ProxyPump final : public detail::Pump {
       // Dead letters replayed or purged by `mqkit dlq`: tombstones, durable
       // before the answer.
       // Each word is ID:GROUP (one dead letter) or ID (all of the message's).
+      // A replayed copy was confirmed by the main spool, under interval
+      // before its sync: synced first, or a power loss could keep the
+      // tombstone and take the copy (the message in neither).
+      if (const int err = spool_.sync(); err != 0)
+        return "cannot remove dead letters: the spool cannot sync (" +
+               std::string(std::strerror(err)) + "); try again";
       std::size_t removed = 0;
       for (std::size_t i = 2; i < command.size(); ++i) {
         const std::string_view word = command[i];

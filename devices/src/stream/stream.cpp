@@ -599,7 +599,7 @@ class StreamPump final : public detail::Pump {
       case StartPosition::Kind::earliest:
         return log.first_offset();
       case StartPosition::Kind::latest:
-        return log.next_offset();
+        return log.readable_end();
       case StartPosition::Kind::time:
         return detail::offset_at_time(log, from.value);
       case StartPosition::Kind::offset:
@@ -812,7 +812,7 @@ class StreamPump final : public detail::Pump {
       const StreamLog& log = *logs_[cursor.partition];
       if (cursor.next < log.first_offset() && !reset_to_earliest(identity, reader, cursor))
         return false;  // the reader is gone
-      if (cursor.next >= log.next_offset()) continue;
+      if (cursor.next >= log.readable_end()) continue;
       if (cursor.failed_at == cursor.next && Clock::now() < cursor.retry_at) continue;
       const std::size_t n = static_cast<std::size_t>(
           std::min<std::uint64_t>(reader.window - in_flight, kMaxRecordBatch));
@@ -875,11 +875,12 @@ class StreamPump final : public detail::Pump {
     const StreamLog& log = *logs_[cursor.partition];
     try {
       out = log.read(cursor.next, n, max_bytes);
+      while (!out.empty() && out.back().offset >= log.readable_end()) out.pop_back();
       return true;
     } catch (const Error& e) {
       out.clear();
       std::string why = e.what();
-      for (std::uint64_t at = cursor.next; out.size() < n && at < log.next_offset(); ++at) {
+      for (std::uint64_t at = cursor.next; out.size() < n && at < log.readable_end(); ++at) {
         try {
           auto one = log.read(at, 1);
           if (one.empty() || (!out.empty() && one.front().offset != out.back().offset + 1)) break;

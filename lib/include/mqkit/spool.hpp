@@ -192,6 +192,11 @@ class Spool {
   // Waits until every record appended so far has completed (and the
   // compaction that follows each batch has run).
   void flush();
+  // Under interval or never: flush(), then a sync of everything written so
+  // far; what was confirmed is durable when it returns 0 (else the errno of
+  // the failed sync). Under always, confirmed already means synced. For a step that must not
+  // outlive what it relies on, e.g. a dead letter removed once its replayed copy is stored.
+  [[nodiscard]] int sync();
 
   // Records where tools can reach this spool's owner (its admin endpoint)
   // in DIR/LOCK, next to the pid.

@@ -82,6 +82,11 @@ class StreamLog {
 
   std::uint64_t first_offset() const noexcept;  // the oldest retained record
   std::uint64_t next_offset() const noexcept;   // what the next append gets
+  // What readers may be given: under `interval`, the records synced so far
+  // (a power loss may take the others back, and their offsets go to the
+  // next records: an offset once read must never hold another record);
+  // otherwise next_offset().
+  std::uint64_t readable_end() const noexcept;
   // The first record appended at or after `time_ms`; next_offset() if none.
   std::uint64_t offset_at(std::uint64_t time_ms) const noexcept;
 

@@ -131,6 +131,9 @@ struct Spool::Impl {
   std::uint32_t active_number = 0;
   SyncDeadline deadline;
   int sync_error = 0;  // a failed interval sync: nothing is confirmed until one succeeds
+  // sync(): asked for and done (under queue_mutex), and how the last one went.
+  std::uint64_t syncs_wanted = 0, syncs_done = 0;
+  int wanted_sync_error = 0;
   std::thread writer;
 
   std::string path_of(std::uint32_t number) const { return dir + "/" + segment_name(number); }
@@ -333,17 +336,24 @@ struct Spool::Impl {
       batch.clear();
       {
         std::unique_lock l(queue_mutex);
-        auto ready = [&] { return !queue.empty() || closing; };
+        auto ready = [&] { return !queue.empty() || closing || syncs_wanted > syncs_done; };
         if (!retry.empty())
           queue_cv.wait_for(l, kFullDiskRetry, ready);
         else if (options.durability == Durability::interval && deadline.dirty())
           queue_cv.wait_until(l, deadline.next(options.sync_interval), ready);
         else
           queue_cv.wait(l, ready);
-        if (queue.empty() && retry.empty()) {
+        if (queue.empty() && (retry.empty() || syncs_wanted > syncs_done)) {
           if (closing) break;
+          const std::uint64_t wanted = syncs_wanted;
           l.unlock();
-          sync_active();  // the interval passed
+          sync_active();  // the interval passed, or sync() asked
+          if (wanted > syncs_done) {
+            std::lock_guard done(queue_mutex);
+            syncs_done = wanted;
+            wanted_sync_error = sync_error;
+            idle_cv.notify_all();
+          }
           continue;
         }
         if (closing && queue.empty()) {
@@ -464,6 +474,8 @@ struct Spool::Impl {
         if (err == 0) {
           ++syncs;
           deadline.synced();
+        } else if (options.durability == Durability::interval) {
+          sync_error = err;  // what was confirmed since the last sync may be lost, as below
         }
       } else if (options.durability == Durability::interval &&
                  deadline.due(options.sync_interval)) {
@@ -969,6 +981,16 @@ void Spool::forget_group(const std::string& group) {
 void Spool::flush() {
   std::unique_lock l(impl_->queue_mutex);
   impl_->idle_cv.wait(l, [&] { return impl_->queue.empty() && impl_->in_flight == 0; });
+}
+
+int Spool::sync() {
+  if (impl_->options.durability == Durability::always) return 0;  // confirmed means synced
+  flush();
+  std::unique_lock l(impl_->queue_mutex);
+  const std::uint64_t ticket = ++impl_->syncs_wanted;
+  impl_->queue_cv.notify_one();
+  impl_->idle_cv.wait(l, [&] { return impl_->syncs_done >= ticket || impl_->closing; });
+  return impl_->syncs_done >= ticket ? impl_->wanted_sync_error : ECANCELED;
 }
 
 SpoolStats Spool::stats() const {

@@ -123,6 +123,7 @@ struct StreamLog::Impl {
   std::optional<LockFile> lock;
   std::map<std::uint64_t, Segment> segments;  // by base offset
   std::uint64_t next = 0;
+  std::uint64_t synced_next = 0;  // records before this are synced (interval)
   SyncDeadline deadline;
   int sync_error = 0;    // a failed interval sync: appends fail until one succeeds
   bool writable = true;  // false: the last segment is damaged, the next append starts a new one
@@ -156,6 +157,7 @@ struct StreamLog::Impl {
     std::sort(bases.begin(), bases.end());
     for (std::size_t i = 0; i < bases.size(); ++i) recover(bases[i], i + 1 == bases.size());
     if (segments.empty()) create_segment(0);
+    synced_next = next;  // what survived is what readers may have
   }
 
   void recover(std::uint64_t base, bool last) {
@@ -237,6 +239,7 @@ struct StreamLog::Impl {
     }
     sync_error = 0;
     deadline.synced();
+    synced_next = next;  // older segments were synced when they rolled
   }
 
   std::uint64_t append(const std::vector<std::string_view>& frames, std::uint64_t time_ms) {
@@ -261,6 +264,7 @@ struct StreamLog::Impl {
     if (const int err = seg->file->append(buffer); err != 0)
       throw_error(err, "cannot append to " + path_of(seg->base));
     deadline.wrote();
+    bool synced = false;
     if (options.durability == Durability::always ||
         (options.durability == Durability::interval && deadline.due(options.sync_interval))) {
       if (const int err = seg->file->sync(); err != 0) {
@@ -271,6 +275,7 @@ struct StreamLog::Impl {
         sync_error = err;  // the appends since the last good sync may be lost: say so from now on
       } else {
         deadline.synced();
+        synced = true;
       }
     }
     if (seg->positions.empty()) seg->first_time = time_ms;
@@ -279,6 +284,7 @@ struct StreamLog::Impl {
     seg->size += buffer.size();
     const std::uint64_t first = next;
     next += frames.size();
+    if (synced) synced_next = next;
     return first;
   }
 
@@ -420,6 +426,9 @@ std::uint64_t StreamLog::first_offset() const noexcept {
 }
 std::uint64_t StreamLog::next_offset() const noexcept {
   return impl_->next;
+}
+std::uint64_t StreamLog::readable_end() const noexcept {
+  return impl_->options.durability == Durability::interval ? impl_->synced_next : impl_->next;
 }
 
 std::uint64_t StreamLog::offset_at(std::uint64_t time_ms) const noexcept {

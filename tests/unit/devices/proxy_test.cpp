@@ -1093,3 +1093,47 @@ TEST_CASE("a producer that never sends its refused message again is refused for 
   }
   CHECK(later[0].status == ConfirmStatus::stored);
 }
+
+// Found in review: `dlq replay` publishes a copy (confirmed under interval
+// before its sync), then removes the dead letter (a tombstone the DLQ
+// syncs). A power loss in between kept the tombstone and took the copy:
+// the message was in neither. `dlq rm` now syncs the main spool first.
+TEST_CASE(
+    "under fsync interval a power loss after a replay's dlq rm keeps the dead letter or its copy",
+    "[proxy][crash]") {
+  mqkit::test::FaultEnv env;
+  Fixture f;
+  f.options.stats = "tcp://127.0.0.1:*";
+  f.options.spool.env = &env;
+  f.options.spool.durability = mqkit::Durability::interval;
+  f.options.spool.sync_interval = 1h;
+  f.options.groups = {{"billing", {"#"}}};
+  f.start();
+  Peer producer(f.front());
+  REQUIRE(producer.publish("order.created", {"m1"})[0].status == ConfirmStatus::stored);
+  mqkit::MessageId id;
+  {
+    auto w = f.worker("billing", 1);
+    auto d = w.receive();
+    REQUIRE(d);
+    id = d->second[0].id();
+    w.send({.command = Command::nack, .ids = {id}, .action = NackAction::dead, .reason = "poison"});
+    REQUIRE(mqkit::test::wait_for([&] { return f.proxy->stats().get("dead") == 1; }));
+  }
+  // What `mqkit dlq replay` does: the copy to the group, confirmed; then dlq rm.
+  REQUIRE(producer.publish("order.created", {"copy of m1"}, "billing")[0].status ==
+          ConfirmStatus::stored);
+  const auto removed =
+      md::admin_request(f.proxy->stats_endpoint(), {"dlq", "rm", id.to_string() + ":billing"});
+  REQUIRE(removed.at(0).at(0).second == "1");
+  env.power_loss();
+  f.proxy.reset();
+  mqkit::SpoolOptions dlq_options;
+  dlq_options.dead_letters = true;
+  const auto letters = mqkit::Spool(f.options.dlq_dir, dlq_options).dead_letters();
+  const auto main = mqkit::read_spool(f.options.spool_dir);
+  const std::uint64_t pending = main.pending.count("billing") ? main.pending.at("billing") : 0;
+  INFO("dead letters " << letters.size() << ", pending for billing in the main spool " << pending);
+  CHECK(letters.empty());  // removed, for good
+  CHECK(pending == 1);     // and the copy kept
+}
