@@ -107,11 +107,13 @@ class DeviceUnderTest {
     child_.reset();
   }
 
-  // SIGTERM and its exit status (0: a clean stop).
+  // SIGTERM and its exit status (0: a clean stop; -1: still running after
+  // 30 s, then killed).
   int stop() {
     child_->signal(SIGTERM);
     const auto code = child_->wait(std::chrono::seconds(30));
     drain();
+    last_error_ = child_->stderr_text().substr(0, 2000);
     close_life();
     history_.add("stop");
     child_.reset();
@@ -122,6 +124,8 @@ class DeviceUnderTest {
   // per run numbers them (the proxy, where a bridge and a stream run too).
   void number_lives(bool yes) { numbers_lives_ = yes; }
   bool running() const { return child_ != nullptr; }
+  const std::string& kind() const { return kind_; }
+  const std::string& last_stderr() const { return last_error_; }
   const std::string& front() const { return front_; }
   const std::string& back() const { return back_; }
   const std::string& stats() const { return stats_; }  // this life's

@@ -89,7 +89,11 @@ inline void read_whole_stream(const std::string& back,
 // SIGTERM: it must stop cleanly.
 inline void stop_device(DeviceUnderTest& device, Violations& violations) {
   if (const int code = device.stop(); code != 0)
-    violations.add("the device stops cleanly", "", "exit status " + std::to_string(code));
+    violations.add("the device stops cleanly", "",
+                   device.kind() +
+                       (code == -1 ? ": still running 30 s after SIGTERM"
+                                   : ": exit status " + std::to_string(code)) +
+                       "; its stderr: " + device.last_stderr());
 }
 
 // The device's kills, faults and crashes, and every violation, into the report.
