@@ -1,7 +1,7 @@
 # Warnings as errors for mqkit's own code only (never for dependencies' headers).
 # Off by default so that a user's Release build never fails on a compiler's false
-# positive; CI and developers build with -DMQKIT_WERROR=ON (.ci/run has a Release build
-# with it). Sanitizer builds keep it off, because instrumented code makes gcc report
+# positive; developers build with -DMQKIT_WERROR=ON, and .ci/run fails on any warning
+# in the README's Release build's log. Sanitizer builds keep it off, because instrumented code makes gcc report
 # false "maybe uninitialized" warnings inside the standard library.
 option(MQKIT_WERROR "Treat warnings in mqkit's own code as errors (CI and developers turn it on)" OFF)
 function(mqkit_warnings target)
