@@ -219,19 +219,25 @@ class DeadLetterRemover {
 };
 
 // The id of a dead letter's replayed copy: derived from the dead letter (its
-// id and group), so that a second replay of the same dead letter (its
-// removal failed, or the tool or the proxy crashed in between) is answered
-// `duplicate` by the proxy instead of being stored again. The timestamp
+// id, group and last failure time), so that a second replay of the same dead
+// letter (its removal failed, or the tool or the proxy crashed in between)
+// is answered `duplicate` by the proxy instead of being stored again. The
+// time tells dead letters of one message and group apart: one that died
+// again (redelivered after a crash, say) gets a copy of its own, neither
+// swallowed as a duplicate of the first copy nor stored under its id again. The timestamp
 // stays; the random half is a hash of the whole id, the group and a tag, not
 // the id's own bits mixed with a mask: XOR would make the copy of a copy
 // (one that died again) the original again, which the proxy may still
 // remember and answer `duplicate` for.
-MessageId replay_id(const MessageId& original, const std::string& group) {
+MessageId replay_id(const MessageId& original, const std::string& group,
+                    std::uint64_t last_failure_ms) {
   const auto& bytes_in = original.bytes();
-  std::uint64_t h = 0xcbf29ce484222325ull;  // FNV-1a over the id, then "replay:GROUP"
+  // FNV-1a over the id, "replay:GROUP" and the last failure time.
+  std::uint64_t h = 0xcbf29ce484222325ull;
   auto mix = [&h](unsigned char c) { h = (h ^ c) * 0x100000001b3ull; };
   for (const auto b : bytes_in) mix(b);
   for (const char c : "replay:" + group) mix(static_cast<unsigned char>(c));
+  for (int i = 0; i < 8; ++i) mix(static_cast<unsigned char>(last_failure_ms >> (8 * i)));
   h = (h ^ (h >> 30)) * 0xBF58476D1CE4E5B9ull;  // splitmix64's finaliser
   h = (h ^ (h >> 27)) * 0x94D049BB133111EBull;
   h ^= h >> 31;
@@ -283,7 +289,7 @@ int run_replay(const DlqOptions& o) {
     // window must not swallow it, and must swallow a second replay of it),
     // attempt 1, and a header naming the message it replaces.
     Envelope copy = d.message.envelope;
-    copy.id = replay_id(d.stored.id, d.info().group);
+    copy.id = replay_id(d.stored.id, d.info().group, d.info().last_failure_ms);
     copy.attempt = 1;
     copy.headers[kReplayHeader] = d.stored.id.to_string();
     producer->send_async(

@@ -218,8 +218,12 @@ class ProxyModel {
           const auto g = groups_.find({id, group});
           if ((g != groups_.end() && g->second.handled) || in_dlq.contains({id, group}))
             return true;
-          const auto copy = copies_.find({id, group});
-          return depth < 20 && copy != copies_.end() && settled(copy->second, group, depth + 1);
+          // Replayed: every copy (one per dead letter it had there) settled.
+          const auto copies = copies_.find({id, group});
+          if (depth >= 20 || copies == copies_.end()) return false;
+          for (const auto& copy : copies->second)
+            if (!settled(copy, group, depth + 1)) return false;
+          return true;
         };
     std::uint64_t confirmed_count = 0, unasked = 0, lost_in_window = 0;
     for (const auto& [id, p] : messages_) {
@@ -325,7 +329,7 @@ class ProxyModel {
     copy.confirmed_at = Clock::now();
     copy.copy_of = header->second;
     copy.only_group = group;
-    copies_[{header->second, group}] = id;
+    copies_[{header->second, group}].insert(id);
     history_.add("replayed", id, "a copy of " + header->second + " for " + group);
     history_.add("replayed", header->second, "as " + id + " for " + group);
     return messages_.emplace(id, std::move(copy)).first;
@@ -348,7 +352,8 @@ class ProxyModel {
   std::mutex mutex_;
   std::unordered_map<std::string, Published> messages_;
   std::map<std::pair<std::string, std::string>, InGroup> groups_;
-  std::map<std::pair<std::string, std::string>, std::string> copies_;  // (id, group) -> copy's id
+  // (id, group) -> its copies' ids: one per dead letter it had there.
+  std::map<std::pair<std::string, std::string>, std::set<std::string>> copies_;
   std::uint64_t delivered_ = 0, redelivered_ = 0, redelivered_after_ack_ = 0, stale_copies_ = 0,
                 vanished_with_ = 0;
 };
