@@ -125,11 +125,7 @@ class BridgeModel {
 void produce(int number, std::uint32_t seed, BridgeModel& model, const std::string& front,
              Clock::time_point until, std::atomic<std::uint64_t>& unconfirmed_at_end) {
   std::mt19937_64 rng(seed);
-  ReliableProducerOptions o;
-  o.window = 32;
-  o.resend_after = 300ms;
-  o.timeout = 90s;
-  ReliableProducer producer(front, o);
+  ReliableProducer producer(front, producer_options());
   for (std::uint64_t n = 0; Clock::now() < until; ++n) {
     auto envelope = Envelope::make("orders.created");
     envelope.key = "k" + std::to_string(rng() % 8);
@@ -141,22 +137,6 @@ void produce(int number, std::uint32_t seed, BridgeModel& model, const std::stri
     std::this_thread::sleep_for(2ms);
   }
   unconfirmed_at_end += producer.flush(120s);
-}
-
-// What the proxy still holds for "audit"; nullopt when it does not answer.
-std::optional<std::uint64_t> pending_in_audit(const DeviceUnderTest& proxy) {
-  try {
-    for (const auto& row : devices::admin_request(proxy.stats(), {"group", "ls"}, 5s)) {
-      bool audit = false;
-      for (const auto& [column, value] : row) {
-        if (column == "group") audit = value == kGroup;
-        if (column == "pending" && audit) return std::stoull(value);
-      }
-    }
-    return 0;
-  } catch (const Error&) {
-    return std::nullopt;
-  }
 }
 
 }  // namespace
@@ -219,7 +199,7 @@ Report run_bridge(const RunConfig& config, History& history) {
   // Until the proxy holds nothing for "audit" (bounded).
   const auto settle_start = Clock::now();
   for (const auto settle_until = settle_start + 90s; Clock::now() < settle_until;) {
-    if (pending_in_audit(proxy) == 0u) break;
+    if (pending_in(proxy, {kGroup}) == 0u) break;
     std::this_thread::sleep_for(100ms);
   }
   report.figures["settle ms"] = ms_since(settle_start);

@@ -563,33 +563,10 @@ class Replays {
   std::uint64_t runs_ = 0, complete_ = 0;
 };
 
-// Pending (ready, in flight, waiting to retry or to die) in the declared
-// groups, as the proxy's `group ls` says; nullopt when it does not answer.
-std::optional<std::uint64_t> pending_in_declared_groups(const DeviceUnderTest& device) {
-  try {
-    std::uint64_t pending = 0;
-    for (const auto& row : devices::admin_request(device.stats(), {"group", "ls"}, 5s)) {
-      bool declared = false;
-      for (const auto& [column, value] : row) {
-        if (column == "group")
-          declared = std::find(kGroups.begin(), kGroups.end(), value) != kGroups.end();
-        if (column == "pending" && declared) pending += std::stoull(value);
-      }
-    }
-    return pending;
-  } catch (const Error&) {
-    return std::nullopt;
-  }
-}
-
 void produce(int number, std::uint32_t seed, ProxyModel& model, const std::string& front,
              Clock::time_point until, std::atomic<std::uint64_t>& unconfirmed_at_end) {
   std::mt19937_64 rng(seed);
-  ReliableProducerOptions o;
-  o.window = 32;
-  o.resend_after = 300ms;
-  o.timeout = 90s;
-  ReliableProducer producer(front, o);
+  ReliableProducer producer(front, producer_options());
   for (std::uint64_t n = 0; Clock::now() < until; ++n) {
     const int roll = static_cast<int>(rng() % 100);
     const Kind kind = roll < 80   ? Kind::ack
@@ -678,7 +655,7 @@ Report run_proxy(const RunConfig& config, History& history) {
   auto last_delivery = Clock::now();
   for (std::uint64_t seen = model.delivered(); Clock::now() < settle_until;) {
     const bool handlers_done = model.unsettled() == 0 || Clock::now() - last_delivery >= 5s;
-    if (handlers_done && pending_in_declared_groups(device) == 0u) break;
+    if (handlers_done && pending_in(device, kGroups) == 0u) break;
     std::this_thread::sleep_for(100ms);
     if (const auto now_seen = model.delivered(); now_seen != seen) {
       seen = now_seen;

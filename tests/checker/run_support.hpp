@@ -3,16 +3,21 @@
 // stream, and closing the report with the devices' figures.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "device_under_test.hpp"
+#include "mqkit/devices/stats.hpp"
 #include "mqkit/duration.hpp"
+#include "mqkit/error.hpp"
+#include "mqkit/reliable_producer.hpp"
 #include "mqkit/stream_consumer.hpp"
 #include "run.hpp"
 
@@ -84,6 +89,37 @@ inline void read_whole_stream(const std::string& back,
     take(e);
   });
   watchdog.join();
+}
+
+// The checker's producers: a window of 32, re-sending after 300 ms, giving
+// up after 90 s (long enough for any restart the chaos makes).
+inline ReliableProducerOptions producer_options() {
+  ReliableProducerOptions o;
+  o.window = 32;
+  o.resend_after = std::chrono::milliseconds(300);
+  o.timeout = std::chrono::seconds(90);
+  return o;
+}
+
+// What a proxy still holds (ready, in flight, waiting to retry or to die)
+// for `groups`, as its `group ls` says; nullopt when it does not answer.
+inline std::optional<std::uint64_t> pending_in(const DeviceUnderTest& proxy,
+                                               const std::vector<std::string>& groups) {
+  try {
+    std::uint64_t pending = 0;
+    for (const auto& row :
+         devices::admin_request(proxy.stats(), {"group", "ls"}, std::chrono::seconds(5))) {
+      bool counted = false;
+      for (const auto& [column, value] : row) {
+        if (column == "group")
+          counted = std::find(groups.begin(), groups.end(), value) != groups.end();
+        if (column == "pending" && counted) pending += std::stoull(value);
+      }
+    }
+    return pending;
+  } catch (const Error&) {
+    return std::nullopt;
+  }
 }
 
 // SIGTERM: it must stop cleanly.

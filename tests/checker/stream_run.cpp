@@ -173,11 +173,7 @@ std::unique_ptr<ClientSlot<StreamConsumer>> member(StreamModel& model,
 void produce(int number, std::uint32_t seed, StreamModel& model, const std::string& front,
              Clock::time_point until, std::atomic<std::uint64_t>& unconfirmed_at_end) {
   std::mt19937_64 rng(seed);
-  ReliableProducerOptions o;
-  o.window = 32;
-  o.resend_after = 300ms;
-  o.timeout = 90s;
-  ReliableProducer producer(front, o);
+  ReliableProducer producer(front, producer_options());
   std::vector<std::int64_t> next_seq(4, 0);
   while (Clock::now() < until) {
     const std::size_t k = rng() % next_seq.size();
