@@ -1,13 +1,20 @@
 // What the end-to-end benchmarks share: the raw libzmq ceiling they are
-// compared with in the same run, clocks and percentiles.
+// compared with in the same run, clocks, percentiles and CPU time per thread.
 #pragma once
 
 #include <zmq.hpp>
+
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -125,6 +132,35 @@ inline std::vector<double> publish_paced(mqkit::ReliableProducer& producer, doub
   }
   producer.flush(std::chrono::seconds(30));
   return to_confirm;
+}
+
+// CPU seconds each live thread of this process used so far, by thread name
+// (joined threads are gone from /proc: process_cpu() still counts them).
+inline std::map<std::string, double> thread_cpu() {
+  std::map<std::string, double> out;
+  const double tick = double(::sysconf(_SC_CLK_TCK));
+  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+    std::ifstream comm(task.path() / "comm"), stat(task.path() / "stat");
+    std::string name, text;
+    std::getline(comm, name);
+    std::getline(stat, text);
+    const auto comm_end = text.rfind(')');
+    if (comm_end == std::string::npos || comm_end + 2 > text.size()) continue;  // it just exited
+    std::istringstream fields(text.substr(comm_end + 2));
+    std::string skip;
+    for (int i = 0; i < 11; ++i) fields >> skip;  // fields 3..13
+    double utime = 0, stime = 0;
+    fields >> utime >> stime;
+    out[name] += (utime + stime) / tick;
+  }
+  return out;
+}
+
+inline double process_cpu() {
+  rusage usage{};
+  ::getrusage(RUSAGE_SELF, &usage);
+  auto secs = [](const timeval& t) { return double(t.tv_sec) + double(t.tv_usec) / 1e6; };
+  return secs(usage.ru_utime) + secs(usage.ru_stime);
 }
 
 }  // namespace mqkit::bench

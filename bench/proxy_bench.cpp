@@ -14,22 +14,16 @@
 //   phase: all (default), raw, stream, backlog, latency, memory
 #include <zmq.hpp>
 
-#include <sys/resource.h>
-#include <unistd.h>
-#include <algorithm>
-#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <map>
-#include <sstream>
+#include <functional>
 #include <string>
-#include <thread>
-#include <vector>
 
 #include "bench_support.hpp"
+#include "device_support.hpp"
 #include "mqkit/devices/proxy.hpp"
 #include "mqkit/mqkit.hpp"
 
@@ -37,29 +31,6 @@ namespace {
 
 using namespace mqkit::bench;
 namespace fs = std::filesystem;
-
-// ---- the proxy ----
-
-struct Bench {
-  fs::path dir;
-  mqkit::devices::ProxyOptions options;
-  std::unique_ptr<mqkit::devices::Proxy> proxy;
-
-  Bench(const fs::path& parent, const std::string& fsync) {
-    dir = parent / ("mqkit-proxy-bench-" + std::to_string(::getpid()));
-    fs::remove_all(dir);
-    options.front = options.back = "tcp://127.0.0.1:*";
-    options.spool_dir = (dir / "spool").string();
-    mqkit::parse_durability(fsync, options.spool);
-    options.groups = {{"work", {"#"}}};
-    proxy = std::make_unique<mqkit::devices::Proxy>(options);
-    proxy->start();
-  }
-  ~Bench() {
-    proxy.reset();
-    fs::remove_all(dir);
-  }
-};
 
 // Publishes `count` messages, pipelined, and waits for every confirm.
 void produce(const std::string& front, std::uint64_t count,
@@ -79,66 +50,8 @@ void produce(const std::string& front, std::uint64_t count,
     std::fprintf(stderr, "warning: %llu publishes failed\n", (unsigned long long)failed);
 }
 
-// Runs `workers` consumers until `count` acks in total; returns when done.
-class Consumers {
- public:
-  Consumers(const std::string& back, int workers, std::uint64_t count,
-            std::function<void(const mqkit::Message&)> on_message = {})
-      : count_(count), on_message_(std::move(on_message)) {
-    for (int i = 0; i < workers; ++i)
-      consumers_.push_back(std::make_unique<mqkit::ReliableConsumer>(
-          back, mqkit::ReliableConsumerOptions{.group = "work", .prefetch = 1000}));
-    for (auto& c : consumers_)
-      threads_.emplace_back([this, c = c.get()] {
-        ::pthread_setname_np(::pthread_self(), "consumer");
-        c->run([this](const mqkit::Message& m) {
-          if (on_message_) on_message_(m);
-          if (++acked_ >= count_)
-            for (auto& other : consumers_) other->stop();
-          return mqkit::Outcome::ack;
-        });
-      });
-  }
-  void join() {
-    for (auto& t : threads_) t.join();
-  }
-
- private:
-  std::uint64_t count_;
-  std::function<void(const mqkit::Message&)> on_message_;
-  std::atomic<std::uint64_t> acked_{0};
-  std::vector<std::unique_ptr<mqkit::ReliableConsumer>> consumers_;
-  std::vector<std::thread> threads_;
-};
-
-// CPU seconds each thread of this process used so far, by thread name.
-std::map<std::string, double> thread_cpu() {
-  std::map<std::string, double> out;
-  const double tick = double(::sysconf(_SC_CLK_TCK));
-  for (const auto& task : fs::directory_iterator("/proc/self/task")) {
-    std::ifstream comm(task.path() / "comm"), stat(task.path() / "stat");
-    std::string name, text;
-    std::getline(comm, name);
-    std::getline(stat, text);
-    std::istringstream fields(text.substr(text.rfind(')') + 2));
-    std::string skip;
-    for (int i = 0; i < 11; ++i) fields >> skip;  // fields 3..13
-    double utime = 0, stime = 0;
-    fields >> utime >> stime;
-    out[name] += (utime + stime) / tick;
-  }
-  return out;
-}
-
-double process_cpu() {
-  rusage usage{};
-  ::getrusage(RUSAGE_SELF, &usage);
-  auto secs = [](const timeval& t) { return double(t.tv_sec) + double(t.tv_usec) / 1e6; };
-  return secs(usage.ru_utime) + secs(usage.ru_stime);
-}
-
 double stream(const fs::path& parent, const std::string& fsync, std::uint64_t count, int workers) {
-  Bench b(parent, fsync);
+  ProxyBench b(parent, fsync);
   Consumers consumers(b.proxy->out_endpoint(), workers, count);
   const auto cpu_before = thread_cpu();
   const double process_before = process_cpu();
@@ -162,7 +75,7 @@ double stream(const fs::path& parent, const std::string& fsync, std::uint64_t co
 
 std::pair<double, double> backlog(const fs::path& parent, const std::string& fsync,
                                   std::uint64_t count, int workers) {
-  Bench b(parent, fsync);
+  ProxyBench b(parent, fsync);
   auto start = Clock::now();
   produce(b.proxy->in_endpoint(), count);
   const double in = double(count) / seconds(start, Clock::now());
@@ -176,23 +89,13 @@ std::pair<double, double> backlog(const fs::path& parent, const std::string& fsy
 // message (no batching delay), recording publish->confirm and
 // publish->handler in microseconds.
 void latency(const fs::path& parent, double rate, std::uint64_t count) {
-  Bench b(parent, "always");
-  std::vector<double> to_handler;
-  std::mutex handler_mutex;
-  to_handler.reserve(count);
-  Consumers consumers(b.proxy->out_endpoint(), 1, count, [&](const mqkit::Message& m) {
-    const auto sent = std::stoll(std::string(m.envelope.headers.at("sent_us")));
-    std::lock_guard lock(handler_mutex);
-    to_handler.push_back(double(now_us() - sent));
-  });
-  mqkit::ReliableProducer producer(b.proxy->in_endpoint());
-  const auto to_confirm = publish_paced(producer, rate, count);
-  consumers.join();
+  const auto l = proxy_latency(parent, "always", rate, count);
   std::printf(
       "latency at %.0f msgs/s, fsync always, %llu msgs: publish->confirm p50 %.0f us p99 %.0f us; "
       "publish->handler p50 %.0f us p99 %.0f us\n",
-      rate, (unsigned long long)count, percentile(to_confirm, 0.5), percentile(to_confirm, 0.99),
-      percentile(to_handler, 0.5), percentile(to_handler, 0.99));
+      rate, (unsigned long long)count, percentile(l.to_confirm, 0.5),
+      percentile(l.to_confirm, 0.99), percentile(l.to_delivery, 0.5),
+      percentile(l.to_delivery, 0.99));
 }
 
 long rss_kib() {
@@ -205,7 +108,7 @@ long rss_kib() {
 
 void memory(const fs::path& parent, std::uint64_t pending) {
   const long before = rss_kib();
-  Bench b(parent, "never");
+  ProxyBench b(parent, "never");
   produce(b.proxy->in_endpoint(), pending);
   const long after = rss_kib();
   std::printf("memory: %llu pending 100-byte messages: RSS %ld MiB -> %ld MiB (%.0f bytes/msg)\n",

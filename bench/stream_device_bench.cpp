@@ -14,16 +14,15 @@
 //
 // usage: mqkit_bench_stream_device [count] [log-parent-dir] [phase]
 //   phase: all (default), raw, append, backlog, latency, bridge
-#include <unistd.h>
-
-#include <atomic>
+#include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
-#include <mutex>
 #include <string>
 #include <thread>
 
 #include "bench_support.hpp"
+#include "device_support.hpp"
 #include "mqkit/devices/bridge.hpp"
 #include "mqkit/devices/proxy.hpp"
 #include "mqkit/devices/stream.hpp"
@@ -33,26 +32,6 @@ namespace {
 
 using namespace mqkit::bench;
 namespace fs = std::filesystem;
-
-struct Bench {
-  fs::path dir;
-  std::unique_ptr<mqkit::devices::Stream> stream;
-
-  Bench(const fs::path& parent, mqkit::Durability durability) {
-    dir = parent / ("mqkit-stream-bench-" + std::to_string(::getpid()));
-    fs::remove_all(dir);
-    mqkit::devices::StreamOptions o;
-    o.front = o.back = "tcp://127.0.0.1:*";
-    o.dir = dir.string();
-    o.log.durability = durability;
-    stream = std::make_unique<mqkit::devices::Stream>(o);
-    stream->start();
-  }
-  ~Bench() {
-    stream.reset();
-    fs::remove_all(dir);
-  }
-};
 
 double append(const std::string& front, std::uint64_t count) {
   mqkit::ReliableProducerOptions o;
@@ -85,34 +64,19 @@ double read_backlog(const std::string& back, std::uint64_t count) {
 }
 
 void latency(const fs::path& parent, double rate, std::uint64_t count) {
-  Bench b(parent, mqkit::Durability::always);
-  std::vector<double> to_reader;
-  to_reader.reserve(count);
-  std::mutex reader_mutex;
-  mqkit::StreamConsumer reader(b.stream->out_endpoint(), {.from = "latest", .window = 1000});
-  std::thread reading([&] {
-    std::uint64_t seen = 0;
-    reader.run([&](const mqkit::StreamEntry& e) {
-      const auto sent = std::stoll(std::string(e.message.envelope.headers.at("sent_us")));
-      std::lock_guard lock(reader_mutex);
-      to_reader.push_back(double(now_us() - sent));
-      if (++seen >= count) reader.stop();
-    });
-  });
-  mqkit::ReliableProducer producer(b.stream->in_endpoint());
-  const auto to_confirm = publish_paced(producer, rate, count);
-  reading.join();
+  const auto l = stream_latency(parent, mqkit::Durability::always, rate, count);
   std::printf(
       "latency at %.0f records/s, fsync always, %llu records: publish->confirm p50 %.0f us p99 "
       "%.0f us; publish->reader p50 %.0f us p99 %.0f us\n",
-      rate, (unsigned long long)count, percentile(to_confirm, 0.5), percentile(to_confirm, 0.99),
-      percentile(to_reader, 0.5), percentile(to_reader, 0.99));
+      rate, (unsigned long long)count, percentile(l.to_confirm, 0.5),
+      percentile(l.to_confirm, 0.99), percentile(l.to_delivery, 0.5),
+      percentile(l.to_delivery, 0.99));
 }
 
 // Messages published to a proxy first, then moved by a bridge into the
 // stream: records/s from the bridge's start until the stream holds them all.
 double bridge(const fs::path& parent, std::uint64_t count) {
-  Bench b(parent, mqkit::Durability::always);
+  StreamBench b(parent, mqkit::Durability::always);
   mqkit::devices::ProxyOptions po;
   po.front = po.back = "tcp://127.0.0.1:*";
   po.spool_dir = (b.dir / "spool").string();
@@ -158,7 +122,7 @@ int main(int argc, char** argv) {
   if (wanted("append") || wanted("backlog")) {
     for (const auto durability : {mqkit::Durability::never, mqkit::Durability::always}) {
       const char* name = durability == mqkit::Durability::always ? "always" : "never";
-      Bench b(parent, durability);
+      StreamBench b(parent, durability);
       const double a = append(b.stream->in_endpoint(), count);
       std::printf("append, fsync %-6s: %.0f records/s confirmed", name, a);
       ratio(a, raw_append);
