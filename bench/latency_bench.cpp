@@ -29,7 +29,9 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <exception>
 #include <filesystem>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <system_error>
@@ -134,7 +136,7 @@ class FloorWriter {
     out.to_durable.reserve(count_);
     std::string bytes;
     std::vector<std::int64_t> at;
-    bytes.reserve(queued_bytes_.capacity());
+    bytes.reserve(std::size_t(count_) * kPayload);
     at.reserve(count_);
     while (out.to_durable.size() < count_ && Clock::now() < deadline) {
       {
@@ -190,9 +192,14 @@ FloorRun floor_latency(const fs::path& parent, double rate, std::uint64_t count)
                            std::chrono::duration<double>(double(count) / rate) + kDrainLimit);
     const auto before = ProfileSnapshot::take();
     const auto start = Clock::now();
+    std::exception_ptr failed;  // a failed write or fdatasync, thrown again below
     std::thread writing([&] {
       ::pthread_setname_np(::pthread_self(), "floor-writer");
-      out = writer.run(deadline);
+      try {
+        out = writer.run(deadline);
+      } catch (...) {
+        failed = std::current_exception();
+      }
     });
     // The paced producer, as publish_paced: record i is queued at start + i / rate.
     const auto interval = std::chrono::duration<double>(1.0 / rate);
@@ -203,6 +210,7 @@ FloorRun floor_latency(const fs::path& parent, double rate, std::uint64_t count)
     }
     auto profile = RunProfile::since(before);
     writing.join();
+    if (failed) std::rethrow_exception(failed);
     out.profile = std::move(profile);
   }
   fs::remove_all(dir);
@@ -249,21 +257,9 @@ const char* verdict(bool ok, bool valid) {
   return !valid ? "INVALID" : ok ? "PASS" : "MISS";
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  ::pthread_setname_np(::pthread_self(), "producer");
-  const std::uint64_t count = argc > 1 ? std::strtoull(argv[1], nullptr, 10) : 30000;
-  const fs::path dir = argc > 2 ? fs::path(argv[2]) : fs::path("/var/tmp");
-  const double rate = argc > 3 ? std::strtod(argv[3], nullptr) : 10000;
-  const std::string phase = argc > 4 ? argv[4] : "all";
-  auto wanted = [&](const char* name) { return phase == "all" || phase == name; };
-  if (count == 0 || !(rate > 0) || !(wanted("floor") || wanted("proxy") || wanted("stream"))) {
-    std::fprintf(stderr,
-                 "usage: mqkit_bench_latency [count] [dir] [rate] [all|floor|proxy|stream]\n");
-    return 2;
-  }
-
+// Runs the phases `wanted` and prints the table and the verdicts.
+void run(std::uint64_t count, const fs::path& dir, double rate,
+         const std::function<bool(const char*)>& wanted) {
   const FsType type = fs_type(dir);
   std::printf("latency benchmark: %llu x %zu-byte records per run at %.0f/s, in %s\n",
               (unsigned long long)count, kPayload, rate, dir.c_str());
@@ -334,5 +330,28 @@ int main(int argc, char** argv) {
   if (!complete)
     std::printf("warning: a run did not finish every record (n < %llu): its verdicts are MISS\n",
                 (unsigned long long)count);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  ::pthread_setname_np(::pthread_self(), "producer");
+  const std::uint64_t count = argc > 1 ? std::strtoull(argv[1], nullptr, 10) : 30000;
+  const fs::path dir = argc > 2 ? fs::path(argv[2]) : fs::path("/var/tmp");
+  const double rate = argc > 3 ? std::strtod(argv[3], nullptr) : 10000;
+  const std::string phase = argc > 4 ? argv[4] : "all";
+  auto wanted = [&](const char* name) { return phase == "all" || phase == name; };
+  if (count == 0 || !(rate > 0) || !(wanted("floor") || wanted("proxy") || wanted("stream"))) {
+    std::fprintf(stderr,
+                 "usage: mqkit_bench_latency [count] [dir] [rate] [all|floor|proxy|stream]\n");
+    return 2;
+  }
+
+  try {
+    run(count, dir, rate, wanted);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "mqkit_bench_latency: %s\n", e.what());
+    return 1;
+  }
   return 0;
 }
