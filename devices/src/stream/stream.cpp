@@ -23,8 +23,8 @@
 #include "envelope/codec.hpp"
 #include "mqkit/error.hpp"
 #include "names.hpp"
+#include "protocol/commands.hpp"
 #include "pump.hpp"
-#include "reliable/protocol.hpp"
 #include "router_peers.hpp"
 #include "spool/lock_file.hpp"
 #include "stream/positions_file.hpp"
@@ -46,7 +46,7 @@ std::uint32_t partition_of_key(std::string_view key, std::uint32_t partitions) n
 
 namespace {
 
-using namespace mqkit::detail::proxy;
+using namespace mqkit::detail::protocol;
 using detail::StartPosition;
 using Clock = std::chrono::steady_clock;
 namespace fs = std::filesystem;

@@ -13,15 +13,15 @@
 #include "detail/wall_clock.hpp"
 #include "mqkit/duration.hpp"
 #include "mqkit/error.hpp"
+#include "protocol/commands.hpp"
 #include "reliable/busy_beat.hpp"
-#include "reliable/protocol.hpp"
 #include "wire/socket.hpp"
 #include "wire/stop_event.hpp"
 #include "wire/wait.hpp"
 
 namespace mqkit {
 namespace {
-using namespace detail::proxy;
+using namespace detail::protocol;
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
