@@ -14,6 +14,7 @@
 #include "mqkit/duration.hpp"
 #include "mqkit/error.hpp"
 #include "protocol/commands.hpp"
+#include "protocol/records_batch.hpp"
 #include "reliable/busy_beat.hpp"
 #include "wire/socket.hpp"
 #include "wire/stop_event.hpp"
@@ -292,24 +293,6 @@ struct StreamConsumer::Impl {
     return std::find(assigned.begin(), assigned.end(), partition) != assigned.end();
   }
 
-  // The records of one RECORDS batch: one frame, each record's frame after
-  // its 4-byte big-endian length (docs/stream-protocol.md).
-  static std::vector<std::string_view> unpack_records(const std::vector<zmq::message_t>& frames,
-                                                      std::size_t expected) {
-    std::vector<std::string_view> out;
-    if (frames.size() != 1) return out;
-    std::string_view rest = view(frames[0]);
-    while (rest.size() >= 4 && out.size() < expected) {
-      const auto* p = reinterpret_cast<const unsigned char*>(rest.data());
-      const std::size_t n = (std::size_t{p[0]} << 24) | (std::size_t{p[1]} << 16) |
-                            (std::size_t{p[2]} << 8) | std::size_t{p[3]};
-      if (rest.size() - 4 < n) break;  // a lying length: stop at what is whole
-      out.push_back(rest.substr(4, n));
-      rest.remove_prefix(4 + n);
-    }
-    return out;
-  }
-
   // One command and its frames, without waiting; false when there is none.
   bool receive(Incoming& in) {
     if (!socket.recv(in.command, zmq::recv_flags::dontwait)) return false;
@@ -354,7 +337,9 @@ struct StreamConsumer::Impl {
   void take_records(const CommandFrame& c, std::vector<zmq::message_t>& frames,
                     const Handler& handler, StreamEntry& entry,
                     std::unique_lock<std::mutex>& lock) {
-    const auto records = unpack_records(frames, c.times.size());
+    // A malformed batch: the whole records before the fault are still read.
+    std::vector<BatchRecord> records;
+    if (frames.size() == 1) (void)unpack_records(c, view(frames[0]), records);
     std::uint64_t* next = nullptr;  // handled[c.partition], looked up again after an assignment
     for (std::size_t i = 0; i < records.size(); ++i) {
       if (stopping()) return;  // uncommitted: read again next time
@@ -362,12 +347,12 @@ struct StreamConsumer::Impl {
         if (!owns(c.partition)) return;  // moved to another member: it reads on from the commit
         next = &handled[c.partition];
       }
-      const std::uint64_t offset = c.offset + i;
+      const std::uint64_t offset = records[i].offset;
       if (offset >= *next) {
         entry.partition = c.partition;
         entry.offset = offset;
-        entry.time_ms = c.times[i];
-        if (codec.decode(records[i], entry.message, options.socket.limits)) {
+        entry.time_ms = records[i].time_ms;
+        if (codec.decode(records[i].frame, entry.message, options.socket.limits)) {
           try {
             busy.while_busy(lock, [&] { handler(entry); });
           } catch (...) {
