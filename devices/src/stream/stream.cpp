@@ -24,11 +24,11 @@
 #include "names.hpp"
 #include "protocol/commands.hpp"
 #include "protocol/records_batch.hpp"
+#include "protocol/start_position.hpp"
 #include "pump.hpp"
 #include "router_peers.hpp"
 #include "spool/lock_file.hpp"
 #include "stream/positions_file.hpp"
-#include "stream/start_position.hpp"
 #include "stream/stream_id.hpp"
 #include "stream/time_seek.hpp"
 #include "wire/socket.hpp"
@@ -47,7 +47,6 @@ std::uint32_t partition_of_key(std::string_view key, std::uint32_t partitions) n
 namespace {
 
 using namespace mqkit::detail::protocol;
-using detail::StartPosition;
 using Clock = std::chrono::steady_clock;
 namespace fs = std::filesystem;
 namespace md = mqkit::detail;

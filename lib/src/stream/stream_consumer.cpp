@@ -3,18 +3,14 @@
 #include "mqkit/stream_consumer.hpp"
 
 #include <algorithm>
-#include <charconv>
-#include <cstdio>
-#include <ctime>
 #include <deque>
 #include <map>
 #include <mutex>
 
-#include "detail/wall_clock.hpp"
-#include "mqkit/duration.hpp"
 #include "mqkit/error.hpp"
 #include "protocol/commands.hpp"
 #include "protocol/records_batch.hpp"
+#include "protocol/start_position.hpp"
 #include "reliable/busy_beat.hpp"
 #include "wire/socket.hpp"
 #include "wire/stop_event.hpp"
@@ -30,73 +26,7 @@ constexpr int kMissedHeartbeats = 5;  // device silence that makes the reader su
 
 using detail::view;
 
-// 2026-11-28T10:00:00Z, 2026-11-28T10:00:00.250+01:00 (also 't' or ' ' for 'T').
-std::optional<std::int64_t> parse_rfc3339(std::string_view text) {
-  int year, month, day, hour, minute, second, used = 0;
-  const std::string s(text);
-  if (std::sscanf(s.c_str(), "%4d-%2d-%2d%*1[Tt ]%2d:%2d:%2d%n", &year, &month, &day, &hour,
-                  &minute, &second, &used) != 6 ||
-      used != 19)
-    return std::nullopt;
-  if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 60)
-    return std::nullopt;
-  std::string_view rest = text.substr(19);
-  std::int64_t millis = 0;
-  if (!rest.empty() && rest.front() == '.') {
-    std::size_t digits = 1;
-    while (digits < rest.size() && std::isdigit(static_cast<unsigned char>(rest[digits]))) ++digits;
-    if (digits == 1) return std::nullopt;
-    for (std::size_t i = 1; i < 4; ++i) millis = millis * 10 + (i < digits ? rest[i] - '0' : 0);
-    rest.remove_prefix(digits);
-  }
-  std::int64_t offset_minutes = 0;
-  if (rest == "Z" || rest == "z") {
-  } else if (rest.size() == 6 && (rest[0] == '+' || rest[0] == '-') && rest[3] == ':') {
-    int oh = 0, om = 0;
-    if (std::from_chars(rest.data() + 1, rest.data() + 3, oh).ec != std::errc() ||
-        std::from_chars(rest.data() + 4, rest.data() + 6, om).ec != std::errc())
-      return std::nullopt;
-    offset_minutes = (rest[0] == '+' ? 1 : -1) * (oh * 60 + om);
-  } else {
-    return std::nullopt;
-  }
-  std::tm tm{};
-  tm.tm_year = year - 1900;
-  tm.tm_mon = month - 1;
-  tm.tm_mday = day;
-  tm.tm_hour = hour;
-  tm.tm_min = minute;
-  tm.tm_sec = second;
-  const std::int64_t seconds = static_cast<std::int64_t>(timegm(&tm)) - offset_minutes * 60;
-  return seconds * 1000 + millis;
-}
-
-bool all_digits(std::string_view s) {
-  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
-    return std::isdigit(static_cast<unsigned char>(c));
-  });
-}
-
 }  // namespace
-
-std::string stream_start_position(std::string_view from) {
-  if (from.empty() || from == "earliest" || from == "latest" || all_digits(from))
-    return from.empty() ? "earliest" : std::string(from);
-  if (from.find(':') != std::string_view::npos && from.find('-') == std::string_view::npos) {
-    // P:N[,P:N...]: checked by the device, which knows the partitions.
-    return std::string(from);
-  }
-  if (from.front() == '-') {
-    const auto ago = parse_duration(from.substr(1));
-    const auto now = static_cast<std::int64_t>(detail::now_ms());
-    return "@" + std::to_string(std::max<std::int64_t>(now - ago.count(), 0));
-  }
-  if (auto ms = parse_rfc3339(from); ms && *ms >= 0) return "@" + std::to_string(*ms);
-  throw Error(errc::bad_argument,
-              "start position '" + std::string(from) +
-                  "' is not earliest, latest, an offset N, P:N[,P:N...], an RFC 3339 time "
-                  "(2026-11-28T10:00:00Z) or a time ago (-10m)");
-}
 
 struct StreamConsumer::Impl {
   // A command from the stream and the frames after it (RECORDS: the records).
@@ -158,9 +88,7 @@ struct StreamConsumer::Impl {
     resubscribing = options.name.empty() && !handled.empty();
     if (resubscribing) {
       // A device that restarted does not know this reader: go on from here.
-      start.clear();
-      for (const auto& [p, next] : handled)
-        start += (start.empty() ? "" : ",") + std::to_string(p) + ":" + std::to_string(next);
+      start = StartPosition{.kind = StartPosition::Kind::partitions, .offsets = handled}.text();
     }
     to_commit.clear();
     uncommitted = 0;
