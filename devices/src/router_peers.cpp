@@ -3,7 +3,7 @@
 
 namespace mqkit::devices::detail {
 
-using namespace mqkit::detail::proxy;
+using namespace mqkit::detail::protocol;
 
 Sent send_command(zmq::socket_t& router, const std::string& identity, std::string_view command) {
   try {

@@ -11,7 +11,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "reliable/protocol.hpp"
+#include "protocol/commands.hpp"
 #include "wire/socket.hpp"
 
 namespace mqkit::devices::detail {
@@ -46,13 +46,13 @@ void reply_error(zmq::socket_t& router, const std::string& identity, std::string
 class ConfirmBatches {
  public:
   void add(const std::string& producer, const MessageId& id,
-           mqkit::detail::proxy::ConfirmStatus status, std::string reason) {
+           mqkit::detail::protocol::ConfirmStatus status, std::string reason) {
     pending_[producer].push_back({id, status, std::move(reason)});
   }
   void flush(zmq::socket_t& front);
 
  private:
-  std::unordered_map<std::string, std::vector<mqkit::detail::proxy::Confirmation>> pending_;
+  std::unordered_map<std::string, std::vector<mqkit::detail::protocol::Confirmation>> pending_;
 };
 
 }  // namespace mqkit::devices::detail

@@ -28,7 +28,7 @@
 #include "mqkit/reliable_consumer.hpp"
 #include "mqkit/reliable_producer.hpp"
 #include "mqkit/spool.hpp"
-#include "reliable/protocol.hpp"
+#include "protocol/commands.hpp"
 #include "run.hpp"
 #include "run_support.hpp"
 
@@ -395,13 +395,13 @@ std::unique_ptr<ClientSlot<ReliableConsumer>> worker(std::string group, std::uin
 // must find it lost and deliver those messages again.
 void vanishing_worker(const std::string& back, const std::string& group, std::uint32_t credit,
                       ProxyModel& model) {
-  using detail::proxy::Command;
+  using detail::protocol::Command;
   zmq::context_t context;
   zmq::socket_t socket(context, zmq::socket_type::dealer);
   socket.set(zmq::sockopt::linger, 0);
   socket.connect(back);
-  const auto attach =
-      detail::proxy::encode_command({.command = Command::attach, .group = group, .credit = credit});
+  const auto attach = detail::protocol::encode_command(
+      {.command = Command::attach, .group = group, .credit = credit});
   (void)socket.send(zmq::buffer(attach), zmq::send_flags::none);
   const auto until = Clock::now() + 300ms;
   while (Clock::now() < until) {
@@ -409,8 +409,8 @@ void vanishing_worker(const std::string& back, const std::string& group, std::ui
     if (zmq::poll(&item, 1, std::chrono::milliseconds(50)) == 0) continue;
     std::vector<zmq::message_t> parts;
     if (!zmq::recv_multipart(socket, std::back_inserter(parts))) continue;
-    detail::proxy::CommandFrame c;
-    if (parts.empty() || !detail::proxy::decode_command(parts[0].to_string_view(), c) ||
+    detail::protocol::CommandFrame c;
+    if (parts.empty() || !detail::protocol::decode_command(parts[0].to_string_view(), c) ||
         c.command != Command::deliver)
       continue;
     for (std::size_t i = 1; i < parts.size(); ++i) {

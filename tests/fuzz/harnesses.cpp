@@ -21,7 +21,7 @@
 #include "mqkit/error.hpp"
 #include "mqkit/spool.hpp"
 #include "mqkit/topology.hpp"
-#include "reliable/protocol.hpp"
+#include "protocol/commands.hpp"
 #include "spool/format.hpp"
 #include "wire/socket.hpp"
 
@@ -62,11 +62,11 @@ void envelope(const std::uint8_t* data, std::size_t size) {
 }
 
 void proxy_command(const std::uint8_t* data, std::size_t size) {
-  detail::proxy::CommandFrame c;
-  if (detail::proxy::decode_command(bytes(data, size), c)) {
-    if (c.command == detail::proxy::Command::nack && c.ids.empty()) std::abort();
-    detail::proxy::CommandFrame back;
-    if (!detail::proxy::decode_command(detail::proxy::encode_command(c), back)) std::abort();
+  detail::protocol::CommandFrame c;
+  if (detail::protocol::decode_command(bytes(data, size), c)) {
+    if (c.command == detail::protocol::Command::nack && c.ids.empty()) std::abort();
+    detail::protocol::CommandFrame back;
+    if (!detail::protocol::decode_command(detail::protocol::encode_command(c), back)) std::abort();
   }
 }
 
@@ -123,8 +123,8 @@ struct FuzzPeer {
     socket.set(zmq::sockopt::linger, 0);
     socket.connect(endpoint);
   }
-  void send(const detail::proxy::CommandFrame& c, const std::vector<std::string>& frames = {}) {
-    const auto encoded = detail::proxy::encode_command(c);
+  void send(const detail::protocol::CommandFrame& c, const std::vector<std::string>& frames = {}) {
+    const auto encoded = detail::protocol::encode_command(c);
     (void)socket.send(zmq::buffer(encoded),
                       frames.empty() ? zmq::send_flags::none : zmq::send_flags::sndmore);
     for (std::size_t i = 0; i < frames.size(); ++i)
@@ -145,8 +145,9 @@ struct FuzzPeer {
         (void)socket.recv(frames.back());
         more = frames.back().more();
       }
-      detail::proxy::CommandFrame c;
-      if (!detail::proxy::decode_command({static_cast<const char*>(first.data()), first.size()}, c))
+      detail::protocol::CommandFrame c;
+      if (!detail::protocol::decode_command({static_cast<const char*>(first.data()), first.size()},
+                                            c))
         std::abort();  // the proxy only sends what decodes
       for (const auto& conf : c.confirmations) confirmed.push_back(conf.id);
       for (const auto& f : frames) {
@@ -197,7 +198,7 @@ void proxy_state(const std::uint8_t* data, std::size_t size) {
       const std::uint8_t op = next(), arg = next(), pick = next();
       auto& worker = workers[arg % workers.size()];
       const MessageId id = ids[pick % ids.size()];
-      using detail::proxy::Command;
+      using detail::protocol::Command;
       switch ((op & 0x0f) % 11) {  // the low bits choose, the high ones vary it
         case 0:
         case 1: {  // publish one or two messages (perhaps the same id twice)
@@ -224,8 +225,8 @@ void proxy_state(const std::uint8_t* data, std::size_t size) {
         case 4:
           worker.send({.command = Command::nack,
                        .ids = {id},
-                       .action = (op & 0x10) ? detail::proxy::NackAction::dead
-                                             : detail::proxy::NackAction::retry,
+                       .action = (op & 0x10) ? detail::protocol::NackAction::dead
+                                             : detail::protocol::NackAction::retry,
                        .reason = "fuzz"});
           break;
         case 5:
@@ -259,7 +260,7 @@ void proxy_state(const std::uint8_t* data, std::size_t size) {
     }
     // The proxy must still serve: a fresh message is confirmed.
     Envelope e = Envelope::make("t.x");
-    producers[0].send({.command = detail::proxy::Command::publish}, {encode(e, "last")});
+    producers[0].send({.command = detail::protocol::Command::publish}, {encode(e, "last")});
     bool confirmed = false;
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
     while (!confirmed && std::chrono::steady_clock::now() < deadline)
@@ -301,7 +302,7 @@ void stream_state(const std::uint8_t* data, std::size_t size) {
     for (int step = 0; step < 64 && at < size; ++step) {
       const std::uint8_t op = next(), arg = next(), pick = next();
       auto& reader = readers[arg % readers.size()];
-      using detail::proxy::Command;
+      using detail::protocol::Command;
       switch ((op & 0x07) % 6) {
         case 0:
         case 1: {
@@ -337,7 +338,7 @@ void stream_state(const std::uint8_t* data, std::size_t size) {
       }
     }
     Envelope e = Envelope::make("s");
-    producers[0].send({.command = detail::proxy::Command::publish}, {encode(e, "last")});
+    producers[0].send({.command = detail::protocol::Command::publish}, {encode(e, "last")});
     bool confirmed = false;
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
     while (!confirmed && std::chrono::steady_clock::now() < deadline)

@@ -13,7 +13,7 @@
 #include "cli_support.hpp"
 #include "helpers.hpp"
 #include "mqkit/spool.hpp"
-#include "reliable/protocol.hpp"
+#include "protocol/commands.hpp"
 
 using namespace std::chrono_literals;
 using mqkit::test::ChildProcess;
@@ -181,7 +181,7 @@ class SilentWorker {
  public:
   SilentWorker(const std::string& endpoint, const std::string& group, std::uint32_t credit)
       : socket_(ctx_, zmq::socket_type::dealer) {
-    using namespace mqkit::detail::proxy;
+    using namespace mqkit::detail::protocol;
     socket_.set(zmq::sockopt::linger, 0);
     socket_.connect(endpoint);
     const auto attach =

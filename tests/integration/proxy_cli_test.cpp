@@ -16,11 +16,11 @@
 #include "cli_support.hpp"
 #include "helpers.hpp"
 #include "mqkit/devices/stats.hpp"
+#include "protocol/commands.hpp"
 #include "protocol_peer.hpp"
-#include "reliable/protocol.hpp"
 
 using namespace std::chrono_literals;
-using namespace mqkit::detail::proxy;
+using namespace mqkit::detail::protocol;
 using mqkit::test::ChildProcess;
 using mqkit::test::DeviceEndpoints;
 using mqkit::test::kAnyPort;

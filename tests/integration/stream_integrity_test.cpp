@@ -21,11 +21,11 @@
 #include "helpers.hpp"
 #include "mqkit/devices/stream.hpp"
 #include "mqkit/reliable_producer.hpp"
+#include "protocol/commands.hpp"
 #include "protocol_peer.hpp"
-#include "reliable/protocol.hpp"
 
 using namespace std::chrono_literals;
-using namespace mqkit::detail::proxy;
+using namespace mqkit::detail::protocol;
 using mqkit::test::all_counters;
 using mqkit::test::ChildProcess;
 using mqkit::test::kAnyPort;

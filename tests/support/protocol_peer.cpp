@@ -8,7 +8,7 @@
 
 namespace mqkit::test {
 
-using detail::proxy::Command;
+using detail::protocol::Command;
 
 ProtocolPeer::ProtocolPeer(const std::string& endpoint)
     : socket_(context_, zmq::socket_type::dealer) {
@@ -17,7 +17,7 @@ ProtocolPeer::ProtocolPeer(const std::string& endpoint)
 }
 
 void ProtocolPeer::send(const CommandFrame& command, const std::vector<std::string>& frames) {
-  std::vector<std::string> all{detail::proxy::encode_command(command)};
+  std::vector<std::string> all{detail::protocol::encode_command(command)};
   all.insert(all.end(), frames.begin(), frames.end());
   send_frames(all);
 }
@@ -44,7 +44,7 @@ std::optional<ProtocolPeer::Received> ProtocolPeer::receive(std::chrono::millise
       more = frame.more();
       out.frames.emplace_back(frame.to_string());
     }
-    REQUIRE(detail::proxy::decode_command(first.to_string_view(), out.cmd));
+    REQUIRE(detail::protocol::decode_command(first.to_string_view(), out.cmd));
     if (out.cmd.command != Command::heartbeat) return out;
   }
 }

@@ -9,14 +9,14 @@
 #include <string>
 #include <vector>
 
-#include "reliable/protocol.hpp"
+#include "protocol/commands.hpp"
 
 namespace mqkit::test {
 
 class ProtocolPeer {
  public:
-  using CommandFrame = detail::proxy::CommandFrame;
-  using Confirmation = detail::proxy::Confirmation;
+  using CommandFrame = detail::protocol::CommandFrame;
+  using Confirmation = detail::protocol::Confirmation;
 
   explicit ProtocolPeer(const std::string& endpoint);
 

@@ -23,18 +23,18 @@
 #include "envelope/codec.hpp"
 #include "mqkit/error.hpp"
 #include "names.hpp"
+#include "protocol/commands.hpp"
 #include "proxy/group.hpp"
 #include "proxy/group_file.hpp"
 #include "proxy/wakeup.hpp"
 #include "pump.hpp"
-#include "reliable/protocol.hpp"
 #include "router_peers.hpp"
 #include "wire/socket.hpp"
 
 namespace mqkit::devices {
 namespace {
 
-using namespace mqkit::detail::proxy;
+using namespace mqkit::detail::protocol;
 using detail::Clock;
 using detail::ConsumerGroup;
 using detail::FailureHistory;

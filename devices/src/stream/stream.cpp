@@ -5,7 +5,6 @@
 #include "mqkit/devices/stream.hpp"
 
 #include <algorithm>
-#include <cstring>
 #include <deque>
 #include <filesystem>
 #include <fstream>
@@ -23,12 +22,13 @@
 #include "envelope/codec.hpp"
 #include "mqkit/error.hpp"
 #include "names.hpp"
+#include "protocol/commands.hpp"
+#include "protocol/records_batch.hpp"
+#include "protocol/start_position.hpp"
 #include "pump.hpp"
-#include "reliable/protocol.hpp"
 #include "router_peers.hpp"
 #include "spool/lock_file.hpp"
 #include "stream/positions_file.hpp"
-#include "stream/start_position.hpp"
 #include "stream/stream_id.hpp"
 #include "stream/time_seek.hpp"
 #include "wire/socket.hpp"
@@ -46,8 +46,7 @@ std::uint32_t partition_of_key(std::string_view key, std::uint32_t partitions) n
 
 namespace {
 
-using namespace mqkit::detail::proxy;
-using detail::StartPosition;
+using namespace mqkit::detail::protocol;
 using Clock = std::chrono::steady_clock;
 namespace fs = std::filesystem;
 namespace md = mqkit::detail;
@@ -841,12 +840,9 @@ class StreamPump final : public detail::Pump {
       std::size_t run = 1;  // one batch is consecutive offsets
       while (run < records.size() && records[run].offset == records[run - 1].offset + 1) ++run;
       records.resize(run);
-      CommandFrame c{
-          .command = Command::records, .partition = cursor.partition, .offset = cursor.next};
-      c.times.reserve(records.size());
-      for (const auto& r : records) c.times.push_back(r.time_ms);
-      const auto encoded = encode_command(c);
-      zmq::message_t batch = pack_records(records);
+      const auto encoded = encode_command(records_command(cursor.partition, records));
+      zmq::message_t batch(records_frame_size(records));
+      pack_records_frame(records, {static_cast<char*>(batch.data()), batch.size()});
       const std::uint64_t bytes = batch.size();
       try {
         if (!back_.send(zmq::buffer(identity),
@@ -938,26 +934,6 @@ class StreamPump final : public detail::Pump {
     if (send_command(back_, identity, encoded) != Sent::gone) return true;
     lose_reader(identity);
     return false;
-  }
-
-  // One frame for the whole batch: each record's frame after its length
-  // (4 bytes, big-endian). One ZeroMQ message per batch instead of one per
-  // record is what lets a backlog be read at disk or memory speed.
-  static zmq::message_t pack_records(const std::vector<StreamRecord>& records) {
-    std::size_t total = 0;
-    for (const auto& r : records) total += 4 + r.frame.size();
-    zmq::message_t batch(total);
-    auto* out = static_cast<unsigned char*>(batch.data());
-    for (const auto& r : records) {
-      const auto n = static_cast<std::uint32_t>(r.frame.size());
-      out[0] = static_cast<unsigned char>(n >> 24);
-      out[1] = static_cast<unsigned char>(n >> 16);
-      out[2] = static_cast<unsigned char>(n >> 8);
-      out[3] = static_cast<unsigned char>(n);
-      std::memcpy(out + 4, r.frame.data(), n);
-      out += 4 + n;
-    }
-    return batch;
   }
 
   // The reader's position is no longer retained: say so and go on from the

@@ -9,8 +9,8 @@
 #include <optional>
 
 #include "mqkit/error.hpp"
+#include "protocol/commands.hpp"
 #include "reliable/busy_beat.hpp"
-#include "reliable/protocol.hpp"
 #include "security/connection_watch.hpp"
 #include "wire/socket.hpp"
 #include "wire/stop_event.hpp"
@@ -18,7 +18,7 @@
 
 namespace mqkit {
 namespace {
-using namespace detail::proxy;
+using namespace detail::protocol;
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 

@@ -16,7 +16,7 @@
 #include <unordered_map>
 
 #include "mqkit/error.hpp"
-#include "reliable/protocol.hpp"
+#include "protocol/commands.hpp"
 #include "security/connection_watch.hpp"
 #include "wire/socket.hpp"
 #include "wire/stop_event.hpp"
@@ -25,7 +25,7 @@ namespace mqkit {
 namespace {
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
-using namespace detail::proxy;
+using namespace detail::protocol;
 
 constexpr milliseconds kFullPause{200};  // after a `full` answer, before the round
 // Timer rounds back off while nothing is confirmed: a paused or slow device

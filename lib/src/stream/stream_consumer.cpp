@@ -3,25 +3,22 @@
 #include "mqkit/stream_consumer.hpp"
 
 #include <algorithm>
-#include <charconv>
-#include <cstdio>
-#include <ctime>
 #include <deque>
 #include <map>
 #include <mutex>
 
-#include "detail/wall_clock.hpp"
-#include "mqkit/duration.hpp"
 #include "mqkit/error.hpp"
+#include "protocol/commands.hpp"
+#include "protocol/records_batch.hpp"
+#include "protocol/start_position.hpp"
 #include "reliable/busy_beat.hpp"
-#include "reliable/protocol.hpp"
 #include "wire/socket.hpp"
 #include "wire/stop_event.hpp"
 #include "wire/wait.hpp"
 
 namespace mqkit {
 namespace {
-using namespace detail::proxy;
+using namespace detail::protocol;
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
@@ -29,73 +26,7 @@ constexpr int kMissedHeartbeats = 5;  // device silence that makes the reader su
 
 using detail::view;
 
-// 2026-11-28T10:00:00Z, 2026-11-28T10:00:00.250+01:00 (also 't' or ' ' for 'T').
-std::optional<std::int64_t> parse_rfc3339(std::string_view text) {
-  int year, month, day, hour, minute, second, used = 0;
-  const std::string s(text);
-  if (std::sscanf(s.c_str(), "%4d-%2d-%2d%*1[Tt ]%2d:%2d:%2d%n", &year, &month, &day, &hour,
-                  &minute, &second, &used) != 6 ||
-      used != 19)
-    return std::nullopt;
-  if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 60)
-    return std::nullopt;
-  std::string_view rest = text.substr(19);
-  std::int64_t millis = 0;
-  if (!rest.empty() && rest.front() == '.') {
-    std::size_t digits = 1;
-    while (digits < rest.size() && std::isdigit(static_cast<unsigned char>(rest[digits]))) ++digits;
-    if (digits == 1) return std::nullopt;
-    for (std::size_t i = 1; i < 4; ++i) millis = millis * 10 + (i < digits ? rest[i] - '0' : 0);
-    rest.remove_prefix(digits);
-  }
-  std::int64_t offset_minutes = 0;
-  if (rest == "Z" || rest == "z") {
-  } else if (rest.size() == 6 && (rest[0] == '+' || rest[0] == '-') && rest[3] == ':') {
-    int oh = 0, om = 0;
-    if (std::from_chars(rest.data() + 1, rest.data() + 3, oh).ec != std::errc() ||
-        std::from_chars(rest.data() + 4, rest.data() + 6, om).ec != std::errc())
-      return std::nullopt;
-    offset_minutes = (rest[0] == '+' ? 1 : -1) * (oh * 60 + om);
-  } else {
-    return std::nullopt;
-  }
-  std::tm tm{};
-  tm.tm_year = year - 1900;
-  tm.tm_mon = month - 1;
-  tm.tm_mday = day;
-  tm.tm_hour = hour;
-  tm.tm_min = minute;
-  tm.tm_sec = second;
-  const std::int64_t seconds = static_cast<std::int64_t>(timegm(&tm)) - offset_minutes * 60;
-  return seconds * 1000 + millis;
-}
-
-bool all_digits(std::string_view s) {
-  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
-    return std::isdigit(static_cast<unsigned char>(c));
-  });
-}
-
 }  // namespace
-
-std::string stream_start_position(std::string_view from) {
-  if (from.empty() || from == "earliest" || from == "latest" || all_digits(from))
-    return from.empty() ? "earliest" : std::string(from);
-  if (from.find(':') != std::string_view::npos && from.find('-') == std::string_view::npos) {
-    // P:N[,P:N...]: checked by the device, which knows the partitions.
-    return std::string(from);
-  }
-  if (from.front() == '-') {
-    const auto ago = parse_duration(from.substr(1));
-    const auto now = static_cast<std::int64_t>(detail::now_ms());
-    return "@" + std::to_string(std::max<std::int64_t>(now - ago.count(), 0));
-  }
-  if (auto ms = parse_rfc3339(from); ms && *ms >= 0) return "@" + std::to_string(*ms);
-  throw Error(errc::bad_argument,
-              "start position '" + std::string(from) +
-                  "' is not earliest, latest, an offset N, P:N[,P:N...], an RFC 3339 time "
-                  "(2026-11-28T10:00:00Z) or a time ago (-10m)");
-}
 
 struct StreamConsumer::Impl {
   // A command from the stream and the frames after it (RECORDS: the records).
@@ -157,9 +88,7 @@ struct StreamConsumer::Impl {
     resubscribing = options.name.empty() && !handled.empty();
     if (resubscribing) {
       // A device that restarted does not know this reader: go on from here.
-      start.clear();
-      for (const auto& [p, next] : handled)
-        start += (start.empty() ? "" : ",") + std::to_string(p) + ":" + std::to_string(next);
+      start = StartPosition{.kind = StartPosition::Kind::partitions, .offsets = handled}.text();
     }
     to_commit.clear();
     uncommitted = 0;
@@ -292,24 +221,6 @@ struct StreamConsumer::Impl {
     return std::find(assigned.begin(), assigned.end(), partition) != assigned.end();
   }
 
-  // The records of one RECORDS batch: one frame, each record's frame after
-  // its 4-byte big-endian length (docs/stream-protocol.md).
-  static std::vector<std::string_view> unpack_records(const std::vector<zmq::message_t>& frames,
-                                                      std::size_t expected) {
-    std::vector<std::string_view> out;
-    if (frames.size() != 1) return out;
-    std::string_view rest = view(frames[0]);
-    while (rest.size() >= 4 && out.size() < expected) {
-      const auto* p = reinterpret_cast<const unsigned char*>(rest.data());
-      const std::size_t n = (std::size_t{p[0]} << 24) | (std::size_t{p[1]} << 16) |
-                            (std::size_t{p[2]} << 8) | std::size_t{p[3]};
-      if (rest.size() - 4 < n) break;  // a lying length: stop at what is whole
-      out.push_back(rest.substr(4, n));
-      rest.remove_prefix(4 + n);
-    }
-    return out;
-  }
-
   // One command and its frames, without waiting; false when there is none.
   bool receive(Incoming& in) {
     if (!socket.recv(in.command, zmq::recv_flags::dontwait)) return false;
@@ -354,7 +265,9 @@ struct StreamConsumer::Impl {
   void take_records(const CommandFrame& c, std::vector<zmq::message_t>& frames,
                     const Handler& handler, StreamEntry& entry,
                     std::unique_lock<std::mutex>& lock) {
-    const auto records = unpack_records(frames, c.times.size());
+    // A malformed batch: the whole records before the fault are still read.
+    std::vector<BatchRecord> records;
+    if (frames.size() == 1) (void)unpack_records(c, view(frames[0]), records);
     std::uint64_t* next = nullptr;  // handled[c.partition], looked up again after an assignment
     for (std::size_t i = 0; i < records.size(); ++i) {
       if (stopping()) return;  // uncommitted: read again next time
@@ -362,12 +275,12 @@ struct StreamConsumer::Impl {
         if (!owns(c.partition)) return;  // moved to another member: it reads on from the commit
         next = &handled[c.partition];
       }
-      const std::uint64_t offset = c.offset + i;
+      const std::uint64_t offset = records[i].offset;
       if (offset >= *next) {
         entry.partition = c.partition;
         entry.offset = offset;
-        entry.time_ms = c.times[i];
-        if (codec.decode(records[i], entry.message, options.socket.limits)) {
+        entry.time_ms = records[i].time_ms;
+        if (codec.decode(records[i].frame, entry.message, options.socket.limits)) {
           try {
             busy.while_busy(lock, [&] { handler(entry); });
           } catch (...) {

@@ -19,12 +19,12 @@
 #include "mqkit/devices/proxy.hpp"
 #include "mqkit/envelope.hpp"
 #include "mqkit/reliable_consumer.hpp"
+#include "protocol/commands.hpp"
 #include "protocol_peer.hpp"
-#include "reliable/protocol.hpp"
 #include "stats_protocol.hpp"
 
 using namespace std::chrono_literals;
-using namespace mqkit::detail::proxy;
+using namespace mqkit::detail::protocol;
 namespace md = mqkit::devices;
 
 namespace {
@@ -342,7 +342,7 @@ TEST_CASE("a retry's attempt travels in DELIVER, and in the envelope only for a 
   Peer old_worker(f.back());
   std::string attach =
       encode_command({.command = Command::attach, .group = "billing", .credit = 1});
-  REQUIRE(static_cast<unsigned char>(attach[6]) == mqkit::detail::proxy::kProtocolMinor);
+  REQUIRE(static_cast<unsigned char>(attach[6]) == mqkit::detail::protocol::kProtocolMinor);
   attach[6] = 2;
   old_worker.send_raw(attach);
   auto attached = old_worker.ProtocolPeer::receive(5s);

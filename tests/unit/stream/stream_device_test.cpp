@@ -1,5 +1,5 @@
 // The stream device in process, with the library's own clients over tcp
-// loopback: start positions, key hashing, named readers sharing partitions
+// loopback: key hashing, named readers sharing partitions
 // and moving them, positions across a restart, raw garbage, and a bridge.
 // Small enough to run under ThreadSanitizer in CI.
 #include <catch2/catch.hpp>
@@ -19,7 +19,6 @@
 #include "mqkit/reliable_consumer.hpp"
 #include "mqkit/reliable_producer.hpp"
 #include "mqkit/stream_consumer.hpp"
-#include "stream/start_position.hpp"
 
 using namespace std::chrono_literals;
 namespace md = mqkit::devices;
@@ -80,32 +79,6 @@ std::vector<std::string> read(const std::string& back, mqkit::StreamConsumerOpti
 }
 
 }  // namespace
-
-TEST_CASE("start positions parse and refuse clearly", "[stream_device]") {
-  using md::detail::StartPosition;
-  CHECK(StartPosition::parse("").kind == StartPosition::Kind::earliest);
-  CHECK(StartPosition::parse("latest").kind == StartPosition::Kind::latest);
-  CHECK(StartPosition::parse("@1700000000000").value == 1700000000000);
-  CHECK(StartPosition::parse("42").value == 42);
-  const auto p = StartPosition::parse("0:5,3:7");
-  CHECK(p.offsets == std::map<std::uint32_t, std::uint64_t>{{0, 5}, {3, 7}});
-  for (const char* bad : {"soon", "@", "1:", ":1", "0:5,", "-3", "@x"})
-    CHECK_THROWS_WITH(StartPosition::parse(bad), Catch::Contains("is not earliest, latest"));
-
-  CHECK(mqkit::stream_start_position("2026-11-28T10:00:00Z") == "@1795860000000");
-  CHECK(mqkit::stream_start_position("2026-11-28T11:00:00.250+01:00") == "@1795860000250");
-  CHECK(mqkit::stream_start_position("7") == "7");
-  CHECK(mqkit::stream_start_position("1:7") == "1:7");
-  const auto ago = mqkit::stream_start_position("-10m");
-  REQUIRE(ago.front() == '@');
-  const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                          std::chrono::system_clock::now().time_since_epoch())
-                          .count();
-  CHECK(std::abs(now_ms - 600000 - std::stoll(ago.substr(1))) < 5000);
-  CHECK_THROWS_WITH(mqkit::stream_start_position("2026-13-01T00:00:00Z"),
-                    Catch::Contains("RFC 3339"));
-  CHECK_THROWS_WITH(mqkit::stream_start_position("yesterday"), Catch::Contains("RFC 3339"));
-}
 
 TEST_CASE("a key always maps to the same partition", "[stream_device]") {
   CHECK(md::partition_of_key("customer-1", 4) == md::partition_of_key("customer-1", 4));

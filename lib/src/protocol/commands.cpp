@@ -1,11 +1,11 @@
-// msgpack encoding of the proxy's commands.
-#include "reliable/protocol.hpp"
+// msgpack encoding of the proxy's and the stream's commands.
+#include "protocol/commands.hpp"
 
 #include "detail/msgpack_fields.hpp"
 
 #include <cstring>
 
-namespace mqkit::detail::proxy {
+namespace mqkit::detail::protocol {
 namespace {
 
 using mqkit::detail::pack_id;
@@ -358,4 +358,4 @@ DecodeResult decode_command(std::string_view frame, CommandFrame& out) noexcept 
   return {};
 }
 
-}  // namespace mqkit::detail::proxy
+}  // namespace mqkit::detail::protocol

@@ -1,8 +1,10 @@
-// The reliable proxy's wire protocol (docs/proxy-protocol.md): every command
-// is one msgpack frame ["MQK", major, minor, name, args...], followed, for
-// PUBLISH and DELIVER, by one mqkit message frame per message (the frames of
-// docs/protocol.md, unchanged, so payloads are never re-encoded). Decoding is
-// strict and bounded like the envelope's; a bad command is a typed error.
+// The commands of the proxy and the stream (docs/proxy-protocol.md,
+// docs/stream-protocol.md): every command is one msgpack frame
+// ["MQK", major, minor, name, args...], followed, for PUBLISH and DELIVER, by
+// one mqkit message frame per message (the frames of docs/protocol.md,
+// unchanged, so payloads are never re-encoded), and for RECORDS by one batch
+// frame. Decoding is strict and bounded like the envelope's; a bad command is
+// a typed error.
 #pragma once
 
 #include <cstdint>
@@ -14,7 +16,7 @@
 #include "envelope/codec.hpp"
 #include "mqkit/message_id.hpp"
 
-namespace mqkit::detail::proxy {
+namespace mqkit::detail::protocol {
 
 inline constexpr std::uint32_t kProtocolMajor = 1;
 // 1.1: the stream commands; 1.2: stream id; 1.3: attempts in DELIVER
@@ -99,4 +101,4 @@ std::string encode_command(const CommandFrame& command);
 // Fills `out`; on failure says what was wrong (detail is a static string).
 DecodeResult decode_command(std::string_view frame, CommandFrame& out) noexcept;
 
-}  // namespace mqkit::detail::proxy
+}  // namespace mqkit::detail::protocol

@@ -4,9 +4,9 @@
 
 #include <random>
 
-#include "reliable/protocol.hpp"
+#include "protocol/commands.hpp"
 
-using namespace mqkit::detail::proxy;
+using namespace mqkit::detail::protocol;
 using mqkit::errc;
 using mqkit::MessageId;
 
@@ -74,7 +74,7 @@ TEST_CASE("every proxy command survives encode and decode", "[protocol]") {
     const auto out = round_trip({.command = Command::deliver, .group = "g", .attempts = {1, 3}});
     CHECK(out.group == "g");
     CHECK(out.attempts == std::vector<std::uint32_t>{1, 3});
-    CHECK(out.minor == mqkit::detail::proxy::kProtocolMinor);
+    CHECK(out.minor == mqkit::detail::protocol::kProtocolMinor);
     CHECK(round_trip({.command = Command::deliver, .group = "g"}).attempts.empty());
   }
   SECTION("the argument-less and small ones") {
