@@ -16,7 +16,6 @@
 #include <unordered_map>
 #include <unordered_set>
 
-#include "dedup_window.hpp"
 #include "detail/counter.hpp"
 #include "detail/id_table.hpp"
 #include "detail/wall_clock.hpp"
@@ -27,6 +26,7 @@
 #include "proxy/group.hpp"
 #include "proxy/group_file.hpp"
 #include "proxy/wakeup.hpp"
+#include "publish_intake.hpp"
 #include "pump.hpp"
 #include "router_peers.hpp"
 #include "wire/socket.hpp"
@@ -108,12 +108,12 @@ struct Route {
   std::vector<std::string> names;
 };
 
+// A message being stored (the intake answers its re-sends meanwhile).
 struct Publishing {
   MessageId id;
   std::string producer;
-  std::string frame;
+  zmq::message_t frame;                // as received: kept, not copied, until it is durable
   std::shared_ptr<const Route> route;  // the cache may be cleared meanwhile
-  std::vector<std::string> resent_by;  // producers that re-sent it meanwhile: same answer
   std::uint64_t arrival = 0;           // its place among all publishes, in arrival order
 };
 
@@ -156,7 +156,7 @@ struct Deadline {
   MessageId id;
 };
 
-class ProxyPump final : public detail::Pump {
+class ProxyPump final : public detail::Pump, private detail::PublishSink {
  public:
   explicit ProxyPump(const ProxyOptions& o)
       : options_(o),
@@ -165,7 +165,7 @@ class ProxyPump final : public detail::Pump {
              dead_letter_options(o.spool, o.dlq_max_size)),
         front_(md::open_socket(zmq::socket_type::router, o.socket)),
         back_(md::open_socket(zmq::socket_type::router, o.socket)),
-        recent_(o.dedup_window) {
+        intake_(o.dedup_window, o.socket.limits) {
     back_.set(zmq::sockopt::router_mandatory, true);  // a gone worker is an error, not a drop
     // Credit and kMaxWorkerBytes already bound what each worker holds; a
     // queue limit on top would only make a live worker look busy.
@@ -207,31 +207,31 @@ class ProxyPump final : public detail::Pump {
   void pump(const zmq::pollitem_t* items) override {
     if (items[2].revents & ZMQ_POLLIN) wakeup_.drain();
     take_spool_completions();
-    for (int i = 0; i < 256 && read_front(); ++i) {
+    for (int i = 0; i < 256 && intake_.read(front_, *this); ++i) {
     }
     for (int i = 0; i < 1024 && read_back(); ++i) {
     }
     run_timers();
     for (auto& group : groups_)
       if (group) dispatch(*group);
-    confirms_.flush(front_);
+    intake_.end_turn(front_);
     if (Clock::now() >= next_snapshot_) refresh_counters();
   }
 
   Counters counters() const override {
-    Counters out{{"published", published_.get()},
+    Counters out{{"published", intake_.published().get()},
                  {"stored", stored_.get()},
-                 {"unroutable", unroutable_.get()},
-                 {"duplicate", duplicates_.get()},
-                 {"full", full_.get()},
-                 {"rejected", rejected_.get()},
+                 {"unroutable", intake_.unroutable().get()},
+                 {"duplicate", intake_.duplicates().get()},
+                 {"full", intake_.full().get()},
+                 {"rejected", intake_.rejected().get()},
                  {"delivered", delivered_.get()},
                  {"acked", acked_.get()},
                  {"retried", retried_.get()},
                  {"dead", dead_.get()},
                  {"dead_letter_failed", dead_letter_failed_.get()},
                  {"unreadable", unreadable_.get()},
-                 {"malformed", malformed_.get()},
+                 {"malformed", malformed_.get() + intake_.malformed().get()},
                  {"lost_workers", lost_workers_.get()},
                  {"spool_bytes", spool_.bytes()},
                  {"dlq_bytes", dlq_.bytes()}};
@@ -413,7 +413,7 @@ class ProxyPump final : public detail::Pump {
   // Everything the spool holds goes back into its groups' queues, with the
   // failed-attempt counts it had.
   void recover() {
-    for (const auto& id : spool_.take_recent_ids()) recent_.remember(id);
+    for (const auto& id : spool_.take_recent_ids()) intake_.remember(id);
     auto saved = detail::load_groups(options_.spool_dir);
     auto table = saved.value_or(detail::GroupTable{});
     for (const auto& [name, patterns] : options_.groups) table[name] = patterns;
@@ -441,7 +441,7 @@ class ProxyPump final : public detail::Pump {
         auto [it, inserted] = messages_.try_emplace(id, StoredFrame(0));
         ++(*it).second.remaining;
         g.ready.push_back(id);
-        recent_.remember(id);
+        intake_.remember(id);
         if (auto h = spool_.history(id, name)) g.failures[id] = *h;
       }
     }
@@ -449,23 +449,6 @@ class ProxyPump final : public detail::Pump {
   }
 
   // ---- producers ----
-
-  bool read_front() {
-    zmq::message_t identity, command;
-    std::vector<zmq::message_t> frames;
-    if (!detail::receive_command(front_, identity, command, frames)) return false;
-    CommandFrame cmd;
-    const auto decoded = decode_command(view(command), cmd);
-    if (!decoded || cmd.command != Command::publish) {
-      malformed_.add();
-      reply_error(front_, std::string(view(identity)),
-                  decoded ? "producers may only PUBLISH" : decoded.detail);
-      return true;
-    }
-    const std::string producer(view(identity));
-    for (const auto& frame : frames) publish(producer, view(frame), cmd.target_group);
-    return true;
-  }
 
   // The groups a topic goes to, cached per topic (and per target group).
   std::shared_ptr<const Route> route(std::string_view topic,
@@ -487,62 +470,43 @@ class ProxyPump final : public detail::Pump {
     return made;
   }
 
-  void publish(const std::string& producer, std::string_view frame,
-               const std::optional<std::string>& target) {
-    if (!md::envelope_offset(frame)) {
-      malformed_.add();
-      return;  // without an id there is nothing to confirm
-    }
-    if (const auto decoded = codec_.decode(frame, decoded_, options_.socket.limits); !decoded) {
-      malformed_.add();
-      if (decoded.detail == md::kNilIdDetail) {  // an id after all: say why it is refused
-        rejected_.add();
-        confirms_.add(producer, decoded_.id(), ConfirmStatus::rejected, decoded.detail);
-      }
-      return;
-    }
-    const MessageId id = decoded_.id();
-    published_.add();
+  // ---- producers: new messages from the intake ----
+
+  // Still held, whatever the dedup window says: a re-send is a duplicate.
+  bool holds(const MessageId& id) const override { return messages_.contains(id); }
+
+  bool store(detail::Publish& m) override {
+    const MessageId& id = m.id;
+    const std::string& producer = m.producer;
     if (auto latch = full_latches_.find(producer); latch != full_latches_.end()) {
       // The refused one is here again: it goes first, unless one of this
       // producer's stores is still in progress (an earlier message may yet
       // be refused: its answer comes first, and the next round tries again).
-      if ((latch->second.first == id && !publishing_.contains(id) && !storing_for(producer)) ||
+      if ((latch->second.first == id && !storing_for(producer)) ||
           Clock::now() - latch->second.since >= kFullLatchTimeout)
         release_latch(latch);
     }
-    if (auto in_progress = publishing_.find(id); in_progress != publishing_.end()) {
-      // Not durable yet: the re-send gets the original's answer once known.
-      in_progress->second.resent_by.push_back(producer);
-      return;
-    }
-    // Still held (whatever the window says) or stored recently: not again.
-    if (messages_.contains(id) || recent_.contains(id)) {
-      duplicates_.add();
-      confirms_.add(producer, id, ConfirmStatus::duplicate, "");
-      return;
-    }
-    auto r = route(decoded_.topic(), target);
+    auto r = route(m.message.topic(), m.target_group);
     if (r->groups.empty()) {
-      unroutable_.add();
-      confirms_.add(
-          producer, id, ConfirmStatus::unroutable,
-          target ? "the target group does not exist" : "no group's filters match the topic");
-      return;
+      intake_.answer(producer, id, ConfirmStatus::unroutable,
+                     m.target_group ? "the target group does not exist"
+                                    : "no group's filters match the topic");
+      return false;
     }
     Publishing* p = &publishing_[id];
-    *p = {id, producer, std::string(frame), r, {}, next_arrival_++};
+    *p = {id, producer, std::move(m.held), r, next_arrival_++};
     // The completion captures two pointers: small enough for std::function
     // to keep without allocating.
     try {
       spool_.publish(
-          id, r->names, frame, [this, p](AppendResult result) { spool_done(p, result); },
+          id, r->names, view(p->frame), [this, p](AppendResult result) { spool_done(p, result); },
           order_key(producer));
     } catch (const Error& e) {  // refused before its append started: nothing is in progress
       publishing_.erase(id);
-      rejected_.add();
-      confirms_.add(producer, id, ConfirmStatus::rejected, e.what());
+      intake_.answer(producer, id, ConfirmStatus::rejected, e.what());
+      return false;
     }
+    return true;
   }
 
   // A producer's ordering key. libzmq's own identities (5 bytes) map to
@@ -608,25 +572,13 @@ class ProxyPump final : public detail::Pump {
       const MessageId id = p.id;
       if (c.result.status == AppendStatus::full) {
         latch(p);
-        for (std::size_t i = 0; i <= p.resent_by.size(); ++i) {
-          full_.add();
-          confirms_.add(i == 0 ? p.producer : p.resent_by[i - 1], id, ConfirmStatus::full,
-                        "the spool is full; retry later");
-        }
+        intake_.settle(id, ConfirmStatus::full, "the spool is full; retry later");
       } else if (!c.result) {
-        const std::string why =
-            "the spool could not store it: " + std::string(std::strerror(c.result.error));
-        for (std::size_t i = 0; i <= p.resent_by.size(); ++i) {
-          rejected_.add();
-          confirms_.add(i == 0 ? p.producer : p.resent_by[i - 1], id, ConfirmStatus::rejected, why);
-        }
+        intake_.settle(
+            id, ConfirmStatus::rejected,
+            "the spool could not store it: " + std::string(std::strerror(c.result.error)));
       } else {
-        for (const auto& producer : p.resent_by) {
-          duplicates_.add();  // stored once, now durable: the re-sends are duplicates
-          confirms_.add(producer, id, ConfirmStatus::duplicate, "");
-        }
         stored_.add();
-        recent_.remember(id);
         std::uint32_t remaining = 0;
         for (auto g : p.route->groups)
           if (groups_[g]) {
@@ -634,12 +586,12 @@ class ProxyPump final : public detail::Pump {
             ++remaining;
           }
         if (remaining > 0) {
-          const bool keep = frame_bytes_ + p.frame.size() <= options_.frame_memory;
-          if (keep) frame_bytes_ += p.frame.size();
-          messages_.try_emplace(id,
-                                keep ? StoredFrame(p.frame, remaining) : StoredFrame(remaining));
+          const std::string_view frame = view(p.frame);
+          const bool keep = frame_bytes_ + frame.size() <= options_.frame_memory;
+          if (keep) frame_bytes_ += frame.size();
+          messages_.try_emplace(id, keep ? StoredFrame(frame, remaining) : StoredFrame(remaining));
         }
-        confirms_.add(p.producer, id, ConfirmStatus::stored, "");
+        intake_.settle(id, ConfirmStatus::stored, "");
       }
       publishing_.erase(id);
     }
@@ -1179,17 +1131,16 @@ class ProxyPump final : public detail::Pump {
   std::size_t frame_bytes_ = 0;
   std::deque<Deadline> deadlines_;  // in deadline order: the ack timeout is one constant
   std::multimap<Clock::time_point, std::pair<std::uint32_t, MessageId>> retries_;
-  detail::ConfirmBatches confirms_;
   std::unordered_map<std::string, std::shared_ptr<const Route>> route_cache_;  // per topic
   std::string route_key_;
-  detail::DedupWindow recent_;
+  detail::PublishIntake intake_;
   Clock::time_point next_heartbeat_, next_snapshot_;
   std::mt19937_64 rng_{std::random_device{}()};
 
   mutable std::mutex snapshot_mutex_;
   Counters snapshot_;  // guarded by snapshot_mutex_
-  md::Counter published_, stored_, unroutable_, duplicates_, full_, rejected_, delivered_, acked_,
-      retried_, dead_, dead_letter_failed_, malformed_, lost_workers_, unreadable_;
+  md::Counter stored_, delivered_, acked_, retried_, dead_, dead_letter_failed_, malformed_,
+      lost_workers_, unreadable_;
   std::unordered_set<MessageId> unreadable_said_;  // said once on stderr
 };
 

@@ -16,7 +16,6 @@
 #include <unordered_map>
 
 #include "atomic_file.hpp"
-#include "dedup_window.hpp"
 #include "detail/counter.hpp"
 #include "detail/id_table.hpp"
 #include "envelope/codec.hpp"
@@ -25,6 +24,7 @@
 #include "protocol/commands.hpp"
 #include "protocol/records_batch.hpp"
 #include "protocol/start_position.hpp"
+#include "publish_intake.hpp"
 #include "pump.hpp"
 #include "router_peers.hpp"
 #include "spool/lock_file.hpp"
@@ -149,11 +149,8 @@ struct ConsumerName {
 
 // One partition's records waiting for this turn's group commit.
 struct PendingAppend {
-  std::vector<std::string_view> frames;                       // views into held_ messages
-  std::vector<std::pair<std::string, MessageId>> confirm_to;  // producer, id
-  // Ids published again in the same turn: they get their original's answer
-  // once it is known (duplicate if it was stored, rejected if not).
-  std::vector<std::pair<std::string, MessageId>> repeats;
+  std::vector<std::string_view> frames;  // views into the intake's frames of this turn
+  std::vector<MessageId> ids;            // theirs, to settle
 };
 
 std::uint32_t read_partition_count(const std::string& dir) {
@@ -163,13 +160,13 @@ std::uint32_t read_partition_count(const std::string& dir) {
   return 0;
 }
 
-class StreamPump final : public detail::Pump {
+class StreamPump final : public detail::Pump, private detail::PublishSink {
  public:
   explicit StreamPump(const StreamOptions& o)
       : options_(o),
         front_(md::open_socket(zmq::socket_type::router, o.socket)),
         back_(md::open_socket(zmq::socket_type::router, o.socket)),
-        recent_(o.dedup_window) {
+        intake_(o.dedup_window, o.socket.limits) {
     if (options_.heartbeat.count() <= 0) options_.heartbeat = std::chrono::milliseconds(1000);
     back_.set(zmq::sockopt::router_mandatory, true);  // a gone reader is an error, not a drop
     back_.set(zmq::sockopt::sndhwm, 0);               // credit bounds what each reader holds
@@ -219,11 +216,11 @@ class StreamPump final : public detail::Pump {
   }
 
   void pump(const zmq::pollitem_t*) override {
-    for (int i = 0; i < 256 && read_front(); ++i) {
+    for (int i = 0; i < 256 && intake_.read(front_, *this); ++i) {
     }
     append_pending();
     sync_due_logs();
-    confirms_.flush(front_);
+    intake_.end_turn(front_);
     for (int i = 0; i < 1024 && read_back(); ++i) {
     }
     settle_names();
@@ -233,13 +230,18 @@ class StreamPump final : public detail::Pump {
   }
 
   Counters counters() const override {
-    Counters out{
-        {"partitions", logs_.size()},          {"published", published_.get()},
-        {"appended", appended_.get()},         {"duplicate", duplicates_.get()},
-        {"rejected", rejected_.get()},         {"malformed", malformed_.get()},
-        {"delivered", delivered_.get()},       {"position_resets", position_resets_.get()},
-        {"lost_readers", lost_readers_.get()}, {"retention_deleted", retention_deleted_.get()},
-        {"read_errors", read_errors_.get()},   {"damaged_skipped", damaged_skipped_.get()}};
+    Counters out{{"partitions", logs_.size()},
+                 {"published", intake_.published().get()},
+                 {"appended", appended_.get()},
+                 {"duplicate", intake_.duplicates().get()},
+                 {"rejected", intake_.rejected().get()},
+                 {"malformed", malformed_.get() + intake_.malformed().get()},
+                 {"delivered", delivered_.get()},
+                 {"position_resets", position_resets_.get()},
+                 {"lost_readers", lost_readers_.get()},
+                 {"retention_deleted", retention_deleted_.get()},
+                 {"read_errors", read_errors_.get()},
+                 {"damaged_skipped", damaged_skipped_.get()}};
     std::lock_guard lock(snapshot_mutex_);
     out.insert(out.end(), snapshot_.begin(), snapshot_.end());
     return out;
@@ -360,7 +362,7 @@ class StreamPump final : public detail::Pump {
       tails[p].newest.pop_back();
       if (refill(p)) heads.emplace(tails[p].newest.back().first, p);
     }
-    for (auto it = newest_first.rbegin(); it != newest_first.rend(); ++it) recent_.remember(*it);
+    for (auto it = newest_first.rbegin(); it != newest_first.rend(); ++it) intake_.remember(*it);
   }
 
   // Calls `visit` with each record of [begin, end) that reads, in order; a
@@ -394,53 +396,20 @@ class StreamPump final : public detail::Pump {
 
   // ---- producers ----
 
-  bool read_front() {
-    zmq::message_t identity, command;
-    const std::size_t first_frame = held_.size();
-    if (!detail::receive_command(front_, identity, command, held_)) return false;
-    const std::string producer(view(identity));
-    CommandFrame cmd;
-    const auto decoded = decode_command(view(command), cmd);
-    if (!decoded || cmd.command != Command::publish) {
-      malformed_.add();
-      reply_error(front_, producer, decoded ? "producers may only PUBLISH" : decoded.detail);
-      return true;
-    }
-    for (std::size_t i = first_frame; i < held_.size(); ++i)
-      publish(producer, view(held_[i]), cmd.target_group.has_value());
-    return true;
-  }
-
-  void publish(const std::string& producer, std::string_view frame, bool targeted) {
-    if (!md::envelope_offset(frame) || !codec_.decode(frame, decoded_, options_.socket.limits)) {
-      malformed_.add();
-      return;  // without an id there is nothing to confirm
-    }
-    const MessageId id = decoded_.id();
-    published_.add();
-    if (targeted) {
-      rejected_.add();
-      confirms_.add(producer, id, ConfirmStatus::rejected,
-                    "a stream has no groups: publish without a target group");
-      return;
-    }
-    if (recent_.contains(id)) {
-      duplicates_.add();
-      confirms_.add(producer, id, ConfirmStatus::duplicate, "");
-      return;
-    }
-    if (const auto earlier = in_turn_.find(id); earlier != in_turn_.end()) {
-      // Its original is not stored yet: the answer waits for the append.
-      pending_[earlier->second].repeats.emplace_back(producer, id);
-      return;
+  // A message new to the stream: it joins its partition's group commit.
+  bool store(detail::Publish& m) override {
+    if (m.target_group) {
+      intake_.answer(m.producer, m.id, ConfirmStatus::rejected,
+                     "a stream has no groups: publish without a target group");
+      return false;
     }
     const auto partitions = static_cast<std::uint32_t>(logs_.size());
-    const std::uint32_t p = decoded_.envelope.key
-                                ? partition_of_key(*decoded_.envelope.key, partitions)
+    const std::uint32_t p = m.message.envelope.key
+                                ? partition_of_key(*m.message.envelope.key, partitions)
                                 : static_cast<std::uint32_t>(spread_++ % partitions);
-    pending_[p].frames.push_back(frame);
-    pending_[p].confirm_to.emplace_back(producer, id);
-    in_turn_.try_emplace(id, p);
+    pending_[p].frames.push_back(m.frame);
+    pending_[p].ids.push_back(m.id);
+    return true;
   }
 
   // Under interval=D: the logs whose first unsynced append is D old are
@@ -468,29 +437,16 @@ class StreamPump final : public detail::Pump {
         // Over the size limit: the oldest segments go now, not at the next tick.
         if (options_.log.retain_bytes > 0 && logs_[p]->bytes() > options_.log.retain_bytes)
           apply_retention(p);
-        for (auto& [producer, id] : batch.confirm_to) {
-          recent_.remember(id);
-          confirms_.add(producer, id, ConfirmStatus::stored, "");
-        }
-        duplicates_.add(batch.repeats.size());
-        for (auto& [producer, id] : batch.repeats)
-          confirms_.add(producer, id, ConfirmStatus::duplicate, "");
+        for (const auto& id : batch.ids) intake_.settle(id, ConfirmStatus::stored, "");
       } catch (const Error& e) {
         // Nothing of the batch was appended: the producers may send again.
         const std::string why =
             "partition " + std::to_string(p) + " could not store it: " + e.what();
-        rejected_.add(batch.frames.size() + batch.repeats.size());
-        for (auto& [producer, id] : batch.confirm_to)
-          confirms_.add(producer, id, ConfirmStatus::rejected, why);
-        for (auto& [producer, id] : batch.repeats)
-          confirms_.add(producer, id, ConfirmStatus::rejected, why);
+        for (const auto& id : batch.ids) intake_.settle(id, ConfirmStatus::rejected, why);
       }
-      for (const auto& [producer, id] : batch.confirm_to) in_turn_.erase(id);
       batch.frames.clear();
-      batch.confirm_to.clear();
-      batch.repeats.clear();
+      batch.ids.clear();
     }
-    held_.clear();
   }
 
   // ---- readers ----
@@ -1013,12 +969,9 @@ class StreamPump final : public detail::Pump {
   md::EnvelopeCodec codec_;
   Message decoded_;
 
-  std::deque<zmq::message_t> held_;  // this turn's published frames (a deque: views stay valid)
   std::vector<PendingAppend> pending_;
-  md::IdTable<std::uint32_t> in_turn_;  // ids published this turn -> their partition
-  std::uint64_t spread_ = 0;            // round-robin for records without a key
-  detail::ConfirmBatches confirms_;
-  detail::DedupWindow recent_;
+  std::uint64_t spread_ = 0;  // round-robin for records without a key
+  detail::PublishIntake intake_;
   std::vector<zmq::message_t> extra_frames_;  // after a reader's command: not allowed
 
   std::unordered_map<std::string, Reader> readers_;
@@ -1030,9 +983,8 @@ class StreamPump final : public detail::Pump {
 
   mutable std::mutex snapshot_mutex_;
   Counters snapshot_;  // guarded by snapshot_mutex_
-  md::Counter published_, appended_, duplicates_, rejected_, malformed_, delivered_,
-      position_resets_, lost_readers_, retention_deleted_, retention_errors_, read_errors_,
-      damaged_skipped_;
+  md::Counter appended_, malformed_, delivered_, position_resets_, lost_readers_,
+      retention_deleted_, retention_errors_, read_errors_, damaged_skipped_;
 };
 
 }  // namespace
