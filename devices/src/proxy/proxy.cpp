@@ -25,6 +25,7 @@
 #include "protocol/commands.hpp"
 #include "proxy/group.hpp"
 #include "proxy/group_file.hpp"
+#include "proxy/held_messages.hpp"
 #include "proxy/wakeup.hpp"
 #include "publish_intake.hpp"
 #include "pump.hpp"
@@ -75,31 +76,6 @@ struct WorkerState {
     if (unacked > 0) --unacked;
     unacked_bytes -= std::min<std::uint64_t>(unacked_bytes, bytes);
   }
-};
-
-// A message stored once, shared by the groups it is pending for: 16 bytes
-// (a std::string would add 16 more to every pending message, kept in
-// memory or not; a million pending messages are what this is sized for).
-class StoredFrame {
- public:
-  StoredFrame() = default;
-  explicit StoredFrame(std::uint32_t groups) : remaining(groups) {}
-  // Keeps a copy of `frame` in memory.
-  StoredFrame(std::string_view frame, std::uint32_t groups)
-      : data_(new char[frame.size()]),
-        size_(static_cast<std::uint32_t>(frame.size())),
-        remaining(groups) {
-    std::memcpy(data_.get(), frame.data(), frame.size());
-  }
-  // Empty when not kept in memory: read from the spool.
-  std::string_view frame() const noexcept { return {data_.get(), size_}; }
-
- private:
-  std::unique_ptr<char[]> data_;
-  std::uint32_t size_ = 0;
-
- public:
-  std::uint32_t remaining = 0;  // groups that have not settled it yet
 };
 
 // Which groups a topic goes to (and their names, as the spool wants them).
@@ -165,6 +141,7 @@ class ProxyPump final : public detail::Pump, private detail::PublishSink {
              dead_letter_options(o.spool, o.dlq_max_size)),
         front_(md::open_socket(zmq::socket_type::router, o.socket)),
         back_(md::open_socket(zmq::socket_type::router, o.socket)),
+        held_(o.frame_memory),
         intake_(o.dedup_window, o.socket.limits) {
     back_.set(zmq::sockopt::router_mandatory, true);  // a gone worker is an error, not a drop
     // Credit and kMaxWorkerBytes already bound what each worker holds; a
@@ -395,7 +372,7 @@ class ProxyPump final : public detail::Pump, private detail::PublishSink {
     }
     for (const auto& id : ids) {
       spool_.ack(id, g.name, nullptr);
-      release(id);
+      held_.release(id);
     }
     spool_.forget_group(g.name);  // its place in the spool goes to the next new group
     for (const auto& worker : g.workers) {
@@ -438,8 +415,7 @@ class ProxyPump final : public detail::Pump, private detail::PublishSink {
         for (const auto& p : patterns) g.filters.emplace_back(p);
       }
       for (const auto& id : spool_.pending(name)) {
-        auto [it, inserted] = messages_.try_emplace(id, StoredFrame(0));
-        ++(*it).second.remaining;
+        held_.add_group(id);
         g.ready.push_back(id);
         intake_.remember(id);
         if (auto h = spool_.history(id, name)) g.failures[id] = *h;
@@ -473,7 +449,7 @@ class ProxyPump final : public detail::Pump, private detail::PublishSink {
   // ---- producers: new messages from the intake ----
 
   // Still held, whatever the dedup window says: a re-send is a duplicate.
-  bool holds(const MessageId& id) const override { return messages_.contains(id); }
+  bool holds(const MessageId& id) const override { return held_.holds(id); }
 
   bool store(detail::Publish& m) override {
     const MessageId& id = m.id;
@@ -585,12 +561,7 @@ class ProxyPump final : public detail::Pump, private detail::PublishSink {
             groups_[g]->ready.push_back(id);
             ++remaining;
           }
-        if (remaining > 0) {
-          const std::string_view frame = view(p.frame);
-          const bool keep = frame_bytes_ + frame.size() <= options_.frame_memory;
-          if (keep) frame_bytes_ += frame.size();
-          messages_.try_emplace(id, keep ? StoredFrame(frame, remaining) : StoredFrame(remaining));
-        }
+        if (remaining > 0) held_.add(id, remaining, view(p.frame));
         intake_.settle(id, ConfirmStatus::stored, "");
       }
       publishing_.erase(id);
@@ -775,7 +746,7 @@ class ProxyPump final : public detail::Pump, private detail::PublishSink {
   // it, wherever it is now: waiting to be redelivered, or redelivered to
   // another worker (whose own ack is then ignored). Rare, so searched for.
   bool take_late(ConsumerGroup& g, const MessageId& id) {
-    if (!messages_.contains(id)) return false;  // settled by every group
+    if (!held_.holds(id)) return false;  // settled by every group
     if (auto d = g.in_flight.find(id); d != g.in_flight.end()) {
       if (auto other = workers_.find(d->second.worker); other != workers_.end())
         other->second.release(d->second.bytes);
@@ -803,17 +774,7 @@ class ProxyPump final : public detail::Pump, private detail::PublishSink {
     spool_.ack(id, g.name, nullptr);
     g.failures.erase(id);
     g.attempt_unrecorded.erase(id);
-    release(id);
-  }
-
-  // One group is done with the message; the last one frees its frame.
-  void release(const MessageId& id) {
-    auto it = messages_.find(id);
-    if (it == messages_.end()) return;
-    if (--it->second.remaining == 0) {
-      frame_bytes_ -= it->second.frame().size();
-      messages_.erase(it);
-    }
+    held_.release(id);
   }
 
   // A failed delivery (its in-flight entry already removed): retry after the
@@ -902,7 +863,7 @@ class ProxyPump final : public detail::Pump, private detail::PublishSink {
   // and, failing again, dead-lettered again; never lost in between.
   void dead_letter_done(const DeadLetterDone& d) {
     if (d.group >= groups_.size() || !groups_[d.group]) {  // deleted meanwhile: done with it
-      release(d.id);
+      held_.release(d.id);
       return;
     }
     ConsumerGroup& g = *groups_[d.group];
@@ -910,7 +871,7 @@ class ProxyPump final : public detail::Pump, private detail::PublishSink {
     if (d.result) {
       dead_.add();
       ++g.dead;
-      release(d.id);
+      held_.release(d.id);
       return;
     }
     dead_letter_failed_.add();
@@ -929,9 +890,7 @@ class ProxyPump final : public detail::Pump, private detail::PublishSink {
   // The message's frame; nullopt when its stored record no longer reads
   // back (damaged on disk).
   std::optional<std::string> frame_of(const MessageId& id) {
-    auto it = messages_.find(id);
-    if (it != messages_.end() && !it->second.frame().empty())
-      return std::string(it->second.frame());
+    if (const auto kept = held_.kept_frame(id); !kept.empty()) return std::string(kept);
     auto stored = spool_.read(id);
     if (!stored) return std::nullopt;
     return std::move(stored->frame);
@@ -1045,19 +1004,17 @@ class ProxyPump final : public detail::Pump, private detail::PublishSink {
       std::optional<std::string> loaded;
       auto h = g.failures.find(id);
       const std::uint32_t attempt = h == g.failures.end() ? 1 : h->second.attempts + 1;
-      auto stored = messages_.find(id);
-      std::string_view frame;
-      if (stored != messages_.end() && !stored->second.frame().empty()) {
-        frame = stored->second.frame();
-      } else if ((loaded = frame_of(id))) {
+      std::string_view frame = held_.kept_frame(id);
+      if (frame.empty()) {
+        if (!(loaded = frame_of(id))) {  // not sent: it waits and is read again
+          const MessageId unreadable = id;
+          g.ready.erase(g.ready.begin() + static_cast<std::ptrdiff_t>(i));
+          keep_unreadable(index, unreadable);
+          --n;
+          --i;
+          continue;
+        }
         frame = *loaded;
-      } else {  // not sent: it waits and is read again
-        const MessageId unreadable = id;
-        g.ready.erase(g.ready.begin() + static_cast<std::ptrdiff_t>(i));
-        keep_unreadable(index, unreadable);
-        --n;
-        --i;
-        continue;
       }
       // DELIVER carries the attempt (1.3). Only a worker older than that
       // reads it from the envelope: for it alone a retry is re-encoded.
@@ -1127,8 +1084,7 @@ class ProxyPump final : public detail::Pump, private detail::PublishSink {
   std::uint64_t next_arrival_ = 0;
   std::unordered_map<std::string, FullLatch> full_latches_;  // by producer
   const std::uint64_t key_salt_ = std::random_device{}() * 0x100000001ull ^ std::random_device{}();
-  md::IdTable<StoredFrame> messages_;
-  std::size_t frame_bytes_ = 0;
+  detail::HeldMessages held_;
   std::deque<Deadline> deadlines_;  // in deadline order: the ack timeout is one constant
   std::multimap<Clock::time_point, std::pair<std::uint32_t, MessageId>> retries_;
   std::unordered_map<std::string, std::shared_ptr<const Route>> route_cache_;  // per topic
