@@ -19,6 +19,7 @@
 #include "mqkit/reliable_consumer.hpp"
 #include "mqkit/reliable_producer.hpp"
 #include "mqkit/stream_consumer.hpp"
+#include "protocol_peer.hpp"
 
 using namespace std::chrono_literals;
 namespace md = mqkit::devices;
@@ -173,6 +174,36 @@ TEST_CASE("garbage on both ports is counted and the stream keeps serving", "[str
   REQUIRE(wait_for([&] { return stream.stats().get("malformed") >= 40; }));
   append(stream.in_endpoint(), 3);
   CHECK(read(stream.out_endpoint(), {}, 3).size() == 3);
+}
+
+TEST_CASE(
+    "a stream answers each message of a PUBLISH: stored, a repeat as duplicate, a nil id "
+    "as rejected",
+    "[stream_device]") {
+  using mqkit::detail::protocol::Command;
+  using mqkit::detail::protocol::ConfirmStatus;
+  TempDir dir;
+  md::Stream stream(options_in(dir));
+  stream.start();
+  mqkit::test::ProtocolPeer producer(stream.in_endpoint());
+  const auto message = mqkit::encode(mqkit::Envelope::make("t"), "once");
+  auto nil = mqkit::Envelope::make("t");
+  nil.id = mqkit::MessageId{};
+  // The repeat comes while its original is still being appended (the same
+  // turn): it gets the original's answer, not a second record.
+  const auto answers = producer.publish_frames({message, message, mqkit::encode(nil, "x")}, 3);
+  REQUIRE(answers.size() == 3);
+  std::multiset<ConfirmStatus> statuses;
+  for (const auto& a : answers) statuses.insert(a.status);
+  CHECK(statuses == std::multiset<ConfirmStatus>{ConfirmStatus::stored, ConfirmStatus::duplicate,
+                                                 ConfirmStatus::rejected});
+  // Later, from the dedup window.
+  CHECK(producer.publish_frames({message}, 1).at(0).status == ConfirmStatus::duplicate);
+  CHECK(read(stream.out_endpoint(), {}, 1) == std::vector<std::string>{"once"});
+  CHECK(stream.stats().get("published") == 3);
+  CHECK(stream.stats().get("duplicate") == 2);
+  CHECK(stream.stats().get("rejected") == 1);
+  CHECK(stream.stats().get("appended") == 1);
 }
 
 TEST_CASE("a bridge moves a proxy group into a stream and acks only what the stream confirmed",
