@@ -86,49 +86,55 @@ int count(FakeDevice& device, Command command, std::chrono::milliseconds wait) {
   return n;
 }
 
+// A session to a fake device that has sent its ATTACH.
+struct Joined {
+  FakeDevice device;
+  ClientSession session{device.endpoint, {}, /*watch=*/false};
+  Recorder recorder{session};
+
+  Joined() {
+    recorder.join();
+    REQUIRE(device.next(5s) == Command::attach);
+  }
+  // Runs `body` while run() runs on another thread.
+  template <typename Body>
+  void running(Body&& body) {
+    std::thread run([&] { session.run(recorder); });
+    body();
+    session.stop();
+    run.join();
+  }
+};
+
 }  // namespace
 
 TEST_CASE("a session heartbeats when idle and joins again after the device is silent",
           "[session]") {
-  FakeDevice device;
-  ClientSession session(device.endpoint, {}, /*watch=*/false);
-  Recorder recorder(session);
-  session.set_heartbeat(20ms);
-  recorder.join();
-  REQUIRE(device.next(5s) == Command::attach);
-  session.joined(recorder);
-  std::thread run([&] { session.run(recorder); });
-  // Silent for 5 intervals (100 ms): ATTACH again, heartbeats meanwhile.
-  CHECK(count(device, Command::heartbeat, 300ms) >= 5);
-  CHECK(recorder.joins >= 2);
-  session.stop();
-  run.join();
+  Joined j;
+  j.session.set_heartbeat(20ms);
+  j.session.joined(j.recorder);
+  j.running([&] {
+    // Silent for 5 intervals (100 ms): ATTACH again, heartbeats meanwhile.
+    CHECK(count(j.device, Command::heartbeat, 300ms) >= 5);
+  });
+  CHECK(j.recorder.joins >= 2);
 }
 
 TEST_CASE("a session gives its handler each command with the frames after it", "[session]") {
-  FakeDevice device;
-  ClientSession session(device.endpoint, {}, /*watch=*/false);
-  Recorder recorder(session);
-  recorder.join();
-  REQUIRE(device.next(5s) == Command::attach);
-  std::thread run([&] { session.run(recorder); });
-  device.send({.command = Command::deliver, .group = "g"}, {"one", "two"});
-  CHECK(mqkit::test::wait_for([&] { return recorder.taken >= 1; }, 5s));
-  session.stop();
-  run.join();
-  CHECK(recorder.frames == std::vector<std::string>{"one", "two"});
-  CHECK(recorder.settles >= 1);
+  Joined j;
+  j.running([&] {
+    j.device.send({.command = Command::deliver, .group = "g"}, {"one", "two"});
+    CHECK(mqkit::test::wait_for([&] { return j.recorder.taken >= 1; }, 5s));
+  });
+  CHECK(j.recorder.frames == std::vector<std::string>{"one", "two"});
+  CHECK(j.recorder.settles >= 1);
 }
 
 TEST_CASE("a session settles before it says detach", "[session]") {
-  FakeDevice device;
-  ClientSession session(device.endpoint, {}, /*watch=*/false);
-  Recorder recorder(session);
-  recorder.join();
-  REQUIRE(device.next(5s) == Command::attach);
-  session.detach(recorder);
-  CHECK(recorder.settles == 1);
-  CHECK(device.next(5s) == Command::detach);
+  Joined j;
+  j.session.detach(j.recorder);
+  CHECK(j.recorder.settles == 1);
+  CHECK(j.device.next(5s) == Command::detach);
 }
 
 TEST_CASE("a session awaiting an answer that never comes times out with the hint", "[session]") {
