@@ -7,19 +7,19 @@
 // A round starts when the oldest has waited `resend_after`, when the
 // connection drops (a socket monitor tells), or after a `full` answer. The
 // socket queues only to a live connection (ZMQ_IMMEDIATE), so after a drop
-// nothing old is left queued to overtake the round.
+// nothing old is left queued to overtake the round. The socket, its
+// connection watch and the waits are a ClientSession's (no heartbeats: a
+// producer's session is never joined).
 #include "mqkit/reliable_producer.hpp"
 
 #include <algorithm>
+#include <array>
 #include <map>
-#include <thread>
 #include <unordered_map>
 
 #include "mqkit/error.hpp"
 #include "protocol/commands.hpp"
-#include "security/connection_watch.hpp"
-#include "wire/socket.hpp"
-#include "wire/stop_event.hpp"
+#include "wire/client_session.hpp"
 
 namespace mqkit {
 namespace {
@@ -70,10 +70,10 @@ struct ReliableProducer::Impl {
   static constexpr std::size_t kMaxBatch = 64;  // messages in one PUBLISH
 
   ReliableProducerOptions options;
-  zmq::socket_t socket;
-  detail::ConnectionWatch watch;  // drops, and why a handshake failed
-  detail::StopEvent halt;         // stop(): ends this producer's waits
-  std::string command;            // the encoded PUBLISH command, the same for every message
+  // Its watch: drops, and why a handshake failed; its stop(): ends this
+  // producer's waits.
+  detail::ClientSession session;
+  std::string command;  // the encoded PUBLISH command, the same for every message
   Queue pending;
   std::unordered_map<MessageId, std::uint64_t> sequence_of;
   std::uint64_t next_sequence = 0;
@@ -84,14 +84,11 @@ struct ReliableProducer::Impl {
   milliseconds resend_interval = std::max(options.resend_after, milliseconds(1));
 
   Impl(const std::string& endpoint, const ReliableProducerOptions& o)
-      : options(o),
-        socket(detail::open_socket(zmq::socket_type::dealer, immediate(o.socket))),
-        watch(socket, o.socket.security.client.has_value()) {
-    detail::attach(socket, connect(endpoint));
+      : options(o), session(endpoint, immediate(o.socket), /*watch=*/true) {
     command = encode_command({.command = Command::publish, .target_group = o.target_group});
   }
 
-  bool stopped() const noexcept { return halt.is_set(); }
+  bool stopped() const noexcept { return session.stop_event().is_set(); }
 
   // Everything unconfirmed is to be sent again, from the oldest.
   void start_round() {
@@ -108,17 +105,12 @@ struct ReliableProducer::Impl {
     if (full_round) return false;
     const auto now = Clock::now();
     auto it = pending.lower_bound(unsent_from);
-    Pending* batch[kMaxBatch];
+    std::array<std::string_view, kMaxBatch> frames;
     while (it != pending.end()) {
       std::size_t n = 0;
-      for (auto b = it; b != pending.end() && n < kMaxBatch; ++b) batch[n++] = &b->second;
-      if (!socket.send(zmq::buffer(command), zmq::send_flags::sndmore | zmq::send_flags::dontwait))
-        return false;
-      for (std::size_t i = 0; i < n; ++i, ++it) {
-        (void)socket.send(zmq::buffer(batch[i]->frame),
-                          i + 1 < n ? zmq::send_flags::sndmore : zmq::send_flags::none);
-        batch[i]->last_sent = now;
-      }
+      for (auto b = it; b != pending.end() && n < kMaxBatch; ++b) frames[n++] = b->second.frame;
+      if (!session.try_send(command, {frames.data(), n})) return false;
+      for (std::size_t i = 0; i < n; ++i, ++it) it->second.last_sent = now;
       unsent -= n;
       unsent_from = it == pending.end() ? next_sequence : it->first;
     }
@@ -135,16 +127,15 @@ struct ReliableProducer::Impl {
 
   // Why a message timed out: what the connection said, if anything.
   std::string timeout_reason() const {
-    return watch.problem().empty() ? "no confirm in time"
-                                   : "no confirm in time: " + watch.problem();
+    const auto problem = session.connection_problem();
+    return problem.empty() ? "no confirm in time" : "no confirm in time: " + problem;
   }
 
   void take_confirms() {
-    zmq::message_t reply;
-    while (socket.recv(reply, zmq::recv_flags::dontwait)) {
-      while (reply.more()) (void)socket.recv(reply, zmq::recv_flags::dontwait);
+    detail::Incoming reply;
+    while (session.receive(reply)) {
       CommandFrame c;
-      if (!decode_command(detail::view(reply), c) || c.command != Command::confirm) continue;
+      if (!decode_command(reply.command(), c) || c.command != Command::confirm) continue;
       for (const auto& k : c.confirmations) {
         auto s = sequence_of.find(k.id);
         if (s == sequence_of.end()) continue;
@@ -177,19 +168,11 @@ struct ReliableProducer::Impl {
   // Sends what is queued, reads confirms and re-sends what is due; waits up
   // to `wait` for input.
   void pump(milliseconds wait) {
-    if (watch.dropped()) start_round();
+    if (session.dropped()) start_round();
     if (!send_unsent()) wait = std::min(wait, milliseconds(5));
-    zmq::pollitem_t items[] = {{socket.handle(), 0, ZMQ_POLLIN, 0},
-                               {watch.socket().handle(), 0, ZMQ_POLLIN, 0},
-                               {nullptr, detail::global_stop().fd(), ZMQ_POLLIN, 0},
-                               {nullptr, halt.fd(), ZMQ_POLLIN, 0}};
-    try {
-      zmq::poll(items, 4, wait);
-    } catch (const zmq::error_t& e) {
-      if (e.num() != EINTR) throw;
-    }
+    (void)session.wait(wait);  // for input, a connection event or a stop
     // A drop seen now also covers confirms that will never come.
-    if (watch.dropped()) start_round();
+    if (session.dropped()) start_round();
     take_confirms();
     check_time();
     send_unsent();
@@ -266,11 +249,11 @@ std::size_t ReliableProducer::unconfirmed() const noexcept {
 }
 
 std::string ReliableProducer::connection_problem() const {
-  return impl_->watch.problem();
+  return impl_->session.connection_problem();
 }
 
 void ReliableProducer::stop() noexcept {
-  if (impl_) impl_->halt.signal();
+  if (impl_) impl_->session.stop();
 }
 
 }  // namespace mqkit

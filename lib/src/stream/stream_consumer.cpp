@@ -1,9 +1,9 @@
-// StreamConsumer: SUBSCRIBE, then a loop of RECORDS -> handler -> COMMIT,
-// with heartbeats and subscribing again after a device restart.
+// StreamConsumer: SUBSCRIBE, then RECORDS -> handler -> COMMIT, as a
+// handler over a ClientSession (which heartbeats and subscribes again after
+// a device restart).
 #include "mqkit/stream_consumer.hpp"
 
 #include <algorithm>
-#include <deque>
 #include <map>
 #include <mutex>
 
@@ -11,39 +11,23 @@
 #include "protocol/commands.hpp"
 #include "protocol/records_batch.hpp"
 #include "protocol/start_position.hpp"
-#include "reliable/busy_beat.hpp"
-#include "wire/socket.hpp"
-#include "wire/stop_event.hpp"
-#include "wire/wait.hpp"
+#include "wire/client_session.hpp"
 
 namespace mqkit {
 namespace {
 using namespace detail::protocol;
 using Clock = std::chrono::steady_clock;
+using detail::Incoming;
 using std::chrono::milliseconds;
-
-constexpr int kMissedHeartbeats = 5;  // device silence that makes the reader subscribe again
-
-using detail::view;
-
 }  // namespace
 
-struct StreamConsumer::Impl {
-  // A command from the stream and the frames after it (RECORDS: the records).
-  struct Incoming {
-    zmq::message_t command;
-    std::vector<zmq::message_t> frames;
-  };
-
+// Its methods run under the session's mutex (see detail::SessionHandler).
+struct StreamConsumer::Impl final : detail::SessionHandler {
   StreamConsumerOptions options;
   std::string from;  // as sent
-  zmq::socket_t socket;
-  detail::StopEvent stop;
   detail::EnvelopeCodec codec;
   NoticeHandler notice;
   std::function<void()> before_commit;
-  milliseconds heartbeat{1000};
-  Clock::time_point last_heard = Clock::now(), next_beat = Clock::now();
   std::vector<std::uint32_t> assigned;  // written by the run thread only
   mutable std::mutex assigned_mutex;    // for partitions() from other threads
   // Per partition: the next offset this reader has to handle (records below
@@ -53,37 +37,23 @@ struct StreamConsumer::Impl {
   std::size_t uncommitted = 0;
   std::string stream_id;       // the stream's, from `assigned` (empty: a 1.1 stream)
   bool resubscribing = false;  // an unnamed reader asked to go on from `handled`
-  // Commands read while a batch was being handled (to see an `assigned` at
-  // once): handled in order after it.
-  std::deque<Incoming> inbox;
+  // Commands read while a batch is handled (to see an `assigned` at once)
+  // wait in the session's inbox and are handled in order after it.
   Clock::time_point next_look = Clock::now();
-
-  // While the handler runs, a small thread heartbeats for it (the run loop
-  // and that thread share the socket under socket_mutex), so a slow handler
-  // does not lose the name's partitions.
-  std::mutex socket_mutex;
-  detail::BusyBeat busy{socket_mutex};  // last: stopped before what it uses goes
+  const Handler* handler = nullptr;  // run()'s
+  StreamEntry entry;                 // run()'s, reused
+  // While the handler runs, the session heartbeats for it from a small
+  // thread, so a slow handler does not lose the name's partitions.
+  detail::ClientSession session;  // last: its beat thread stops before what it uses goes
 
   Impl(const std::string& endpoint, const StreamConsumerOptions& o)
       : options(o),
         from(stream_start_position(o.from)),
-        socket(detail::open_socket(zmq::socket_type::dealer, o.socket)) {
-    detail::attach(socket, connect(endpoint));
-  }
+        session(endpoint, o.socket, /*watch=*/false) {}
 
-  // On the heartbeat thread, while a handler runs.
-  void beat_while_handling() {
-    if (Clock::now() < next_beat) return;
-    send({.command = Command::heartbeat});
-    next_beat = Clock::now() + heartbeat;
-  }
+  void send(const CommandFrame& c) { session.send(c); }
 
-  void send(const CommandFrame& c) {
-    const auto encoded = encode_command(c);
-    (void)socket.send(zmq::buffer(encoded), zmq::send_flags::none);
-  }
-
-  void send_subscribe() {
+  void join() override {
     std::string start = from;
     resubscribing = options.name.empty() && !handled.empty();
     if (resubscribing) {
@@ -98,12 +68,6 @@ struct StreamConsumer::Impl {
           .from = start});
   }
 
-  bool stopping() const noexcept { return stop.is_set() || detail::global_stop().is_set(); }
-
-  bool wait(milliseconds timeout) {
-    return detail::wait_readable(socket, stop, timeout) == detail::Wait::readable;
-  }
-
   void tell(std::uint32_t partition, std::uint64_t offset, const std::string& why) {
     if (notice) notice(partition, offset, why);
   }
@@ -112,7 +76,7 @@ struct StreamConsumer::Impl {
   // directory made anew: offsets start again) and this unnamed reader must
   // subscribe afresh from its start position.
   bool take_assignment(const CommandFrame& c) {
-    if (c.heartbeat_ms > 0) heartbeat = milliseconds(c.heartbeat_ms);
+    session.set_heartbeat(milliseconds(c.heartbeat_ms));
     resubscribing = false;  // answered
     const bool reset = !c.stream_id.empty() && !stream_id.empty() && c.stream_id != stream_id;
     if (!c.stream_id.empty()) stream_id = c.stream_id;
@@ -171,37 +135,29 @@ struct StreamConsumer::Impl {
   void on_assigned(const CommandFrame& c) {
     flush_commits();
     if (!take_assignment(c)) {
-      send_subscribe();
+      join();
       return;
     }
     answer_assignment(c);
   }
 
   void subscribe(milliseconds timeout) {
-    send_subscribe();
+    join();
     const auto deadline = Clock::now() + timeout;
     while (true) {
-      const auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now());
-      if (left.count() <= 0 || !wait(left))
-        throw Error(errc::timeout,
-                    "the stream did not answer the subscription (is a stream "
-                    "device's --back there?)");
-      zmq::message_t reply;
-      (void)socket.recv(reply);
-      if (reply.more()) {  // not an answer to the subscription: drop it whole
-        for (zmq::message_t rest; socket.recv(rest, zmq::recv_flags::dontwait) && rest.more();) {
-        }
-        continue;
-      }
+      session.await_answer(deadline, "the stream did not answer the subscription",
+                           "(is a stream device's --back there?)");
+      Incoming reply;
+      // A command with frames after it is not an answer to the subscription.
+      if (!session.receive(reply) || reply.frame_count() > 0) continue;
       CommandFrame c;
-      if (!decode_command(view(reply), c)) continue;
+      if (!decode_command(reply.command(), c)) continue;
       if (c.command == Command::error)
         throw Error(errc::bad_argument, "the stream refused: " + c.reason);
       if (c.command == Command::assigned) {
         take_assignment(c);
         answer_assignment(c);
-        last_heard = Clock::now();
-        busy.start([this] { return heartbeat; }, [this] { beat_while_handling(); });
+        session.joined(*this);
         return;
       }
     }
@@ -221,19 +177,6 @@ struct StreamConsumer::Impl {
     return std::find(assigned.begin(), assigned.end(), partition) != assigned.end();
   }
 
-  // One command and its frames, without waiting; false when there is none.
-  bool receive(Incoming& in) {
-    if (!socket.recv(in.command, zmq::recv_flags::dontwait)) return false;
-    in.frames.clear();
-    for (bool more = in.command.more(); more;) {
-      in.frames.emplace_back();
-      (void)socket.recv(in.frames.back(), zmq::recv_flags::dontwait);
-      more = in.frames.back().more();
-    }
-    last_heard = Clock::now();
-    return true;
-  }
-
   // Between two records: what arrived meanwhile is read, so that an
   // `assigned` that takes a partition away is seen at once, not after the
   // records queued before it (the rest waits in the inbox, in order).
@@ -243,34 +186,29 @@ struct StreamConsumer::Impl {
     if (now < next_look) return false;
     next_look = now + milliseconds(1);
     bool took = false;
-    for (int i = 0; i < 64; ++i) {
-      Incoming in;
-      if (!receive(in)) break;
+    session.read_ahead([&](Incoming& in) {
       CommandFrame c;
-      if (!decode_command(view(in.command), c)) continue;
-      if (c.command == Command::heartbeat) continue;
+      if (!decode_command(in.command(), c) || c.command == Command::heartbeat) return false;
       if (c.command == Command::assigned) {
         on_assigned(c);
         took = true;
-        continue;
+        return false;
       }
-      inbox.push_back(std::move(in));
-    }
+      return true;
+    });
     return took;
   }
 
   // One RECORDS batch. Returns normally, or rethrows the handler's exception
   // after committing the records before it. Ownership is checked before
   // every record: a partition taken away stops being handled at once.
-  void take_records(const CommandFrame& c, std::vector<zmq::message_t>& frames,
-                    const Handler& handler, StreamEntry& entry,
-                    std::unique_lock<std::mutex>& lock) {
+  void take_records(const CommandFrame& c, const Incoming& in, std::unique_lock<std::mutex>& lock) {
     // A malformed batch: the whole records before the fault are still read.
     std::vector<BatchRecord> records;
-    if (frames.size() == 1) (void)unpack_records(c, view(frames[0]), records);
+    if (in.frame_count() == 1) (void)unpack_records(c, in.frame(0), records);
     std::uint64_t* next = nullptr;  // handled[c.partition], looked up again after an assignment
     for (std::size_t i = 0; i < records.size(); ++i) {
-      if (stopping()) return;  // uncommitted: read again next time
+      if (session.stopping()) return;  // uncommitted: read again next time
       if (next == nullptr || look_at_socket()) {
         if (!owns(c.partition)) return;  // moved to another member: it reads on from the commit
         next = &handled[c.partition];
@@ -282,7 +220,7 @@ struct StreamConsumer::Impl {
         entry.time_ms = records[i].time_ms;
         if (codec.decode(records[i].frame, entry.message, options.socket.limits)) {
           try {
-            busy.while_busy(lock, [&] { handler(entry); });
+            session.while_busy(lock, [&] { (*handler)(entry); });
           } catch (...) {
             flush_commits();
             throw;
@@ -295,13 +233,12 @@ struct StreamConsumer::Impl {
     }
   }
 
-  void dispatch(Incoming& in, const Handler& handler, StreamEntry& entry,
-                std::unique_lock<std::mutex>& lock) {
+  void take(Incoming& in, std::unique_lock<std::mutex>& lock) override {
     CommandFrame c;
-    if (!decode_command(view(in.command), c)) return;
+    if (!decode_command(in.command(), c)) return;
     switch (c.command) {
       case Command::records:
-        take_records(c, in.frames, handler, entry, lock);
+        take_records(c, in, lock);
         break;
       case Command::assigned:
         on_assigned(c);
@@ -318,7 +255,7 @@ struct StreamConsumer::Impl {
         break;
       case Command::error:
         if (c.reason.starts_with(kNotAttached)) {
-          send_subscribe();
+          join();
         } else if (resubscribing) {
           // Where it was is past the end of the (restarted) stream: the
           // stream was reset; read again from the start position.
@@ -327,7 +264,7 @@ struct StreamConsumer::Impl {
                  "the stream refused to go on from where this reader was (" + c.reason +
                      "): it was reset; reading again from " + from);
           handled.clear();
-          send_subscribe();
+          join();
         } else {
           throw Error(errc::bad_argument, "the stream refused: " + c.reason);
         }
@@ -337,41 +274,7 @@ struct StreamConsumer::Impl {
     }
   }
 
-  void run(const Handler& handler) {
-    std::unique_lock lock(socket_mutex);
-    Incoming in;
-    StreamEntry entry;
-    while (!stopping()) {
-      auto now = Clock::now();
-      if (now >= next_beat) {
-        send({.command = Command::heartbeat});
-        next_beat = now + heartbeat;
-      }
-      if (now - last_heard > kMissedHeartbeats * heartbeat) {
-        send_subscribe();  // the device went away or forgot us
-        last_heard = now;
-      }
-      const auto until_beat = std::chrono::duration_cast<milliseconds>(next_beat - now);
-      if (inbox.empty() && !wait(std::max(until_beat, milliseconds(1)))) continue;
-      while (!stopping()) {
-        if (!inbox.empty()) {
-          in = std::move(inbox.front());
-          inbox.pop_front();
-        } else if (!receive(in)) {
-          break;
-        }
-        dispatch(in, handler, entry, lock);
-      }
-      flush_commits();
-    }
-    flush_commits();
-  }
-
-  void detach() {
-    std::lock_guard lock(socket_mutex);
-    flush_commits();
-    send({.command = Command::detach});
-  }
+  void settle(std::unique_lock<std::mutex>& /*lock*/) override { flush_commits(); }
 };
 
 StreamConsumer::StreamConsumer(const std::string& stream_back, const StreamConsumerOptions& options,
@@ -381,22 +284,19 @@ StreamConsumer::StreamConsumer(const std::string& stream_back, const StreamConsu
 }
 
 StreamConsumer::~StreamConsumer() {
-  if (!impl_) return;
-  try {
-    impl_->detach();
-  } catch (...) {
-  }
+  if (impl_) impl_->session.close(*impl_);
 }
 
 StreamConsumer::StreamConsumer(StreamConsumer&&) noexcept = default;
 StreamConsumer& StreamConsumer::operator=(StreamConsumer&&) noexcept = default;
 
 void StreamConsumer::run(const Handler& handler) {
-  impl_->run(handler);
+  impl_->handler = &handler;
+  impl_->session.run(*impl_);
 }
 
 void StreamConsumer::stop() noexcept {
-  impl_->stop.signal();
+  impl_->session.stop();
 }
 
 void StreamConsumer::on_before_commit(std::function<void()> hook) {
