@@ -14,7 +14,9 @@
 #include <set>
 #include <thread>
 
+#include "detail/id_table.hpp"
 #include "fault_env.hpp"
+#include <unordered_map>
 #include "helpers.hpp"
 #include "mqkit/devices/proxy.hpp"
 #include "mqkit/envelope.hpp"
@@ -1136,4 +1138,103 @@ TEST_CASE(
   INFO("dead letters " << letters.size() << ", pending for billing in the main spool " << pending);
   CHECK(letters.empty());  // removed, for good
   CHECK(pending == 1);     // and the copy kept
+}
+
+// ---- review of 6942ddb (publish intake) ----
+
+// Old code (6942ddb^) released the latch when the refused id came again
+// from the latched producer, before answering it `duplicate`. The intake now
+// answers the duplicate itself and never calls store(), so the latch stays
+// until the 5 s timeout: the producer's next messages are refused `full`.
+TEST_CASE("review: a latched producer's refused id, stored meanwhile by another connection, "
+          "releases the latch when it comes again",
+          "[proxy][integrity][order][review]") {
+  Fixture f;
+  f.options.groups = {{"g", {"#"}}};
+  f.options.spool.segment_size = 1;
+  const std::string first = mqkit::encode(mqkit::Envelope::make("t"), std::string(4000, 'a'));
+  const std::string big = mqkit::encode(mqkit::Envelope::make("t"), std::string(4000, 'b'));
+  const std::string small = mqkit::encode(mqkit::Envelope::make("t"), "c");
+  f.options.spool.max_size = big.size() + 1500;
+  f.start();
+  Peer producer(f.front());
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto answers = producer.publish_in_order({first, big});
+  REQUIRE(answers[0].status == ConfirmStatus::stored);
+  REQUIRE(answers[1].status == ConfirmStatus::full);
+  auto w = f.worker("g", 10);
+  ack_next(w, std::string(4000, 'a'));
+  Peer other(f.front());
+  std::vector<Confirmation> round;
+  for (int i = 0; i < 60; ++i) {
+    round = other.publish_in_order({big});
+    if (round[0].status != ConfirmStatus::full) break;
+    std::this_thread::sleep_for(20ms);
+  }
+  REQUIRE(round[0].status == ConfirmStatus::stored);
+  CHECK(producer.publish_in_order({big})[0].status == ConfirmStatus::duplicate);
+  const auto next = producer.publish_in_order({small});
+  const auto elapsed = std::chrono::steady_clock::now() - t0;
+  INFO("elapsed ms " << std::chrono::duration_cast<std::chrono::milliseconds>(elapsed).count());
+  REQUIRE(elapsed < 4s);  // before the latch's 5 s timeout
+  CHECK(next[0].status == ConfirmStatus::stored);
+}
+
+// IdTable with non-trivial values (what the intake keeps in progress):
+// random inserts, appends to a value's vector and erases (backward shift)
+// against std::unordered_map, with a table small enough to collide.
+TEST_CASE("review: IdTable keeps strings and vectors right through backward-shift erases",
+          "[review]") {
+  struct V {
+    std::string producer;
+    std::vector<std::string> resent_by;
+  };
+  mqkit::detail::IdTable<V> table;
+  std::unordered_map<mqkit::MessageId, V> model;
+  std::vector<mqkit::MessageId> ids;
+  for (int i = 0; i < 3000; ++i) ids.push_back(mqkit::MessageId::generate());
+  std::mt19937 rng(7);
+  for (int step = 0; step < 200000; ++step) {
+    const auto& id = ids[rng() % ids.size()];
+    const int op = rng() % 4;
+    if (op == 0) {
+      V v{std::string(rng() % 40, 'p') + std::to_string(step), {}};
+      const bool made = table.try_emplace(id, V{v}).second;
+      const bool made_model = model.try_emplace(id, v).second;
+      REQUIRE(made == made_model);
+    } else if (op == 1) {
+      auto it = table.find(id);
+      auto m = model.find(id);
+      REQUIRE((it != table.end()) == (m != model.end()));
+      if (m != model.end()) {
+        const std::string who = "r" + std::to_string(step) + std::string(rng() % 30, 'x');
+        it->second.resent_by.push_back(who);
+        m->second.resent_by.push_back(who);
+      }
+    } else if (op == 2) {
+      auto it = table.find(id);
+      if (it != table.end()) {
+        V done = std::move(it->second);
+        table.erase(it);
+        auto m = model.find(id);
+        REQUIRE(m != model.end());
+        REQUIRE(done.producer == m->second.producer);
+        REQUIRE(done.resent_by == m->second.resent_by);
+        model.erase(m);
+      } else {
+        REQUIRE(model.count(id) == 0);
+      }
+    } else {
+      REQUIRE(table.size() == model.size());
+    }
+  }
+  std::size_t seen = 0;
+  for (auto& slot : table) {
+    ++seen;
+    auto m = model.find(slot.first);
+    REQUIRE(m != model.end());
+    CHECK(slot.second.producer == m->second.producer);
+    CHECK(slot.second.resent_by == m->second.resent_by);
+  }
+  CHECK(seen == model.size());
 }
