@@ -38,6 +38,7 @@ void PublishIntake::take(const std::string& producer, zmq::message_t& held,
   }
   const MessageId id = decoded_.id();
   published_.add();
+  sink.arrived(producer, id);
   if (auto earlier = in_progress_.find(id); earlier != in_progress_.end()) {
     // Not stored yet: the re-send gets the original's answer once known.
     earlier->second.resent_by.push_back(producer);
@@ -48,8 +49,11 @@ void PublishIntake::take(const std::string& producer, zmq::message_t& held,
     answer(producer, id, ConfirmStatus::duplicate, "");
     return;
   }
+  // In progress from here on, so that whatever store() starts always finds
+  // its entry when it settles; taken back if the device answered at once.
+  in_progress_.try_emplace(id, InProgress{producer, {}});
   Publish publish{producer, id, decoded_, frame, held, target_group};
-  if (sink.store(publish)) in_progress_.try_emplace(id, InProgress{producer, {}});
+  if (!sink.store(publish)) in_progress_.erase(id);
 }
 
 void PublishIntake::answer(const std::string& producer, const MessageId& id, ConfirmStatus status,

@@ -45,6 +45,13 @@ struct Publish {
 class PublishSink {
  public:
   virtual ~PublishSink() = default;
+  // Every message with an id, before the intake answers a re-send itself:
+  // a device that holds a producer back until it sends a refused message
+  // again lets it go here, whatever the answer will be.
+  virtual void arrived(const std::string& producer, const MessageId& id) {
+    (void)producer;
+    (void)id;
+  }
   // The device holds a message with this id (however long ago it came).
   virtual bool holds(const MessageId& id) const { return (void)id, false; }
   // Starts storing the message and returns true (the device calls settle()

@@ -451,17 +451,22 @@ class ProxyPump final : public detail::Pump, private detail::PublishSink {
   // Still held, whatever the dedup window says: a re-send is a duplicate.
   bool holds(const MessageId& id) const override { return held_.holds(id); }
 
+  // The refused one is here again: it goes first, unless one of this
+  // producer's stores is still in progress (an earlier message may yet be
+  // refused: its answer comes first, and the next round tries again). Its
+  // answer may be `duplicate` (stored meanwhile from another connection):
+  // the producer is let go all the same.
+  void arrived(const std::string& producer, const MessageId& id) override {
+    auto latch = full_latches_.find(producer);
+    if (latch == full_latches_.end()) return;
+    if ((latch->second.first == id && !intake_.in_progress(id) && !storing_for(producer)) ||
+        Clock::now() - latch->second.since >= kFullLatchTimeout)
+      release_latch(latch);
+  }
+
   bool store(detail::Publish& m) override {
     const MessageId& id = m.id;
     const std::string& producer = m.producer;
-    if (auto latch = full_latches_.find(producer); latch != full_latches_.end()) {
-      // The refused one is here again: it goes first, unless one of this
-      // producer's stores is still in progress (an earlier message may yet
-      // be refused: its answer comes first, and the next round tries again).
-      if ((latch->second.first == id && !storing_for(producer)) ||
-          Clock::now() - latch->second.since >= kFullLatchTimeout)
-        release_latch(latch);
-    }
     auto r = route(m.message.topic(), m.target_group);
     if (r->groups.empty()) {
       intake_.answer(producer, id, ConfirmStatus::unroutable,
@@ -469,7 +474,12 @@ class ProxyPump final : public detail::Pump, private detail::PublishSink {
                                     : "no group's filters match the topic");
       return false;
     }
-    Publishing* p = &publishing_[id];
+    auto [entry, fresh] = publishing_.try_emplace(id);
+    if (!fresh) {  // never: the intake answers a re-send of a message in progress itself
+      intake_.answer(producer, id, ConfirmStatus::rejected, "its earlier store is still under way");
+      return false;
+    }
+    Publishing* p = &entry->second;
     *p = {id, producer, std::move(m.held), r, next_arrival_++};
     // The completion captures two pointers: small enough for std::function
     // to keep without allocating.

@@ -14,9 +14,9 @@
 #include <set>
 #include <thread>
 
+#include <unordered_map>
 #include "detail/id_table.hpp"
 #include "fault_env.hpp"
-#include <unordered_map>
 #include "helpers.hpp"
 #include "mqkit/devices/proxy.hpp"
 #include "mqkit/envelope.hpp"
@@ -1140,15 +1140,16 @@ TEST_CASE(
   CHECK(pending == 1);     // and the copy kept
 }
 
-// ---- review of 6942ddb (publish intake) ----
+// ---- the publish intake (found in review) ----
 
 // Old code (6942ddb^) released the latch when the refused id came again
 // from the latched producer, before answering it `duplicate`. The intake now
 // answers the duplicate itself and never calls store(), so the latch stays
 // until the 5 s timeout: the producer's next messages are refused `full`.
-TEST_CASE("review: a latched producer's refused id, stored meanwhile by another connection, "
-          "releases the latch when it comes again",
-          "[proxy][integrity][order][review]") {
+TEST_CASE(
+    "a latched producer's refused id, stored meanwhile by another connection, "
+    "releases the latch when it comes again",
+    "[proxy][integrity][order]") {
   Fixture f;
   f.options.groups = {{"g", {"#"}}};
   f.options.spool.segment_size = 1;
@@ -1183,8 +1184,7 @@ TEST_CASE("review: a latched producer's refused id, stored meanwhile by another 
 // IdTable with non-trivial values (what the intake keeps in progress):
 // random inserts, appends to a value's vector and erases (backward shift)
 // against std::unordered_map, with a table small enough to collide.
-TEST_CASE("review: IdTable keeps strings and vectors right through backward-shift erases",
-          "[review]") {
+TEST_CASE("IdTable keeps strings and vectors right through backward-shift erases", "[detail]") {
   struct V {
     std::string producer;
     std::vector<std::string> resent_by;
