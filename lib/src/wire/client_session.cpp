@@ -28,9 +28,31 @@ ClientSession::ClientSession(const std::string& endpoint, const SocketOptions& o
   attach(socket_, connect(endpoint));
 }
 
-void ClientSession::send(const protocol::CommandFrame& c) {
+// Never blocks for long: while the device is gone the socket queues what is
+// sent (heartbeats, joins), and once its queue is full a blocking send would
+// wait for ever, where not even stop() could end it. What finds no room in
+// time is dropped, as the connection would have lost it: a heartbeat or a
+// join is sent again, an ack becomes a redelivery.
+bool ClientSession::send(const protocol::CommandFrame& c, milliseconds wait_for_room) {
   const auto encoded = protocol::encode_command(c);
-  (void)socket_.send(zmq::buffer(encoded), zmq::send_flags::none);
+  const auto until = Clock::now() + wait_for_room;
+  for (;;) {
+    if (socket_.send(zmq::buffer(encoded), zmq::send_flags::dontwait)) return true;
+    const auto left = std::chrono::duration_cast<milliseconds>(until - Clock::now());
+    if (left <= milliseconds(0) || stopping()) return false;
+    zmq::pollitem_t items[] = {{socket_.handle(), 0, ZMQ_POLLOUT, 0},
+                               {nullptr, stop_.fd(), ZMQ_POLLIN, 0},
+                               {nullptr, global_stop().fd(), ZMQ_POLLIN, 0}};
+    try {
+      zmq::poll(items, 3, std::min(left, kAnswerStep));
+    } catch (const zmq::error_t& e) {
+      if (e.num() != EINTR) throw;
+    }
+  }
+}
+
+bool ClientSession::send(const protocol::CommandFrame& c) {
+  return send(c, heartbeat_);
 }
 
 bool ClientSession::try_send(std::string_view command, std::span<const std::string_view> frames) {
@@ -117,7 +139,7 @@ void ClientSession::joined(SessionHandler& handler) {
                 // The run loop does its own heartbeats; this covers a busy handler.
                 const auto now = Clock::now();
                 if (now >= next_beat_) {
-                  send({.command = protocol::Command::heartbeat});
+                  send({.command = protocol::Command::heartbeat}, milliseconds(0));
                   next_beat_ = now + heartbeat_;
                 }
                 handler.beat(now);
@@ -130,7 +152,7 @@ void ClientSession::run(SessionHandler& handler) {
   while (!stopping()) {
     const auto now = Clock::now();
     if (now >= next_beat_) {
-      send({.command = protocol::Command::heartbeat});
+      send({.command = protocol::Command::heartbeat}, milliseconds(0));
       next_beat_ = now + heartbeat_;
     }
     if (now - last_heard_ > kMissedHeartbeats * heartbeat_) {

@@ -84,7 +84,10 @@ class ClientSession {
   // The run loop and the beat thread share the socket under this mutex.
   std::mutex& mutex() noexcept { return mutex_; }
 
-  void send(const protocol::CommandFrame& c);
+  // Sends `c`, waiting at most `wait_for_room` (one heartbeat interval by
+  // default) while the socket's queue is full; false when it was dropped.
+  bool send(const protocol::CommandFrame& c, std::chrono::milliseconds wait_for_room);
+  bool send(const protocol::CommandFrame& c);
   // Sends `command` and `frames` as one message without blocking; false when
   // the socket takes nothing now (then nothing was sent).
   bool try_send(std::string_view command, std::span<const std::string_view> frames);

@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -143,4 +144,37 @@ TEST_CASE("a session awaiting an answer that never comes times out with the hint
   const auto until = std::chrono::steady_clock::now() + 150ms;
   CHECK_THROWS_WITH(session.await_answer(until, "no answer", "(is it there?)"),
                     "no answer (is it there?)");
+}
+
+TEST_CASE("a session whose device is gone for long still stops and detaches", "[session]") {
+  // Nothing listens: the socket queues every heartbeat and join, and with a
+  // send queue of 2 it is full after a few intervals. A blocking send then
+  // waited for ever, and stop() could not end run().
+  std::string gone;
+  {
+    FakeDevice device;
+    gone = device.endpoint;
+  }
+  mqkit::SocketOptions options;
+  options.send_hwm = 2;
+  // Shared with the thread: if it is stuck, it keeps them when let go.
+  auto session = std::make_shared<ClientSession>(gone, options, /*watch=*/false);
+  auto recorder = std::make_shared<Recorder>(*session);
+  auto returned = std::make_shared<std::atomic<bool>>(false);
+  recorder->join();
+  session->set_heartbeat(5ms);
+  std::thread run([session, recorder, returned] {
+    session->run(*recorder);  // joins again every 5 silent intervals
+    session->close(*recorder);
+    *returned = true;
+  });
+  std::this_thread::sleep_for(300ms);  // 60 intervals: the queue is long full
+  CHECK(recorder->joins >= 3);
+  session->stop();
+  const bool ended = mqkit::test::wait_for([&] { return returned->load(); }, 5s);
+  CHECK(ended);
+  if (ended)
+    run.join();
+  else
+    run.detach();  // stuck in a send: the other tests still run
 }
