@@ -3,13 +3,17 @@
 // `replay` and `purge` change the DLQ through the proxy that holds its lock
 // (its admin endpoint is in DIR/LOCK), or directly when no process does: one
 // writer at a time.
+#include <atomic>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 #include <filesystem>
 #include <map>
 #include <memory>
 #include <optional>
 #include <set>
+#include <stdexcept>
 #include <thread>
 
 #include "commands.hpp"
@@ -203,12 +207,21 @@ class DeadLetterRemover {
       }
       return removed;
     }
+    // A tombstone that could not be written is no removal (flush() waits
+    // for the completions, which run on the spool's writer thread).
+    std::atomic<int> failed_error{0};
     for (const auto& [id, group] : letters) {
       if (!spool_->read_dead_letter(id, group)) continue;
-      spool_->remove_dead_letter(id, group, nullptr);
+      spool_->remove_dead_letter(id, group, [&failed_error](AppendResult r) {
+        if (!r) failed_error = r.error != 0 ? r.error : EIO;
+      });
       ++removed;
     }
     spool_->flush();
+    if (const int err = failed_error; err != 0)
+      throw std::runtime_error(
+          "cannot remove dead letters: the dead-letter spool could not write a tombstone (" +
+          std::string(std::strerror(err)) + "); try again");
     return removed;
   }
 

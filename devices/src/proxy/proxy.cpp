@@ -4,6 +4,7 @@
 #include "mqkit/devices/proxy.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -275,8 +276,15 @@ class ProxyPump final : public detail::Pump, private detail::PublishSink {
       if (const int err = spool_.sync(); err != 0)
         return "cannot remove dead letters: the spool cannot sync (" +
                std::string(std::strerror(err)) + "); try again";
+      // A tombstone that could not be written (EIO, a full disk) is no
+      // removal: the answer says so instead of "removed" (flush() waits for
+      // every completion, which run on the DLQ's writer thread).
+      std::atomic<int> failed_error{0};
+      auto note = [&failed_error](AppendResult r) {
+        if (!r) failed_error = r.error != 0 ? r.error : EIO;
+      };
       std::size_t removed = 0;
-      for (std::size_t i = 2; i < command.size(); ++i) {
+      for (std::size_t i = 2; i < command.size() && failed_error == 0; ++i) {
         const std::string_view word = command[i];
         const auto colon = word.find(':');
         const auto id = MessageId::parse(word.substr(0, colon));
@@ -285,18 +293,22 @@ class ProxyPump final : public detail::Pump, private detail::PublishSink {
           for (std::size_t n = 0; n < Spool::kMaxGroups; ++n) {  // one group's at a time
             auto stored = dlq_.read(*id);
             if (!stored || !stored->dead_letter) break;
-            dlq_.remove_dead_letter(*id, stored->dead_letter->group, nullptr);
+            dlq_.remove_dead_letter(*id, stored->dead_letter->group, note);
             dlq_.flush();  // the index forgets it once durable
+            if (failed_error != 0) break;
             ++removed;
           }
           continue;
         }
         const std::string group(word.substr(colon + 1));
         if (!dlq_.read_dead_letter(*id, group)) continue;
-        dlq_.remove_dead_letter(*id, group, nullptr);
+        dlq_.remove_dead_letter(*id, group, note);
         ++removed;
       }
       dlq_.flush();
+      if (const int err = failed_error; err != 0)
+        return "cannot remove dead letters: the dead-letter spool could not write a tombstone (" +
+               std::string(std::strerror(err)) + "); try again";
       rows.push_back({{"removed", std::to_string(removed)}});
       return {};
     }
