@@ -1238,3 +1238,40 @@ TEST_CASE("IdTable keeps strings and vectors right through backward-shift erases
   }
   CHECK(seen == model.size());
 }
+
+// A tombstone that could not be written was answered "removed", and the
+// dead letter came back after its replay (the checker saw the same copy
+// replayed twice). Now `dlq rm` says it failed, and the dead letter stays.
+TEST_CASE("dlq rm whose tombstone cannot be written says so and keeps the dead letter",
+          "[proxy][integrity]") {
+  mqkit::test::FaultEnv env;
+  Fixture f;
+  f.options.stats = "tcp://127.0.0.1:*";
+  f.options.spool.env = &env;
+  f.options.groups = {{"billing", {"#"}}};
+  f.start();
+  Peer producer(f.front());
+  REQUIRE(producer.publish("order.created", {"m1"})[0].status == ConfirmStatus::stored);
+  mqkit::MessageId id;
+  {
+    auto w = f.worker("billing", 1);
+    auto d = w.receive();
+    REQUIRE(d);
+    id = d->second[0].id();
+    w.send({.command = Command::nack, .ids = {id}, .action = NackAction::dead, .reason = "poison"});
+    REQUIRE(mqkit::test::wait_for([&] { return f.proxy->stats().get("dead") == 1; }));
+  }
+  env.inject({.op = mqkit::test::FaultEnv::Op::write, .error = EIO, .path_part = "dlq"});
+  CHECK_THROWS_WITH(
+      md::admin_request(f.proxy->stats_endpoint(), {"dlq", "rm", id.to_string() + ":billing"}),
+      Catch::Contains("could not write a tombstone"));
+  // Tried again once the disk is well: removed, for good.
+  env.clear_faults();
+  const auto removed =
+      md::admin_request(f.proxy->stats_endpoint(), {"dlq", "rm", id.to_string() + ":billing"});
+  CHECK(removed.at(0).at(0).second == "1");
+  f.proxy.reset();
+  mqkit::SpoolOptions dlq_options;
+  dlq_options.dead_letters = true;
+  CHECK(mqkit::Spool(f.options.dlq_dir, dlq_options).dead_letters().empty());
+}
