@@ -1030,6 +1030,22 @@ TEST_CASE(
   CHECK(f.proxy->stats().get("dead") == 0);
 }
 
+// A proxy whose spool holds `first` or `big` but not both (each record its
+// own segment, so an acked message's space comes back), and `small`, which
+// fits beside `first`.
+struct NearlyFull {
+  Fixture f;
+  const std::string first = mqkit::encode(mqkit::Envelope::make("t"), std::string(4000, 'a'));
+  const std::string big = mqkit::encode(mqkit::Envelope::make("t"), std::string(4000, 'b'));
+  const std::string small = mqkit::encode(mqkit::Envelope::make("t"), "c");
+  NearlyFull() {
+    f.options.groups = {{"g", {"#"}}};
+    f.options.spool.segment_size = 1;
+    f.options.spool.max_size = big.size() + 1500;
+    f.start();
+  }
+};
+
 TEST_CASE(
     "after a full answer a producer's later smaller message is refused too until the refused one "
     "comes again, and then both are stored in their order",
@@ -1037,14 +1053,9 @@ TEST_CASE(
   // Each record its own segment, so an acked message's segment is deleted
   // and its space comes back. `big` never fits beside `first`; it fits once
   // `first` is acked.
-  Fixture f;
-  f.options.groups = {{"g", {"#"}}};
-  f.options.spool.segment_size = 1;
-  const std::string first = mqkit::encode(mqkit::Envelope::make("t"), std::string(4000, 'a'));
-  const std::string big = mqkit::encode(mqkit::Envelope::make("t"), std::string(4000, 'b'));
-  const std::string small = mqkit::encode(mqkit::Envelope::make("t"), "c");
-  f.options.spool.max_size = big.size() + 1500;
-  f.start();
+  NearlyFull nearly_full;
+  auto& f = nearly_full.f;
+  const auto& [first, big, small] = std::tie(nearly_full.first, nearly_full.big, nearly_full.small);
   Peer producer(f.front());
   const auto answers = producer.publish_in_order({first, big, small});
   CHECK(answers[0].status == ConfirmStatus::stored);
@@ -1142,22 +1153,17 @@ TEST_CASE(
 
 // ---- the publish intake (found in review) ----
 
-// Old code (6942ddb^) released the latch when the refused id came again
-// from the latched producer, before answering it `duplicate`. The intake now
-// answers the duplicate itself and never calls store(), so the latch stays
-// until the 5 s timeout: the producer's next messages are refused `full`.
+// The latch is released when the refused id comes again from the latched
+// producer, even when the answer is `duplicate` (stored meanwhile from
+// another connection). 6942ddb answered such a duplicate in the intake
+// without telling the proxy, and the latch stayed until its 5 s timeout.
 TEST_CASE(
     "a latched producer's refused id, stored meanwhile by another connection, "
     "releases the latch when it comes again",
     "[proxy][integrity][order]") {
-  Fixture f;
-  f.options.groups = {{"g", {"#"}}};
-  f.options.spool.segment_size = 1;
-  const std::string first = mqkit::encode(mqkit::Envelope::make("t"), std::string(4000, 'a'));
-  const std::string big = mqkit::encode(mqkit::Envelope::make("t"), std::string(4000, 'b'));
-  const std::string small = mqkit::encode(mqkit::Envelope::make("t"), "c");
-  f.options.spool.max_size = big.size() + 1500;
-  f.start();
+  NearlyFull nearly_full;
+  auto& f = nearly_full.f;
+  const auto& [first, big, small] = std::tie(nearly_full.first, nearly_full.big, nearly_full.small);
   Peer producer(f.front());
   const auto t0 = std::chrono::steady_clock::now();
   const auto answers = producer.publish_in_order({first, big});
