@@ -3,10 +3,14 @@
 
 #include <msgpack.hpp>
 
+#include <algorithm>
+#include <chrono>
+
 #include "mqkit/error.hpp"
 #include "mqkit/version.hpp"
 #include "wire/socket.hpp"
 #include "wire/stop_event.hpp"
+#include "wire/wait.hpp"
 
 namespace mqkit::devices::detail {
 namespace {
@@ -201,10 +205,23 @@ std::string ask(const std::string& endpoint, const std::string& request, const c
   auto socket = mqkit::detail::open_socket(zmq::socket_type::req, options);
   mqkit::detail::attach(socket, connect(endpoint));
   socket.send(zmq::buffer(request), zmq::send_flags::none);
-  zmq::pollitem_t item{socket.handle(), 0, ZMQ_POLLIN, 0};
-  zmq::poll(&item, 1, timeout);
+  // A signal the caller handles (SIGINT in a CLI, a watchdog's SIGALRM)
+  // interrupts the wait; the reply may still come within the timeout.
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
   zmq::message_t reply;
-  if (!(item.revents & ZMQ_POLLIN) || !socket.recv(reply, zmq::recv_flags::dontwait))
+  bool answered = false;
+  for (;;) {
+    zmq::pollitem_t item{socket.handle(), 0, ZMQ_POLLIN, 0};
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    mqkit::detail::poll_ignoring_signals(&item, 1, std::max(left, std::chrono::milliseconds(0)));
+    if ((item.revents & ZMQ_POLLIN) && socket.recv(reply, zmq::recv_flags::dontwait)) {
+      answered = true;
+      break;
+    }
+    if (left <= std::chrono::milliseconds(0)) break;
+  }
+  if (!answered)
     throw Error(errc::timeout, std::string("no ") + what + " reply from " + endpoint + " within " +
                                    std::to_string(timeout.count()) +
                                    "ms: is a device's --stats endpoint bound there?");

@@ -7,6 +7,7 @@
 
 #include "wire/sender.hpp"
 #include "wire/socket.hpp"
+#include "wire/wait.hpp"
 
 namespace mqkit {
 
@@ -82,11 +83,7 @@ bool Publisher::wait_for_subscriber(std::string_view topic, std::chrono::millise
         {impl_->sender.socket().handle(), 0, ZMQ_POLLIN, 0},
         {nullptr, detail::global_stop().fd(), ZMQ_POLLIN, 0},
     };
-    try {
-      zmq::poll(items, 2, std::min(left, std::chrono::milliseconds(100)));
-    } catch (const zmq::error_t& e) {
-      if (e.num() != EINTR) throw;
-    }
+    detail::poll_ignoring_signals(items, 2, std::min(left, std::chrono::milliseconds(100)));
   }
 }
 

@@ -6,6 +6,7 @@
 
 #include "mqkit/error.hpp"
 #include "wire/socket.hpp"
+#include "wire/wait.hpp"
 
 namespace mqkit::detail {
 namespace {
@@ -43,11 +44,7 @@ bool ClientSession::send(const protocol::CommandFrame& c, milliseconds wait_for_
     zmq::pollitem_t items[] = {{socket_.handle(), 0, ZMQ_POLLOUT, 0},
                                {nullptr, stop_.fd(), ZMQ_POLLIN, 0},
                                {nullptr, global_stop().fd(), ZMQ_POLLIN, 0}};
-    try {
-      zmq::poll(items, 3, std::min(left, kAnswerStep));
-    } catch (const zmq::error_t& e) {
-      if (e.num() != EINTR) throw;
-    }
+    poll_ignoring_signals(items, 3, std::min(left, kAnswerStep));
   }
 }
 
@@ -74,11 +71,7 @@ bool ClientSession::wait(milliseconds timeout) {
                               {nullptr, -1, 0, 0}};
   int count = 3;
   if (watch_) items[count++] = {watch_->socket().handle(), 0, ZMQ_POLLIN, 0};
-  try {
-    zmq::poll(items, count, timeout);
-  } catch (const zmq::error_t& e) {
-    if (e.num() != EINTR) throw;
-  }
+  poll_ignoring_signals(items, count, timeout);
   if (stopping()) return false;
   return (items[0].revents & ZMQ_POLLIN) != 0;
 }

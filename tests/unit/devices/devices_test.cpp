@@ -2,7 +2,11 @@
 #include <catch2/catch.hpp>
 #include <zmq.hpp>
 
+#include <pthread.h>
+
+#include <csignal>
 #include <set>
+#include <thread>
 
 #include "helpers.hpp"
 #include "mqkit/devices/forwarder.hpp"
@@ -12,6 +16,7 @@
 #include "mqkit/publisher.hpp"
 #include "mqkit/subscriber.hpp"
 #include "mqkit/worker.hpp"
+#include "stats_protocol.hpp"
 
 using namespace std::chrono_literals;
 namespace md = mqkit::devices;
@@ -94,4 +99,41 @@ TEST_CASE("query_stats on an endpoint with no device times out clearly", "[devic
   mqkit::Worker placeholder(mqkit::bind("tcp://127.0.0.1:*"));  // a port nobody answers on
   const auto ep = placeholder.last_endpoint();
   CHECK_THROWS_WITH(md::query_stats(ep, 100ms), Catch::Contains("no stats reply"));
+}
+
+TEST_CASE("a signal during a stats query does not end the wait: the late reply is read",
+          "[devices]") {
+  // A CLI with a SIGINT handler, or libFuzzer's SIGALRM watchdog: poll()
+  // returns EINTR, which cppzmq throws. The query must wait on instead.
+  struct sigaction quiet {
+  }, before{};
+  quiet.sa_handler = [](int) {};
+  sigemptyset(&quiet.sa_mask);
+  REQUIRE(sigaction(SIGALRM, &quiet, &before) == 0);
+  zmq::context_t context;
+  zmq::socket_t slow_device(context, zmq::socket_type::rep);
+  slow_device.bind("tcp://127.0.0.1:*");
+  const auto endpoint = slow_device.get(zmq::sockopt::last_endpoint);
+  const pthread_t asker = pthread_self();
+  std::thread device([&] {
+    zmq::message_t request;
+    if (!slow_device.recv(request)) return;
+    pthread_kill(asker, SIGALRM);  // while the asker waits for the reply
+    std::this_thread::sleep_for(200ms);
+    md::DeviceStats stats{"slow", {{"in", 7}}};
+    slow_device.send(zmq::buffer(md::detail::encode_stats_reply(stats)), zmq::send_flags::none);
+  });
+  std::optional<md::DeviceStats> answer;
+  std::string failure;
+  try {
+    answer = md::query_stats(endpoint, 5s);
+  } catch (const std::exception& e) {
+    failure = e.what();
+  }
+  device.join();
+  sigaction(SIGALRM, &before, nullptr);
+  INFO(failure);
+  REQUIRE(answer.has_value());
+  CHECK(answer->device == "slow");
+  CHECK(answer->get("in") == 7);
 }
