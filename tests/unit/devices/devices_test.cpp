@@ -105,8 +105,8 @@ TEST_CASE("a signal during a stats query does not end the wait: the late reply i
           "[devices]") {
   // A CLI with a SIGINT handler, or libFuzzer's SIGALRM watchdog: poll()
   // returns EINTR, which cppzmq throws. The query must wait on instead.
-  struct sigaction quiet {
-  }, before{};
+  struct sigaction quiet = {};
+  struct sigaction before = {};
   quiet.sa_handler = [](int) {};
   sigemptyset(&quiet.sa_mask);
   REQUIRE(sigaction(SIGALRM, &quiet, &before) == 0);
