@@ -7,6 +7,7 @@
 #include <signal.h>
 
 #include <chrono>
+#include <cstdio>
 #include <map>
 #include <memory>
 #include <optional>
@@ -114,6 +115,7 @@ class DeviceUnderTest {
     const auto code = child_->wait(std::chrono::seconds(30));
     drain();
     last_error_ = child_->stderr_text().substr(0, 2000);
+    if (!code) last_error_ += "; its threads: " + thread_stacks(child_->pid());
     close_life();
     history_.add("stop");
     child_.reset();
@@ -138,6 +140,26 @@ class DeviceUnderTest {
   const std::map<std::string, std::uint64_t>& faults() const { return total_; }
 
  private:
+  // Where a process that will not stop is stuck: gdb's backtrace of every
+  // thread, when gdb is installed (CI installs it for the checker).
+  static std::string thread_stacks(pid_t pid) {
+    const std::string command = "timeout 60 gdb -p " + std::to_string(pid) +
+                                " -batch -nx -ex 'thread apply all bt 24' 2>/dev/null";
+    std::string text;
+    if (FILE* gdb = popen(command.c_str(), "r")) {
+      char buffer[4096];
+      while (const std::size_t n = std::fread(buffer, 1, sizeof buffer, gdb)) {
+        if (text.size() < 20000) text.append(buffer, n);
+      }
+      pclose(gdb);
+    }
+    std::string frames;  // only the lines that name a thread or a frame
+    std::istringstream lines(text);
+    for (std::string line; std::getline(lines, line);)
+      if (line.starts_with("Thread ") || line.starts_with("#")) frames += line + "\n";
+    return frames.empty() ? "(no backtrace: is gdb installed?)" : frames;
+  }
+
   void drain() {
     while (const auto line = child_->read_line(std::chrono::milliseconds(5)))
       if (line->starts_with("faults ")) take_faults(line->substr(7));

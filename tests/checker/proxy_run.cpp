@@ -78,8 +78,9 @@ struct Published {
 struct InGroup {
   std::uint32_t last_attempt = 0;
   std::uint32_t deliveries = 0;
-  bool handled = false;        // the handler finished it with an ack
-  bool dead_expected = false;  // the handler asked for (or earned) a dead letter
+  bool handled = false;              // the handler finished it with an ack
+  bool dead_expected = false;        // the handler asked for (or earned) a dead letter
+  std::uint64_t replays_before = 0;  // `dlq replay` runs started before its last delivery
 };
 
 class ProxyModel {
@@ -123,7 +124,7 @@ class ProxyModel {
       violations_.add("a replayed dead letter goes back to the group it died in", id,
                       "a copy for " + it->second.only_group + " delivered to " + group);
     InGroup& g = groups_[{id, group}];
-    see_attempt(g, id, group, attempt, consumer_life == history_.incarnation());
+    see_attempt(g, it->second, id, group, attempt, consumer_life == history_.incarnation());
     if (g.handled) ++redelivered_after_ack_;
     if (g.deliveries > 0) ++redelivered_;
     ++g.deliveries;
@@ -156,8 +157,15 @@ class ProxyModel {
     if (it == messages_.end()) it = replayed_copy(id, group, m);
     if (it == messages_.end()) return;  // deliver() says so when it comes again
     InGroup& g = groups_[{id, group}];
-    see_attempt(g, id, group, attempt, /*fresh=*/true);
+    see_attempt(g, it->second, id, group, attempt, /*fresh=*/true);
     if (it->second.kind == Kind::hopeless && attempt >= kMaxAttempts) g.dead_expected = true;
+  }
+
+  // `mqkit dlq replay` starts: what it publishes may be a copy published
+  // before (see see_attempt).
+  void replay_starting() {
+    std::lock_guard lock(mutex_);
+    ++replays_started_;
   }
 
   std::uint64_t delivered() {
@@ -268,6 +276,7 @@ class ProxyModel {
     report.figures["redelivered after an ack"] = redelivered_after_ack_;
     report.figures["dead letters"] = dead_letters.size();
     report.figures["copies from an earlier life handled after a restart"] = stale_copies_;
+    report.figures["replayed copies published again by a later replay"] = copies_published_again_;
     report.figures["taken by workers that vanished"] = vanished_with_;
     report.figures["dead-lettered without its handler asking"] = unasked;
     report.figures["replayed copies delivered"] = copies_.size();
@@ -301,8 +310,21 @@ class ProxyModel {
   // A delivery's attempt number (under mutex_). `fresh`: handed to a
   // consumer made in this device life, so it cannot be a copy an earlier
   // life sent.
-  void see_attempt(InGroup& g, const std::string& id, const std::string& group,
+  void see_attempt(InGroup& g, const Published& p, const std::string& id, const std::string& group,
                    std::uint32_t attempt, bool fresh) {
+    // A replayed copy published again: a replay that ran after its last
+    // delivery gave the same dead letter back (its removal was refused, or a
+    // power loss under `interval` took the tombstone), and the proxy no
+    // longer remembered the copy's id. A new publication, from attempt 1:
+    // at-least-once, as rule 8 says.
+    const bool copy_published_again = !p.copy_of.empty() && attempt == 1 &&
+                                      g.replays_before < replays_started_ && g.last_attempt > 1;
+    if (copy_published_again) {
+      ++copies_published_again_;
+      history_.add("replayed", id, group + ": the copy published again, from attempt 1");
+      g.last_attempt = 1;
+    }
+    g.replays_before = replays_started_;
     if (attempt < g.last_attempt && !fresh) ++stale_copies_;
     if (attempt < g.last_attempt && fresh)
       violations_.add("attempt numbers never go down", id,
@@ -355,7 +377,7 @@ class ProxyModel {
   // (id, group) -> its copies' ids: one per dead letter it had there.
   std::map<std::pair<std::string, std::string>, std::set<std::string>> copies_;
   std::uint64_t delivered_ = 0, redelivered_ = 0, redelivered_after_ack_ = 0, stale_copies_ = 0,
-                vanished_with_ = 0;
+                copies_published_again_ = 0, replays_started_ = 0, vanished_with_ = 0;
 };
 
 // A worker of `group`: a ReliableConsumer with a random prefetch, made
@@ -513,10 +535,12 @@ class PassingGroup {
 // SIGKILL after 30 s.
 class Replays {
  public:
-  Replays(std::string mqkit, std::string dlq_dir, std::string front, History& history)
+  Replays(std::string mqkit, std::string dlq_dir, std::string front, ProxyModel& model,
+          History& history)
       : mqkit_(std::move(mqkit)),
         dlq_dir_(std::move(dlq_dir)),
         front_(std::move(front)),
+        model_(model),
         history_(history) {}
   ~Replays() { wait(); }
 
@@ -537,6 +561,7 @@ class Replays {
   void run_once() {
     if (!std::filesystem::is_directory(dlq_dir_)) return;
     ++runs_;
+    model_.replay_starting();
     history_.add("replay", {}, "mqkit dlq replay starts");
     test::ChildProcess cli(
         {mqkit_, "dlq", "replay", dlq_dir_, "--proxy", front_, "--timeout", "5s"});
@@ -558,6 +583,7 @@ class Replays {
   }
 
   std::string mqkit_, dlq_dir_, front_;
+  ProxyModel& model_;
   History& history_;
   std::thread thread_;
   std::uint64_t runs_ = 0, complete_ = 0;
@@ -607,7 +633,7 @@ Report run_proxy(const RunConfig& config, History& history) {
     workers.push_back(worker(kGroups[w % 2], static_cast<std::uint32_t>(config.seed * 7 + w), model,
                              device, history));
   PassingGroup passing(model, device, history, violations);
-  Replays replays(config.mqkit_binary, config.dir + "/spool.dlq", device.front(), history);
+  Replays replays(config.mqkit_binary, config.dir + "/spool.dlq", device.front(), model, history);
 
   // The chaos: kills at random instants, workers that come and go, a group
   // removed, dead letters replayed.
