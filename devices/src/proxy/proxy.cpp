@@ -385,6 +385,7 @@ class ProxyPump final : public detail::Pump, private detail::PublishSink {
     for (const auto& id : ids) {
       spool_.ack(id, g.name, nullptr);
       held_.release(id);
+      forget_unreadable(id);
     }
     spool_.forget_group(g.name);  // its place in the spool goes to the next new group
     for (const auto& worker : g.workers) {
@@ -797,6 +798,7 @@ class ProxyPump final : public detail::Pump, private detail::PublishSink {
     g.failures.erase(id);
     g.attempt_unrecorded.erase(id);
     held_.release(id);
+    forget_unreadable(id);
   }
 
   // A failed delivery (its in-flight entry already removed): retry after the
@@ -915,6 +917,7 @@ class ProxyPump final : public detail::Pump, private detail::PublishSink {
     if (const auto kept = held_.kept_frame(id); !kept.empty()) return std::string(kept);
     auto stored = spool_.read(id);
     if (!stored) return std::nullopt;
+    forget_unreadable(id);  // a read error that passed (EIO once) may be said again
     return std::move(stored->frame);
   }
 
@@ -930,6 +933,13 @@ class ProxyPump final : public detail::Pump, private detail::PublishSink {
                    id.to_string().c_str(), static_cast<long long>(kUnreadableRetryEvery.count()));
     ++groups_[index]->retrying;
     retries_.emplace(Clock::now() + kUnreadableRetryEvery, std::pair{index, id});
+  }
+
+  // A message that left a group: it need not be remembered as said (a
+  // message unreadable in two groups may be said once more; the set stays
+  // as small as what is damaged and still pending).
+  void forget_unreadable(const MessageId& id) {
+    if (!unreadable_said_.empty()) unreadable_said_.erase(id);
   }
 
   // ---- timers ----

@@ -224,6 +224,11 @@ struct ReliableConsumer::Impl final : detail::SessionHandler {
     } else if (c.command == Command::attached) {
       attached(c);
     } else if (c.command == Command::deliver) {
+      // One attempt per frame, or none (a 1.2 proxy): any other count is a
+      // peer's mistake, and a frame would be handled with the attempt it
+      // was published with, lower than the proxy's. Not taken: the proxy
+      // hands the messages out again after their ack timeout.
+      if (!c.attempts.empty() && c.attempts.size() != in.frame_count()) return;
       // All of them are held from now on: their leases are kept while
       // the ones before them are handled.
       const bool leased = in.note == held_clears + 1;  // read ahead, held since
@@ -233,7 +238,7 @@ struct ReliableConsumer::Impl final : detail::SessionHandler {
         if (codec.decode(in.frame(f), batch[decoded], options.socket.limits)) {
           // The attempt comes in DELIVER (1.3); the frame keeps the one
           // it was published with.
-          if (f < c.attempts.size()) batch[decoded].envelope.attempt = c.attempts[f];
+          if (!c.attempts.empty()) batch[decoded].envelope.attempt = c.attempts[f];
           const MessageId id = batch[decoded].id();
           if (!leased) held.push_back({id, Clock::now(), false});
           ++decoded;
