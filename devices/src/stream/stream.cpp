@@ -365,32 +365,38 @@ class StreamPump final : public detail::Pump, private detail::PublishSink {
     for (auto it = newest_first.rbegin(); it != newest_first.rend(); ++it) intake_.remember(*it);
   }
 
-  // Calls `visit` with each record of [begin, end) that reads, in order; a
-  // damaged one is left out. A few MiB are held at a time, however large
-  // the range: only what `visit` keeps stays.
+  // Calls `visit` with each record of [begin, end) that reads, in order. A
+  // damaged record is stepped over (its id is gone with it, so a re-send of
+  // it is stored again: kept, not lost); a read the disk fails (EIO) is
+  // tried again a few times before that record is left out. A few MiB are
+  // held at a time, however large the range: only what `visit` keeps stays.
   template <typename Visit>
   static void for_each_readable(const StreamLog& log, std::uint64_t begin, std::uint64_t end,
                                 Visit&& visit) {
+    constexpr int kReadTries = 4;
     for (std::uint64_t at = begin; at < end;) {
-      try {
-        auto records = log.read(at, static_cast<std::size_t>(end - at), kMaxBatchBytes);
-        if (records.empty()) break;
-        at = records.back().offset + 1;
-        for (const auto& r : records)
-          if (r.offset < end) visit(r);
-      } catch (const Error&) {
-        // One of them does not read: the others one at a time.
-        for (; at < end; ++at) {
-          try {
-            auto one = log.read(at, 1);
-            if (one.empty() || one.front().offset >= end) break;
-            at = one.front().offset;
-            visit(one.front());
-          } catch (const Error&) {
-          }
+      std::vector<StreamRecord> records;
+      bool read = false;
+      for (int tries = 0; !read && tries < kReadTries; ++tries) {
+        try {
+          records = log.read(at, static_cast<std::size_t>(end - at), kMaxBatchBytes);
+          read = true;
+        } catch (const Error&) {
         }
-        break;
       }
+      if (!read) {  // the disk keeps failing this one
+        ++at;
+        continue;
+      }
+      if (records.empty()) {  // a damaged record here, or the end
+        const std::uint64_t damaged = log.damaged_from(at);
+        if (damaged == 0) break;
+        at += damaged;
+        continue;
+      }
+      at = records.back().offset + 1;
+      for (const auto& r : records)
+        if (r.offset < end) visit(r);
     }
   }
 

@@ -6,6 +6,8 @@
 #include <zmq.hpp>
 
 #include <atomic>
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <set>
 #include <thread>
@@ -325,4 +327,44 @@ TEST_CASE("under fsync interval readers get only synced records, so a power loss
   append(stream.in_endpoint(), 5, {}, 100);
   CHECK(read(stream.out_endpoint(), {.name = "audit"}, 5) ==
         std::vector<std::string>{"100", "101", "102", "103", "104"});
+}
+
+TEST_CASE("a restarted stream still answers duplicate for records stored after a damaged one",
+          "[stream_device][damage]") {
+  using mqkit::detail::protocol::ConfirmStatus;
+  TempDir dir;
+  std::vector<std::string> messages;
+  for (int i = 0; i < 4; ++i)
+    messages.push_back(mqkit::encode(mqkit::Envelope::make("t"), "record-" + std::to_string(i)));
+  {
+    md::Stream stream(options_in(dir));
+    stream.start();
+    mqkit::test::ProtocolPeer producer(stream.in_endpoint());
+    for (const auto& c : producer.publish_in_order(messages))
+      REQUIRE(c.status == ConfirmStatus::stored);
+  }
+  // A bad byte in record 1's payload, as a disk might leave it.
+  std::string segment;
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(dir.file("log")))
+    if (entry.path().extension() == ".log") segment = entry.path().string();
+  REQUIRE(!segment.empty());
+  std::fstream file(segment, std::ios::in | std::ios::out | std::ios::binary);
+  const std::string bytes((std::istreambuf_iterator<char>(file)), {});
+  const auto at = bytes.find("record-1");
+  REQUIRE(at != std::string::npos);
+  file.seekp(static_cast<std::streamoff>(at));
+  file.write("RECORD", 6);
+  file.close();
+
+  md::Stream stream(options_in(dir));
+  stream.start();
+  mqkit::test::ProtocolPeer producer(stream.in_endpoint());
+  // Re-sends after a lost confirm: those that read back are in the dedup
+  // window, the damaged one's is stored again (kept, not lost).
+  const auto answers = producer.publish_in_order(messages);
+  REQUIRE(answers.size() == 4);
+  CHECK(answers[0].status == ConfirmStatus::duplicate);
+  CHECK(answers[1].status == ConfirmStatus::stored);
+  CHECK(answers[2].status == ConfirmStatus::duplicate);
+  CHECK(answers[3].status == ConfirmStatus::duplicate);
 }
