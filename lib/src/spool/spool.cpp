@@ -626,6 +626,13 @@ struct Spool::Impl {
 
   void compact_now() {
     bool removed_any = false;
+    // Copies made here go to segments from this number on: they are not
+    // copied again in the same pass, whatever the accounting says.
+    std::uint32_t first_new = 0;
+    {
+      std::lock_guard l(index_mutex);
+      first_new = active_number;
+    }
     for (;;) {
       std::uint32_t oldest = 0;
       std::uint64_t size = 0;
@@ -635,12 +642,14 @@ struct Spool::Impl {
         if (seg_sizes.size() < 2) break;
         oldest = seg_sizes.begin()->first;
         size = seg_sizes.begin()->second;
-        if (oldest == active_number || damaged.contains(oldest)) break;
+        if (oldest >= first_new || oldest == active_number || damaged.contains(oldest)) break;
         usage = index.usage[oldest];
       }
       // The oldest segment settles nothing older. A mostly live one stays;
       // a mostly settled one has its live messages copied forward first.
-      if (usage.live_messages > 0 && usage.live_bytes * 2 > size) break;
+      // Their histories go with them: a segment of copies whose ATTEMPT
+      // records outweigh their messages is live, not to be copied again.
+      if (usage.live_messages > 0 && (usage.live_bytes + usage.history_bytes) * 2 > size) break;
       if (usage.live_messages > 0 && !rewrite_live(oldest)) break;
       if (!remove_segment(oldest)) break;
       removed_any = true;

@@ -97,6 +97,7 @@ void SpoolIndex::forget(mqkit::detail::IdTable<IndexEntry>::iterator it) {
   auto& u = usage[it->second.where.segment];
   u.live_messages -= 1;
   u.live_bytes -= it->second.where.size;
+  u.history_bytes -= history_bytes_of(it->first);
   failures.erase(it->first);
   entries.erase(it);
 }
@@ -104,8 +105,23 @@ void SpoolIndex::forget(mqkit::detail::IdTable<IndexEntry>::iterator it) {
 void SpoolIndex::forget_failures(const MessageId& id, int group_bit) {
   auto it = failures.find(id);
   if (it == failures.end()) return;
-  std::erase_if(it->second, [&](const Failures& f) { return f.group_bit == group_bit; });
+  std::uint64_t forgotten = 0;
+  std::erase_if(it->second, [&](const Failures& f) {
+    if (f.group_bit != group_bit) return false;
+    forgotten += f.record_size;
+    return true;
+  });
+  if (const auto entry = entries.find(id); entry != entries.end())
+    usage[entry->second.where.segment].history_bytes -= forgotten;
   if (it->second.empty()) failures.erase(it);
+}
+
+std::uint64_t SpoolIndex::history_bytes_of(const MessageId& id) const {
+  const auto it = failures.find(id);
+  if (it == failures.end()) return 0;
+  std::uint64_t bytes = 0;
+  for (const auto& f : it->second) bytes += f.record_size;
+  return bytes;
 }
 
 const Failures* SpoolIndex::failures_of(const MessageId& id, int group_bit) const {
@@ -145,9 +161,12 @@ bool SpoolIndex::apply(const DecodedRecord& r, const Location& where) {
         // the records settling this entry keep it settled: this segment must
         // outlive that one, as a settling record's would.
         note_settle(it->second.where, where);
+        const std::uint64_t history = history_bytes_of(key);  // moves with the message
         auto& old = usage[it->second.where.segment];
         old.live_messages -= 1;
         old.live_bytes -= it->second.where.size;
+        old.history_bytes -= history;
+        usage[where.segment].history_bytes += history;
         it->second = IndexEntry{r.seq, mask, where};
       }
       auto& u = usage[where.segment];
@@ -175,9 +194,12 @@ bool SpoolIndex::apply(const DecodedRecord& r, const Location& where) {
       if (bit < 0 || !(it->second.groups & (std::uint64_t{1} << bit))) return true;
       note_settle(it->second.where, where);
       auto& list = failures[r.id];
-      Failures f{bit, r.attempts, r.first_failure_ms, r.last_error};
+      Failures f{bit, r.attempts, r.first_failure_ms, r.last_error, where.size};
+      auto& history_bytes = usage[it->second.where.segment].history_bytes;
+      history_bytes += where.size;
       for (auto& existing : list)
         if (existing.group_bit == bit) {
+          history_bytes -= existing.record_size;
           existing = std::move(f);  // the latest record is the whole history
           return true;
         }

@@ -37,11 +37,15 @@ struct Failures {
   std::uint32_t attempts = 0;
   std::uint64_t first_failure_ms = 0;
   std::string last_error;
+  std::uint32_t record_size = 0;  // of the ATTEMPT record that said so
 };
 
 struct SegmentUsage {
   std::uint64_t live_messages = 0;
   std::uint64_t live_bytes = 0;
+  // The latest ATTEMPT records of this segment's live messages: a rewrite
+  // copies them along, so they count as live when compaction weighs it.
+  std::uint64_t history_bytes = 0;
   // Older segment -> how many settling records here (ACK, DEAD, TOMBSTONE,
   // ATTEMPT) named a message stored there: this segment must outlive those.
   std::map<std::uint32_t, std::uint64_t> settles;
@@ -96,6 +100,8 @@ class SpoolIndex {
  private:
   void forget(mqkit::detail::IdTable<IndexEntry>::iterator it);
   void forget_failures(const MessageId& id, int group_bit);
+  // The history record bytes of `id` (a pending message), all groups.
+  std::uint64_t history_bytes_of(const MessageId& id) const;
   void note_settle(const Location& message, const Location& record);
 };
 

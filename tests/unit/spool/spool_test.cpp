@@ -448,3 +448,53 @@ TEST_CASE("durability policies parse from their CLI spelling", "[spool]") {
   CHECK(o.durability == mqkit::Durability::never);
   CHECK_THROWS_WITH(mqkit::parse_durability("sometimes", o), Catch::Contains("interval=DURATION"));
 }
+
+TEST_CASE("compaction ends when pending messages' failure histories outweigh them", "[spool]") {
+  // Small messages that failed with long errors: a segment of their copies
+  // is mostly ATTEMPT records. Counted as settled bytes, such a segment
+  // looked mostly settled and was copied forward again, and again: the
+  // writer never left compaction, so nothing else was written and a closing
+  // spool (a proxy on SIGTERM) waited for it for ever.
+  mqkit::test::TempDir dir;
+  SpoolOptions options;
+  options.durability = mqkit::Durability::never;
+  options.segment_size = 64 * 1024;
+  std::vector<MessageId> failing;
+  auto scenario = std::async(std::launch::async, [&] {
+    Spool spool(dir.path().string(), options);
+    for (int i = 0; i < 60; ++i) {
+      failing.push_back(MessageId::generate());
+      spool.publish(failing.back(), {"billing"}, "order " + std::to_string(i), nullptr);
+      spool.record_attempt(failing.back(), "billing", {1, 1000, std::string(2000, 'e')}, nullptr);
+    }
+    for (int i = 0; i < 3000; ++i) {  // settled traffic behind them
+      const auto id = MessageId::generate();
+      spool.publish(id, {"email"}, std::string(100, 'x'), nullptr);
+      spool.ack(id, "email", nullptr);
+    }
+    spool.flush();
+    for (int i = 0; i < 200; ++i) {  // then one write at a time: a compaction after each
+      const auto id = MessageId::generate();
+      if (!spool.publish_sync(id, {"email"}, "one") || !spool.ack_sync(id, "email")) break;
+    }
+    spool.flush();
+    return spool.stats();
+  });
+  if (scenario.wait_for(std::chrono::seconds(60)) != std::future_status::ready) {
+    std::fprintf(stderr, "compaction did not end within 60 s: the spool copies forever\n");
+    std::_Exit(1);  // its thread cannot be joined
+  }
+  CHECK(scenario.get().segments <= 12);
+  // About 0.8 MB was stored: a dozen 64 KiB segments, a few more for the
+  // copies compaction makes, but not a copy of every failing message after
+  // each of the 200 writes.
+  const auto newest = fs::path(last_segment(dir.path().string())).stem().string();
+  CHECK(std::stoul(newest) <= 40);
+  Spool spool(dir.path().string(), options);
+  CHECK(spool.pending("billing").size() == 60);
+  for (const auto& id : failing) {
+    const auto h = spool.history(id, "billing");
+    REQUIRE(h);
+    CHECK(h->last_error == std::string(2000, 'e'));
+  }
+}
