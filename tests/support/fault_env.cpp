@@ -33,18 +33,18 @@ class FaultFile final : public File {
     int error = 0;
     const auto verdict = env_.decide(FaultEnv::Op::write, path_, error);
     if (verdict == FaultEnv::Verdict::fail) return error;
-    if (verdict == FaultEnv::Verdict::cut_short && n >= 2) n /= 2;  // one byte goes whole
+    const bool cut_short = verdict == FaultEnv::Verdict::cut_short;
+    if (cut_short && n >= 2) n /= 2;  // one byte goes whole
     auto& t = env_.files_[path_];
     if (env_.free_) {
       const std::uint64_t growth = offset + n > t.size ? offset + n - t.size : 0;
       if (growth > *env_.free_) {
+        // One fault per call in the counts: a write already cut short is
+        // counted as that, whatever the full disk does to it next.
+        if (!cut_short) env_.count("enospc");
         const std::uint64_t cut = growth - *env_.free_;
-        if (cut >= n) {
-          env_.count("enospc");
-          return ENOSPC;
-        }
+        if (cut >= n) return ENOSPC;
         n -= static_cast<std::size_t>(cut);  // a short write up to the last free byte
-        env_.count("enospc");
       }
     }
     if (const int err = real_->write_at(offset, data, n, wrote); err != 0) return err;
