@@ -315,9 +315,11 @@ class ProxyModel {
     // A replayed copy published again: a replay that ran after its last
     // delivery gave the same dead letter back (its removal was refused, or a
     // power loss under `interval` took the tombstone), and the proxy no
-    // longer remembered the copy's id. A new publication, from attempt 1:
-    // at-least-once, as rule 8 says.
-    const bool copy_published_again = !p.copy_of.empty() && attempt == 1 &&
+    // longer remembered the copy's id, which it can only forget once the
+    // copy has left the group (acked, or dead-lettered). A new publication,
+    // from attempt 1: at-least-once, as rule 8 says.
+    const bool copy_gone = g.handled || g.dead_expected || g.last_attempt >= kMaxAttempts;
+    const bool copy_published_again = !p.copy_of.empty() && attempt == 1 && copy_gone &&
                                       g.replays_before < replays_started_ && g.last_attempt > 1;
     if (copy_published_again) {
       ++copies_published_again_;

@@ -377,9 +377,13 @@ class StreamPump final : public detail::Pump, private detail::PublishSink {
     for (std::uint64_t at = begin; at < end;) {
       std::vector<StreamRecord> records;
       bool read = false;
-      for (int tries = 0; !read && tries < kReadTries; ++tries) {
+      // A run is read with one pread: when it keeps failing, the record at
+      // `at` alone (the bad sector may be further on), and only then is it
+      // left out.
+      for (int tries = 0; !read && tries < kReadTries + 1; ++tries) {
         try {
-          records = log.read(at, static_cast<std::size_t>(end - at), kMaxBatchBytes);
+          const std::size_t wanted = tries < kReadTries ? static_cast<std::size_t>(end - at) : 1;
+          records = log.read(at, wanted, kMaxBatchBytes);
           read = true;
         } catch (const Error&) {
         }

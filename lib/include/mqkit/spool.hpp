@@ -183,6 +183,9 @@ class Spool {
 
   // Ids pending for `group`, in publish order.
   std::vector<MessageId> pending(const std::string& group) const;
+  // Whether `id` is stored and some group has not settled it yet, as the
+  // records durable so far say (a settle still being written leaves it held).
+  bool holds(const MessageId& id) const;
   // A stored message (pending for some group, or a dead letter: the first of
   // its groups').
   [[nodiscard]] std::optional<StoredMessage> read(const MessageId& id) const;

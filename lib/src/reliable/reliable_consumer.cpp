@@ -137,13 +137,23 @@ struct ReliableConsumer::Impl final : detail::SessionHandler {
     return ack_timeout.count() > 0 ? std::min(heartbeat, ack_timeout / 3) : heartbeat;
   }
 
+  // A DELIVER carries one attempt per frame, or none (a 1.2 proxy). Any
+  // other count is a peer's mistake: a frame would be handled with the
+  // attempt it was published with, lower than the proxy's. Such a DELIVER
+  // is neither leased nor handled, so the proxy hands its messages out again
+  // after their ack timeout.
+  static bool attempts_match(const CommandFrame& c, std::size_t frames) {
+    return c.attempts.empty() || c.attempts.size() == frames;
+  }
+
   // On the heartbeat thread, while a handler runs: what arrived meanwhile is
   // read, so that messages delivered meanwhile are leased too; and the
   // leases are kept.
   void beat(Clock::time_point now) override {
     session.read_ahead([&](Incoming& in) {
       CommandFrame c;
-      if (decode_command(in.command(), c) && c.command == Command::deliver) {
+      if (decode_command(in.command(), c) && c.command == Command::deliver &&
+          attempts_match(c, in.frame_count())) {
         Message m;
         for (std::size_t f = 0; f < in.frame_count(); ++f)
           if (beat_codec.decode(in.frame(f), m, options.socket.limits))
@@ -224,11 +234,7 @@ struct ReliableConsumer::Impl final : detail::SessionHandler {
     } else if (c.command == Command::attached) {
       attached(c);
     } else if (c.command == Command::deliver) {
-      // One attempt per frame, or none (a 1.2 proxy): any other count is a
-      // peer's mistake, and a frame would be handled with the attempt it
-      // was published with, lower than the proxy's. Not taken: the proxy
-      // hands the messages out again after their ack timeout.
-      if (!c.attempts.empty() && c.attempts.size() != in.frame_count()) return;
+      if (!attempts_match(c, in.frame_count())) return;
       // All of them are held from now on: their leases are kept while
       // the ones before them are handled.
       const bool leased = in.note == held_clears + 1;  // read ahead, held since

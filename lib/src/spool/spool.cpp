@@ -637,19 +637,34 @@ struct Spool::Impl {
       std::uint32_t oldest = 0;
       std::uint64_t size = 0;
       SegmentUsage usage;
+      bool mostly_garbage = false;
       {
         std::lock_guard l(index_mutex);
         if (seg_sizes.size() < 2) break;
+        // Settled bytes pinned behind a mostly live oldest segment (newer
+        // segments settle its messages, so they cannot go first) are
+        // reclaimed by copying it too, once they are most of the disk.
+        std::uint64_t live = 0, disk = 0;
+        for (const auto& [number, bytes] : seg_sizes) {
+          if (damaged.contains(number)) continue;  // kept whatever happens
+          disk += bytes;
+          if (const auto u = index.usage.find(number); u != index.usage.end())
+            live += u->second.live_bytes + u->second.history_bytes;
+        }
+        mostly_garbage = disk > 2 * live + 2 * options.segment_size;
         oldest = seg_sizes.begin()->first;
         size = seg_sizes.begin()->second;
         if (oldest >= first_new || oldest == active_number || damaged.contains(oldest)) break;
         usage = index.usage[oldest];
       }
-      // The oldest segment settles nothing older. A mostly live one stays;
-      // a mostly settled one has its live messages copied forward first.
+      // The oldest segment settles nothing older. A mostly live one stays
+      // (unless settled bytes are most of the disk); a mostly settled one has
+      // its live messages copied forward first.
       // Their histories go with them: a segment of copies whose ATTEMPT
       // records outweigh their messages is live, not to be copied again.
-      if (usage.live_messages > 0 && (usage.live_bytes + usage.history_bytes) * 2 > size) break;
+      if (usage.live_messages > 0 && (usage.live_bytes + usage.history_bytes) * 2 > size &&
+          !mostly_garbage)
+        break;
       if (usage.live_messages > 0 && !rewrite_live(oldest)) break;
       if (!remove_segment(oldest)) break;
       removed_any = true;
@@ -942,6 +957,10 @@ AppendResult Spool::ack_sync(const MessageId& id, const std::string& group) {
 std::vector<MessageId> Spool::pending(const std::string& group) const {
   std::lock_guard l(impl_->index_mutex);
   return impl_->index.pending(group);
+}
+
+bool Spool::holds(const MessageId& id) const {
+  return impl_->index_has(id);
 }
 
 std::optional<StoredMessage> Spool::read(const MessageId& id) const {

@@ -5,8 +5,11 @@
 #include <catch2/catch.hpp>
 #include <zmq.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <mutex>
+#include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <utility>
@@ -35,8 +38,8 @@ struct FakeProxy {
     endpoint = router.get(zmq::sockopt::last_endpoint);
   }
 
-  // Waits for the worker's ATTACH (other commands are skipped) and answers it.
-  bool accept_attach(std::chrono::milliseconds wait) {
+  // The worker's next command within `wait`.
+  std::optional<protocol::CommandFrame> next(std::chrono::milliseconds wait) {
     for (const auto until = std::chrono::steady_clock::now() + wait;
          std::chrono::steady_clock::now() < until;) {
       zmq::pollitem_t item{router.handle(), 0, ZMQ_POLLIN, 0};
@@ -44,15 +47,29 @@ struct FakeProxy {
       std::vector<zmq::message_t> parts;
       zmq::message_t part;
       do {
-        if (!router.recv(part)) return false;
+        if (!router.recv(part)) return std::nullopt;
         parts.push_back(std::move(part));
       } while (parts.back().more());
       protocol::CommandFrame c;
-      if (parts.size() < 2 || !protocol::decode_command(mqkit::detail::view(parts[1]), c) ||
-          c.command != Command::attach)
-        continue;
+      if (parts.size() < 2 || !protocol::decode_command(mqkit::detail::view(parts[1]), c)) continue;
       worker = parts[0].to_string();
-      send({.command = Command::attached, .group = c.group}, {});
+      return c;
+    }
+    return std::nullopt;
+  }
+
+  // Waits for the worker's ATTACH (other commands are skipped) and answers
+  // it, with an ack timeout when one is given (the worker then keeps leases).
+  bool accept_attach(std::chrono::milliseconds wait, std::uint64_t ack_timeout_ms = 0) {
+    for (const auto until = std::chrono::steady_clock::now() + wait;
+         std::chrono::steady_clock::now() < until;) {
+      const auto c = next(50ms);
+      if (!c || c->command != Command::attach) continue;
+      send({.command = Command::attached,
+            .group = c->group,
+            .ack_timeout_ms = ack_timeout_ms,
+            .heartbeat_ms = ack_timeout_ms > 0 ? 100u : 0u},
+           {});
       return true;
     }
     return false;
@@ -118,4 +135,48 @@ TEST_CASE(
   REQUIRE(both);
   const std::vector<std::pair<std::string, std::uint32_t>> expected{{"good 1", 4}, {"good 2", 6}};
   CHECK(handled == expected);
+}
+
+TEST_CASE("a worker keeps no lease on a DELIVER it refused for its attempts",
+          "[reliable][protocol]") {
+  // While a handler runs, the worker's heartbeat thread reads ahead and
+  // leases (IN_PROGRESS) what arrived meanwhile: a refused DELIVER must not
+  // be among it, or the proxy would never hand its messages out again.
+  FakeProxy proxy;
+  std::thread answer([&] { (void)proxy.accept_attach(10s, 300); });
+  mqkit::ReliableConsumerOptions options;
+  options.group = "g";
+  mqkit::ReliableConsumer consumer(proxy.endpoint, options);
+  answer.join();
+  REQUIRE(!proxy.worker.empty());
+
+  std::atomic<bool> handling{false}, finish{false};
+  std::thread run([&] {
+    consumer.run([&](const mqkit::Message&) {
+      handling = true;
+      for (int i = 0; i < 1000 && !finish; ++i) std::this_thread::sleep_for(10ms);
+      return mqkit::Outcome::ack;
+    });
+  });
+  proxy.send({.command = Command::deliver, .group = "g", .attempts = {1}}, {message("slow")});
+  REQUIRE(mqkit::test::wait_for([&] { return handling.load(); }, 10s));
+  auto a = mqkit::Envelope::make("t"), b = mqkit::Envelope::make("t");
+  proxy.send({.command = Command::deliver, .group = "g", .attempts = {3}},
+             {mqkit::encode(a, "a"), mqkit::encode(b, "b")});
+  // Three leases (one per 100 ms) while the handler still runs: the refused
+  // DELIVER was read ahead by then.
+  std::set<std::string> leased;
+  int leases = 0;
+  for (const auto until = std::chrono::steady_clock::now() + 10s;
+       leases < 3 && std::chrono::steady_clock::now() < until;)
+    if (const auto c = proxy.next(100ms); c && c->command == Command::in_progress) {
+      ++leases;
+      for (const auto& id : c->ids) leased.insert(id.to_string());
+    }
+  finish = true;
+  consumer.stop();
+  run.join();
+  REQUIRE(leases == 3);
+  CHECK_FALSE(leased.contains(a.id.to_string()));
+  CHECK_FALSE(leased.contains(b.id.to_string()));
 }

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <csignal>
 #include <cstring>
+#include <deque>
 #include <filesystem>
 #include <fstream>
 #include <future>
@@ -497,4 +498,40 @@ TEST_CASE("compaction ends when pending messages' failure histories outweigh the
     REQUIRE(h);
     CHECK(h->last_error == std::string(2000, 'e'));
   }
+}
+
+TEST_CASE("a mostly live oldest segment does not keep the settled segments behind it", "[spool]") {
+  // Messages that stay pending in the oldest segment, then steady traffic
+  // acked a little late, so that each segment settles messages of the one
+  // before it: none of those segments may go while the oldest stays, and
+  // the oldest is mostly live. Once settled bytes are most of the disk, the
+  // oldest is copied forward and the chain behind it goes.
+  mqkit::test::TempDir dir;
+  SpoolOptions options;
+  options.durability = mqkit::Durability::never;
+  options.segment_size = 64 * 1024;
+  Spool spool(dir.path().string(), options);
+  SECTION("small messages with long failure histories") {
+    for (int i = 0; i < 20; ++i) {
+      const auto id = MessageId::generate();
+      spool.publish(id, {"billing"}, "order " + std::to_string(i), nullptr);
+      spool.record_attempt(id, "billing", {1, 1000, std::string(2000, 'e')}, nullptr);
+    }
+  }
+  SECTION("large messages") {
+    for (int i = 0; i < 20; ++i)
+      spool.publish(MessageId::generate(), {"billing"}, std::string(2000, 'p'), nullptr);
+  }
+  std::deque<MessageId> unacked;
+  for (int i = 0; i < 40000; ++i) {
+    unacked.push_back(MessageId::generate());
+    spool.publish(unacked.back(), {"email"}, std::string(100, 'x'), nullptr);
+    if (unacked.size() > 50) {
+      spool.ack(unacked.front(), "email", nullptr);
+      unacked.pop_front();
+    }
+  }
+  spool.flush();
+  CHECK(spool.stats().segments <= 8);  // 7 MB stored, about 45 KB still needed
+  CHECK(spool.pending("billing").size() == 20);
 }
