@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <functional>
 #include <memory>
@@ -38,6 +39,10 @@ struct ProxyBench {
     options.spool_dir = (dir / "spool").string();
     mqkit::parse_durability(fsync, options.spool);
     options.groups = {{"work", {"#"}}};
+    // The frame cache's budget (default 64 MiB): with 0, the memory phase
+    // measures the index alone, and the difference is the cache.
+    if (const char* budget = std::getenv("MQKIT_BENCH_FRAME_MEMORY"))
+      options.frame_memory = std::strtoull(budget, nullptr, 10);
     proxy = std::make_unique<mqkit::devices::Proxy>(options);
     proxy->start();
   }

@@ -24,9 +24,9 @@
 #include "mqkit/error.hpp"
 #include "names.hpp"
 #include "protocol/commands.hpp"
+#include "proxy/frame_cache.hpp"
 #include "proxy/group.hpp"
 #include "proxy/group_file.hpp"
-#include "proxy/held_messages.hpp"
 #include "proxy/wakeup.hpp"
 #include "publish_intake.hpp"
 #include "pump.hpp"
@@ -142,7 +142,7 @@ class ProxyPump final : public detail::Pump, private detail::PublishSink {
              dead_letter_options(o.spool, o.dlq_max_size)),
         front_(md::open_socket(zmq::socket_type::router, o.socket)),
         back_(md::open_socket(zmq::socket_type::router, o.socket)),
-        held_(o.frame_memory),
+        frames_(o.frame_memory),
         intake_(o.dedup_window, o.socket.limits) {
     back_.set(zmq::sockopt::router_mandatory, true);  // a gone worker is an error, not a drop
     // Credit and kMaxWorkerBytes already bound what each worker holds; a
@@ -384,7 +384,7 @@ class ProxyPump final : public detail::Pump, private detail::PublishSink {
     }
     for (const auto& id : ids) {
       spool_.ack(id, g.name, nullptr);
-      held_.release(id);
+      frames_.release(id);
       forget_unreadable(id);
     }
     spool_.forget_group(g.name);  // its place in the spool goes to the next new group
@@ -428,7 +428,6 @@ class ProxyPump final : public detail::Pump, private detail::PublishSink {
         for (const auto& p : patterns) g.filters.emplace_back(p);
       }
       for (const auto& id : spool_.pending(name)) {
-        held_.add_group(id);
         g.ready.push_back(id);
         intake_.remember(id);
         if (auto h = spool_.history(id, name)) g.failures[id] = *h;
@@ -462,7 +461,7 @@ class ProxyPump final : public detail::Pump, private detail::PublishSink {
   // ---- producers: new messages from the intake ----
 
   // Still held, whatever the dedup window says: a re-send is a duplicate.
-  bool holds(const MessageId& id) const override { return held_.holds(id); }
+  bool holds(const MessageId& id) const override { return spool_.holds(id); }
 
   // The refused one is here again: it goes first, unless one of this
   // producer's stores is still in progress (an earlier message may yet be
@@ -584,7 +583,7 @@ class ProxyPump final : public detail::Pump, private detail::PublishSink {
             groups_[g]->ready.push_back(id);
             ++remaining;
           }
-        if (remaining > 0) held_.add(id, remaining, view(p.frame));
+        frames_.keep(id, remaining, view(p.frame));
         intake_.settle(id, ConfirmStatus::stored, "");
       }
       publishing_.erase(id);
@@ -769,7 +768,7 @@ class ProxyPump final : public detail::Pump, private detail::PublishSink {
   // it, wherever it is now: waiting to be redelivered, or redelivered to
   // another worker (whose own ack is then ignored). Rare, so searched for.
   bool take_late(ConsumerGroup& g, const MessageId& id) {
-    if (!held_.holds(id)) return false;  // settled by every group
+    if (!spool_.holds(id)) return false;  // settled by every group
     if (auto d = g.in_flight.find(id); d != g.in_flight.end()) {
       if (auto other = workers_.find(d->second.worker); other != workers_.end())
         other->second.release(d->second.bytes);
@@ -797,7 +796,7 @@ class ProxyPump final : public detail::Pump, private detail::PublishSink {
     spool_.ack(id, g.name, nullptr);
     g.failures.erase(id);
     g.attempt_unrecorded.erase(id);
-    held_.release(id);
+    frames_.release(id);
     forget_unreadable(id);
   }
 
@@ -887,7 +886,7 @@ class ProxyPump final : public detail::Pump, private detail::PublishSink {
   // and, failing again, dead-lettered again; never lost in between.
   void dead_letter_done(const DeadLetterDone& d) {
     if (d.group >= groups_.size() || !groups_[d.group]) {  // deleted meanwhile: done with it
-      held_.release(d.id);
+      frames_.release(d.id);
       return;
     }
     ConsumerGroup& g = *groups_[d.group];
@@ -895,7 +894,7 @@ class ProxyPump final : public detail::Pump, private detail::PublishSink {
     if (d.result) {
       dead_.add();
       ++g.dead;
-      held_.release(d.id);
+      frames_.release(d.id);
       return;
     }
     dead_letter_failed_.add();
@@ -914,7 +913,7 @@ class ProxyPump final : public detail::Pump, private detail::PublishSink {
   // The message's frame; nullopt when its stored record no longer reads
   // back (damaged on disk).
   std::optional<std::string> frame_of(const MessageId& id) {
-    if (const auto kept = held_.kept_frame(id); !kept.empty()) return std::string(kept);
+    if (const auto kept = frames_.frame(id); !kept.empty()) return std::string(kept);
     auto stored = spool_.read(id);
     if (!stored) return std::nullopt;
     forget_unreadable(id);  // a read error that passed (EIO once) may be said again
@@ -1036,7 +1035,7 @@ class ProxyPump final : public detail::Pump, private detail::PublishSink {
       std::optional<std::string> loaded;
       auto h = g.failures.find(id);
       const std::uint32_t attempt = h == g.failures.end() ? 1 : h->second.attempts + 1;
-      std::string_view frame = held_.kept_frame(id);
+      std::string_view frame = frames_.frame(id);
       if (frame.empty()) {
         if (!(loaded = frame_of(id))) {  // not sent: it waits and is read again
           const MessageId unreadable = id;
@@ -1116,7 +1115,7 @@ class ProxyPump final : public detail::Pump, private detail::PublishSink {
   std::uint64_t next_arrival_ = 0;
   std::unordered_map<std::string, FullLatch> full_latches_;  // by producer
   const std::uint64_t key_salt_ = std::random_device{}() * 0x100000001ull ^ std::random_device{}();
-  detail::HeldMessages held_;
+  detail::FrameCache frames_;
   std::deque<Deadline> deadlines_;  // in deadline order: the ack timeout is one constant
   std::multimap<Clock::time_point, std::pair<std::uint32_t, MessageId>> retries_;
   std::unordered_map<std::string, std::shared_ptr<const Route>> route_cache_;  // per topic
