@@ -13,6 +13,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "detail/id_table.hpp"
 #include "mqkit/message_id.hpp"
 #include "mqkit/spool.hpp"
 #include "mqkit/topic_filter.hpp"
@@ -37,7 +38,9 @@ struct ConsumerGroup {
   std::string name;
   std::vector<TopicFilter> filters;
   std::deque<MessageId> ready;
-  std::unordered_map<MessageId, Delivery> in_flight;
+  // Open addressing, no node per delivery: one insert and one erase per
+  // message on the proxy's hot path.
+  mqkit::detail::IdTable<Delivery> in_flight;
   std::unordered_map<MessageId, FailureHistory> failures;
   // Failures whose ATTEMPT record is not durable yet: the message is not
   // delivered again before it is (a restart would otherwise hand out a lower

@@ -1079,7 +1079,7 @@ class ProxyPump final : public detail::Pump, private detail::PublishSink {
     for (std::size_t i = 0; i < n; ++i) {
       const MessageId id = g.ready.front();
       g.ready.pop_front();
-      g.in_flight[id] = {worker, deadline, true, sizes[i]};
+      g.in_flight.try_emplace(id).first->second = {worker, deadline, true, sizes[i]};
       w.unacked_bytes += sizes[i];
       deadlines_.push_back({deadline, index, id});
     }
