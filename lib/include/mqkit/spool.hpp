@@ -168,7 +168,8 @@ class Spool {
 
   // A deleted group: its messages stop being pending for it now (the caller
   // appends their ACKs for a restart), and its place goes to the next new
-  // group. Records already queued for it are not affected.
+  // group. Waits for the records already queued first (a PUBLISH naming the
+  // group is stored, then released with it): never call it from a Completion.
   void forget_group(const std::string& group);
 
   // Blocking conveniences: append and wait for the completion.

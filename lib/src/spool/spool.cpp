@@ -110,6 +110,10 @@ struct Spool::Impl {
   std::map<std::uint32_t, std::uint32_t> seg_seeds;  // CRC seed per segment; index_mutex
   std::set<std::uint32_t> damaged;  // kept for inspection, never compacted; set at open
   std::map<std::uint32_t, std::uint64_t> unreadable;  // per segment, by compaction; index_mutex
+  // When compaction last failed to copy a segment's live messages (writer
+  // thread only): it tries again after kRewriteBackoff, not after every batch.
+  static constexpr std::chrono::seconds kRewriteBackoff{10};
+  std::map<std::uint32_t, std::chrono::steady_clock::time_point> rewrite_failed_at;
 
   std::mutex queue_mutex;
   std::condition_variable queue_cv, idle_cv;
@@ -617,6 +621,7 @@ struct Spool::Impl {
     seg_sizes.erase(number);
     seg_seeds.erase(number);
     unreadable.erase(number);
+    rewrite_failed_at.erase(number);
     index.usage.erase(number);
     std::uint64_t total = 0;
     for (const auto& [n, s] : seg_sizes) total += s;
@@ -633,6 +638,7 @@ struct Spool::Impl {
       std::lock_guard l(index_mutex);
       first_new = active_number;
     }
+    bool copied_mostly_live = false;
     for (;;) {
       std::uint32_t oldest = 0;
       std::uint64_t size = 0;
@@ -646,7 +652,9 @@ struct Spool::Impl {
         // reclaimed by copying it too, once they are most of the disk.
         std::uint64_t live = 0, disk = 0;
         for (const auto& [number, bytes] : seg_sizes) {
-          if (damaged.contains(number)) continue;  // kept whatever happens
+          // Kept whatever happens: damaged, or holding a live message that
+          // did not read back.
+          if (damaged.contains(number) || unreadable.contains(number)) continue;
           disk += bytes;
           if (const auto u = index.usage.find(number); u != index.usage.end())
             live += u->second.live_bytes + u->second.history_bytes;
@@ -655,6 +663,12 @@ struct Spool::Impl {
         oldest = seg_sizes.begin()->first;
         size = seg_sizes.begin()->second;
         if (oldest >= first_new || oldest == active_number || damaged.contains(oldest)) break;
+        // A live message of it did not read back lately: the whole segment
+        // is not read again after every batch, only once the back-off passed.
+        if (const auto failed = rewrite_failed_at.find(oldest);
+            failed != rewrite_failed_at.end() &&
+            std::chrono::steady_clock::now() - failed->second < kRewriteBackoff)
+          break;
         usage = index.usage[oldest];
       }
       // The oldest segment settles nothing older. A mostly live one stays
@@ -662,10 +676,16 @@ struct Spool::Impl {
       // its live messages copied forward first.
       // Their histories go with them: a segment of copies whose ATTEMPT
       // records outweigh their messages is live, not to be copied again.
-      if (usage.live_messages > 0 && (usage.live_bytes + usage.history_bytes) * 2 > size &&
-          !mostly_garbage)
+      // One such copy per pass: the settled segments it frees go below, and
+      // the writer returns to its queue instead of copying a whole backlog.
+      const bool mostly_live = (usage.live_bytes + usage.history_bytes) * 2 > size;
+      if (usage.live_messages > 0 && mostly_live && (!mostly_garbage || copied_mostly_live)) break;
+      if (usage.live_messages > 0 && !rewrite_live(oldest)) {
+        rewrite_failed_at[oldest] = std::chrono::steady_clock::now();
         break;
-      if (usage.live_messages > 0 && !rewrite_live(oldest)) break;
+      }
+      copied_mostly_live = copied_mostly_live || (usage.live_messages > 0 && mostly_live);
+      rewrite_failed_at.erase(oldest);
       if (!remove_segment(oldest)) break;
       removed_any = true;
     }
@@ -1000,6 +1020,9 @@ std::vector<MessageId> Spool::take_recent_ids() {
 }
 
 void Spool::forget_group(const std::string& group) {
+  // A PUBLISH naming the group may still be queued: written after the
+  // release, it would keep the group's bit (and the next group's name).
+  flush();
   std::lock_guard b(impl_->bits_mutex);  // the same order as mask_of
   impl_->bits.erase(group);
   std::lock_guard l(impl_->index_mutex);

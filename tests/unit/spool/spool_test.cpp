@@ -18,6 +18,7 @@
 #include <sstream>
 
 #include "child_process.hpp"
+#include "fault_env.hpp"
 #include "helpers.hpp"
 #include "mqkit/error.hpp"
 #include "mqkit/spool.hpp"
@@ -534,4 +535,115 @@ TEST_CASE("a mostly live oldest segment does not keep the settled segments behin
   spool.flush();
   CHECK(spool.stats().segments <= 8);  // 7 MB stored, about 45 KB still needed
   CHECK(spool.pending("billing").size() == 20);
+}
+
+TEST_CASE("a PUBLISH still queued when its group is forgotten is stored and released with it",
+          "[spool]") {
+  // The proxy's `group rm`: ACKs for what is pending, then forget_group,
+  // while a PUBLISH routed to the group may still wait in the queue. Written
+  // after the release, it kept the group's bit: held for ever (re-sends
+  // answered `duplicate`), and pending for the next group given that bit.
+  mqkit::test::TempDir dir;
+  SpoolOptions options;
+  options.durability = mqkit::Durability::never;
+  options.segment_size = 4096;
+  const MessageId queued = MessageId::generate();
+  {
+    Spool spool(dir.path().string(), options);
+    REQUIRE(spool.publish_sync(MessageId::generate(), {"gone"}, "first"));
+    std::promise<void> entered, go;
+    auto go_on = go.get_future().share();
+    spool.publish(MessageId::generate(), {"kept"}, "x", [&](mqkit::AppendResult) {
+      entered.set_value();
+      go_on.wait();  // the writer waits here: what follows stays queued
+    });
+    entered.get_future().wait();
+    spool.publish(queued, {"gone"}, "queued", nullptr);
+    for (const auto& id : spool.pending("gone")) spool.ack(id, "gone", nullptr);
+    auto forgetting = std::async(std::launch::async, [&] { spool.forget_group("gone"); });
+    // It waits for the queue (returning only after `go`); a forget_group
+    // that did not would return here, before the queued PUBLISH is written.
+    (void)forgetting.wait_for(std::chrono::milliseconds(500));
+    go.set_value();
+    forgetting.get();
+    spool.flush();
+    CHECK(spool.pending("gone").empty());
+    CHECK_FALSE(spool.holds(queued));
+    REQUIRE(spool.publish_sync(MessageId::generate(), {"new"}, "n"));  // gets the freed bit
+    CHECK(spool.pending("new").size() == 1);
+    for (int i = 0; i < 2000; ++i) {  // compaction copies what is still live
+      const auto id = MessageId::generate();
+      spool.publish(id, {"t"}, std::string(100, 'x'), nullptr);
+      spool.ack(id, "t", nullptr);
+    }
+    spool.flush();
+  }
+  Spool reopened(dir.path().string(), options);
+  const auto pending = reopened.pending("new");
+  CHECK(pending.size() == 1);
+  CHECK(std::find(pending.begin(), pending.end(), queued) == pending.end());
+}
+
+TEST_CASE("a live record that does not read back is not read again after every write", "[spool]") {
+  mqkit::test::TempDir dir;
+  mqkit::test::FaultEnv env;
+  SpoolOptions options;
+  options.durability = mqkit::Durability::never;
+  options.segment_size = 64 * 1024;
+  options.env = &env;
+  Spool spool(dir.path().string(), options);
+  for (int i = 0; i < 20; ++i)
+    REQUIRE(spool.publish_sync(MessageId::generate(), {"billing"}, std::string(2000, 'p')));
+  patch_file(dir.path().string() + "/00000001.seg", 16 + 200, "Q");  // a bad byte in a live one
+  std::deque<MessageId> unacked;
+  for (int i = 0; i < 40000; ++i) {  // settled traffic: most of the disk
+    unacked.push_back(MessageId::generate());
+    spool.publish(unacked.back(), {"email"}, std::string(100, 'x'), nullptr);
+    if (unacked.size() > 50) {
+      spool.ack(unacked.front(), "email", nullptr);
+      unacked.pop_front();
+    }
+  }
+  spool.flush();
+  CHECK(spool.stats().unreadable >= 1);
+  const auto opens = env.calls(mqkit::test::FaultEnv::Op::open);
+  for (std::size_t i = 0; i < 50; ++i) REQUIRE(spool.ack_sync(unacked[i], "email"));
+  CHECK(env.calls(mqkit::test::FaultEnv::Op::open) - opens < 10);  // not one per write
+  CHECK(spool.pending("billing").size() == 20);
+}
+
+TEST_CASE("one write batch copies at most one mostly live segment to reclaim settled bytes",
+          "[spool]") {
+  // A stopped group's backlog (fully live segments) behind chained settled
+  // traffic: once settled bytes are most of the disk, the backlog is copied
+  // forward a segment at a time, not all in one turn of the writer (a
+  // proxy's confirms, and its stop, would wait for it).
+  mqkit::test::TempDir dir;
+  mqkit::test::FaultEnv env;
+  SpoolOptions options;
+  options.durability = mqkit::Durability::never;
+  options.segment_size = 64 * 1024;
+  options.env = &env;
+  Spool spool(dir.path().string(), options);
+  for (int i = 0; i < 1000; ++i)  // 2 MB: about 32 fully live segments
+    spool.publish(MessageId::generate(), {"billing"}, std::string(2000, 'p'), nullptr);
+  spool.flush();
+  std::deque<MessageId> unacked;
+  std::uint64_t most_syncs = 0;  // compaction syncs each copy it makes
+  for (int round = 0; round < 600; ++round) {
+    const auto before = env.calls(mqkit::test::FaultEnv::Op::sync);
+    for (int i = 0; i < 100; ++i) {
+      unacked.push_back(MessageId::generate());
+      spool.publish(unacked.back(), {"email"}, std::string(100, 'x'), nullptr);
+      if (unacked.size() > 50) {
+        spool.ack(unacked.front(), "email", nullptr);
+        unacked.pop_front();
+      }
+    }
+    spool.flush();
+    most_syncs = std::max(most_syncs, env.calls(mqkit::test::FaultEnv::Op::sync) - before);
+  }
+  CHECK(most_syncs < 24);  // 96 without the one-copy-per-pass limit
+  CHECK(spool.pending("billing").size() == 1000);
+  CHECK(spool.stats().bytes < 3 * 2200 * 1000 + 4 * 64 * 1024);  // reclaimed as it went
 }
