@@ -120,6 +120,19 @@ mqkit::MessageId ack_next(Peer& w, const std::string& expected_payload = "") {
   return d->second[0].id();
 }
 
+// Publishes "m1" to billing and has its worker dead-letter it ("poison");
+// its id, once the DLQ holds it.
+mqkit::MessageId dead_letter_one(Fixture& f, Peer& producer) {
+  REQUIRE(producer.publish("order.created", {"m1"})[0].status == ConfirmStatus::stored);
+  auto w = f.worker("billing", 1);
+  auto d = w.receive();
+  REQUIRE(d);
+  const auto id = d->second[0].id();
+  w.send({.command = Command::nack, .ids = {id}, .action = NackAction::dead, .reason = "poison"});
+  REQUIRE(mqkit::test::wait_for([&] { return f.proxy->stats().get("dead") == 1; }));
+  return id;
+}
+
 }  // namespace
 
 TEST_CASE("the proxy confirms a message once stored and delivers it to every matching group",
@@ -1123,16 +1136,7 @@ TEST_CASE(
   f.options.groups = {{"billing", {"#"}}};
   f.start();
   Peer producer(f.front());
-  REQUIRE(producer.publish("order.created", {"m1"})[0].status == ConfirmStatus::stored);
-  mqkit::MessageId id;
-  {
-    auto w = f.worker("billing", 1);
-    auto d = w.receive();
-    REQUIRE(d);
-    id = d->second[0].id();
-    w.send({.command = Command::nack, .ids = {id}, .action = NackAction::dead, .reason = "poison"});
-    REQUIRE(mqkit::test::wait_for([&] { return f.proxy->stats().get("dead") == 1; }));
-  }
+  const mqkit::MessageId id = dead_letter_one(f, producer);
   // What `mqkit dlq replay` does: the copy to the group, confirmed; then dlq rm.
   REQUIRE(producer.publish("order.created", {"copy of m1"}, "billing")[0].status ==
           ConfirmStatus::stored);
@@ -1257,16 +1261,7 @@ TEST_CASE("dlq rm whose tombstone cannot be written says so and keeps the dead l
   f.options.groups = {{"billing", {"#"}}};
   f.start();
   Peer producer(f.front());
-  REQUIRE(producer.publish("order.created", {"m1"})[0].status == ConfirmStatus::stored);
-  mqkit::MessageId id;
-  {
-    auto w = f.worker("billing", 1);
-    auto d = w.receive();
-    REQUIRE(d);
-    id = d->second[0].id();
-    w.send({.command = Command::nack, .ids = {id}, .action = NackAction::dead, .reason = "poison"});
-    REQUIRE(mqkit::test::wait_for([&] { return f.proxy->stats().get("dead") == 1; }));
-  }
+  const mqkit::MessageId id = dead_letter_one(f, producer);
   env.inject({.op = mqkit::test::FaultEnv::Op::write, .error = EIO, .path_part = "dlq"});
   CHECK_THROWS_WITH(
       md::admin_request(f.proxy->stats_endpoint(), {"dlq", "rm", id.to_string() + ":billing"}),
