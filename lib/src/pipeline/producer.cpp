@@ -2,14 +2,12 @@
 #include "mqkit/producer.hpp"
 
 #include "wire/sender.hpp"
-#include "wire/socket.hpp"
 
 namespace mqkit {
 
 struct Producer::Impl {
   detail::Sender sender;
-  explicit Impl(const SocketOptions& o)
-      : sender(detail::open_socket(zmq::socket_type::push, o), o) {}
+  explicit Impl(const SocketOptions& o) : sender(detail::SendPattern::push, o) {}
 };
 
 Producer::Producer(const Endpoint& endpoint, const SocketOptions& options)
@@ -21,10 +19,10 @@ Producer::Producer(Producer&&) noexcept = default;
 Producer& Producer::operator=(Producer&&) noexcept = default;
 
 std::string Producer::attach(const Endpoint& endpoint) {
-  return detail::attach(impl_->sender.socket(), endpoint);
+  return impl_->sender.attach(endpoint);
 }
 std::string Producer::last_endpoint() const {
-  return detail::last_endpoint(impl_->sender.socket());
+  return impl_->sender.last_endpoint();
 }
 
 MessageId Producer::send(std::string_view topic, std::string_view payload) {
@@ -47,7 +45,7 @@ std::uint64_t Producer::sent() const noexcept {
   return impl_->sender.sent();
 }
 void* Producer::native_handle() noexcept {
-  return impl_->sender.socket().handle();
+  return impl_->sender.native_handle();
 }
 
 }  // namespace mqkit

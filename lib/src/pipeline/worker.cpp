@@ -2,14 +2,12 @@
 #include "mqkit/worker.hpp"
 
 #include "wire/receiver.hpp"
-#include "wire/socket.hpp"
 
 namespace mqkit {
 
 struct Worker::Impl {
   detail::Receiver receiver;
-  explicit Impl(const SocketOptions& o)
-      : receiver(detail::open_socket(zmq::socket_type::pull, o), o) {}
+  explicit Impl(const SocketOptions& o) : receiver(detail::ReceivePattern::pull, o) {}
 };
 
 Worker::Worker(const Endpoint& endpoint, const SocketOptions& options)
@@ -21,10 +19,10 @@ Worker::Worker(Worker&&) noexcept = default;
 Worker& Worker::operator=(Worker&&) noexcept = default;
 
 std::string Worker::attach(const Endpoint& endpoint) {
-  return detail::attach(impl_->receiver.socket(), endpoint);
+  return impl_->receiver.attach(endpoint);
 }
 std::string Worker::last_endpoint() const {
-  return detail::last_endpoint(impl_->receiver.socket());
+  return impl_->receiver.last_endpoint();
 }
 
 std::optional<Message> Worker::receive(std::chrono::milliseconds timeout) {
@@ -46,7 +44,7 @@ ReceiveStats Worker::stats() const noexcept {
   return impl_->receiver.stats();
 }
 void* Worker::native_handle() noexcept {
-  return impl_->receiver.socket().handle();
+  return impl_->receiver.native_handle();
 }
 
 }  // namespace mqkit

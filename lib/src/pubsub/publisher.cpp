@@ -6,8 +6,6 @@
 #include <set>
 
 #include "wire/sender.hpp"
-#include "wire/socket.hpp"
-#include "wire/wait.hpp"
 
 namespace mqkit {
 
@@ -18,20 +16,15 @@ struct Publisher::Impl {
   detail::Counter dropped;
 
   explicit Impl(const PublisherOptions& o)
-      : sender(detail::open_socket(zmq::socket_type::xpub, o.socket), o.socket),
-        drop_when_full(o.drop_when_full) {
-    sender.socket().set(zmq::sockopt::xpub_nodrop, true);
-  }
+      : sender(detail::SendPattern::xpub, o.socket), drop_when_full(o.drop_when_full) {}
 
-  // Reads pending subscription messages: 0x01 prefix subscribes, 0x00 unsubscribes.
   void read_subscriptions() {
-    zmq::message_t m;
-    while (sender.socket().recv(m, zmq::recv_flags::dontwait)) {
-      if (m.size() == 0) continue;
-      const auto* p = static_cast<const char*>(m.data());
-      std::string prefix(p + 1, m.size() - 1);
-      if (p[0] == 1) subscriptions.insert(std::move(prefix));
-      if (p[0] == 0) subscriptions.erase(prefix);
+    detail::SubscriptionChange change;
+    while (sender.next_subscription_change(change)) {
+      if (change.subscribe)
+        subscriptions.insert(std::move(change.prefix));
+      else
+        subscriptions.erase(change.prefix);
     }
   }
 
@@ -57,10 +50,10 @@ Publisher::Publisher(Publisher&&) noexcept = default;
 Publisher& Publisher::operator=(Publisher&&) noexcept = default;
 
 std::string Publisher::attach(const Endpoint& endpoint) {
-  return detail::attach(impl_->sender.socket(), endpoint);
+  return impl_->sender.attach(endpoint);
 }
 std::string Publisher::last_endpoint() const {
-  return detail::last_endpoint(impl_->sender.socket());
+  return impl_->sender.last_endpoint();
 }
 
 std::optional<MessageId> Publisher::send(std::string_view topic, std::string_view payload) {
@@ -79,11 +72,7 @@ bool Publisher::wait_for_subscriber(std::string_view topic, std::chrono::millise
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
         deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0 || detail::global_stop().is_set()) return false;
-    zmq::pollitem_t items[] = {
-        {impl_->sender.socket().handle(), 0, ZMQ_POLLIN, 0},
-        {nullptr, detail::global_stop().fd(), ZMQ_POLLIN, 0},
-    };
-    detail::poll_ignoring_signals(items, 2, std::min(left, std::chrono::milliseconds(100)));
+    impl_->sender.wait_for_subscription_change(std::min(left, std::chrono::milliseconds(100)));
   }
 }
 
@@ -94,7 +83,7 @@ std::uint64_t Publisher::dropped() const noexcept {
   return impl_->dropped.get();
 }
 void* Publisher::native_handle() noexcept {
-  return impl_->sender.socket().handle();
+  return impl_->sender.native_handle();
 }
 
 }  // namespace mqkit

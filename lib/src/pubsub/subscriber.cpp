@@ -2,14 +2,12 @@
 #include "mqkit/subscriber.hpp"
 
 #include "wire/receiver.hpp"
-#include "wire/socket.hpp"
 
 namespace mqkit {
 
 struct Subscriber::Impl {
   detail::Receiver receiver;
-  explicit Impl(const SocketOptions& o)
-      : receiver(detail::open_socket(zmq::socket_type::sub, o), o) {}
+  explicit Impl(const SocketOptions& o) : receiver(detail::ReceivePattern::sub, o) {}
 };
 
 Subscriber::Subscriber(const Endpoint& endpoint, const std::vector<std::string>& topics,
@@ -23,17 +21,17 @@ Subscriber::Subscriber(Subscriber&&) noexcept = default;
 Subscriber& Subscriber::operator=(Subscriber&&) noexcept = default;
 
 std::string Subscriber::attach(const Endpoint& endpoint) {
-  return detail::attach(impl_->receiver.socket(), endpoint);
+  return impl_->receiver.attach(endpoint);
 }
 std::string Subscriber::last_endpoint() const {
-  return detail::last_endpoint(impl_->receiver.socket());
+  return impl_->receiver.last_endpoint();
 }
 
 void Subscriber::subscribe(std::string_view prefix) {
-  impl_->receiver.socket().set(zmq::sockopt::subscribe, prefix);
+  impl_->receiver.subscribe(prefix);
 }
 void Subscriber::unsubscribe(std::string_view prefix) {
-  impl_->receiver.socket().set(zmq::sockopt::unsubscribe, prefix);
+  impl_->receiver.unsubscribe(prefix);
 }
 
 std::optional<Message> Subscriber::receive(std::chrono::milliseconds timeout) {
@@ -55,7 +53,7 @@ ReceiveStats Subscriber::stats() const noexcept {
   return impl_->receiver.stats();
 }
 void* Subscriber::native_handle() noexcept {
-  return impl_->receiver.socket().handle();
+  return impl_->receiver.native_handle();
 }
 
 }  // namespace mqkit

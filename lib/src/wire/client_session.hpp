@@ -23,8 +23,8 @@
 
 #include "mqkit/socket_options.hpp"
 #include "protocol/commands.hpp"
-#include "security/connection_watch.hpp"
 #include "wire/busy_beat.hpp"
+#include "wire/connection_watch.hpp"
 #include "wire/stop_event.hpp"
 
 namespace mqkit::detail {

@@ -8,8 +8,24 @@ namespace {
 constexpr int kBatch = 1024;  // messages handled between two polls of the stop events
 }  // namespace
 
-Receiver::Receiver(zmq::socket_t socket, const SocketOptions& options)
-    : socket_(std::move(socket)), limits_(options.limits) {}
+Receiver::Receiver(ReceivePattern pattern, const SocketOptions& options)
+    : socket_(open_socket(
+          pattern == ReceivePattern::sub ? zmq::socket_type::sub : zmq::socket_type::pull,
+          options)),
+      limits_(options.limits) {}
+
+std::string Receiver::attach(const Endpoint& endpoint) {
+  return detail::attach(socket_, endpoint);
+}
+std::string Receiver::last_endpoint() const {
+  return detail::last_endpoint(socket_);
+}
+void Receiver::subscribe(std::string_view prefix) {
+  socket_.set(zmq::sockopt::subscribe, prefix);
+}
+void Receiver::unsubscribe(std::string_view prefix) {
+  socket_.set(zmq::sockopt::unsubscribe, prefix);
+}
 
 ReceiveStats Receiver::stats() const noexcept {
   return {received_.get(), wrapped_.get(), malformed_.get()};

@@ -9,6 +9,7 @@
 #include <atomic>
 #include <chrono>
 #include <functional>
+#include <string>
 #include <string_view>
 
 #include "detail/counter.hpp"
@@ -19,12 +20,23 @@
 
 namespace mqkit::detail {
 
+// The sockets a Receiver can be: PULL for a work queue, SUB for pub/sub.
+enum class ReceivePattern { pull, sub };
+
 class Receiver {
  public:
   using Handler = std::function<void(const Message&)>;
   using DropHandler = std::function<void(std::error_code, std::string_view detail)>;
 
-  Receiver(zmq::socket_t socket, const SocketOptions& options);
+  Receiver(ReceivePattern pattern, const SocketOptions& options);
+
+  // Binds or connects (see wire/socket.hpp's attach); the resolved endpoint.
+  std::string attach(const Endpoint& endpoint);
+  std::string last_endpoint() const;
+  void* native_handle() noexcept { return socket_.handle(); }
+  // SUB only: topic prefixes (an empty one matches everything).
+  void subscribe(std::string_view prefix);
+  void unsubscribe(std::string_view prefix);
 
   // Waits up to `timeout` (-1: forever) for one message. False on timeout or stop.
   bool receive(Message& out, std::chrono::milliseconds timeout);
@@ -35,7 +47,6 @@ class Receiver {
 
   void on_drop(DropHandler handler) { on_drop_ = std::move(handler); }
   ReceiveStats stats() const noexcept;
-  zmq::socket_t& socket() noexcept { return socket_; }
 
  private:
   Wait wait(std::chrono::milliseconds timeout);

@@ -3,12 +3,41 @@
 
 #include <cstring>
 
+#include "wire/socket.hpp"
+
 namespace mqkit::detail {
 
 // The socket's ZMQ_SNDTIMEO is the user's send_timeout (open_socket sets it),
 // so a blocked send waits inside libzmq; SIGINT/SIGTERM interrupt it (EINTR).
-Sender::Sender(zmq::socket_t socket, const SocketOptions& options)
-    : socket_(std::move(socket)), send_timeout_(options.send_timeout) {}
+Sender::Sender(SendPattern pattern, const SocketOptions& options)
+    : socket_(open_socket(
+          pattern == SendPattern::xpub ? zmq::socket_type::xpub : zmq::socket_type::push, options)),
+      send_timeout_(options.send_timeout) {
+  if (pattern == SendPattern::xpub) socket_.set(zmq::sockopt::xpub_nodrop, true);
+}
+
+std::string Sender::attach(const Endpoint& endpoint) {
+  return detail::attach(socket_, endpoint);
+}
+std::string Sender::last_endpoint() const {
+  return detail::last_endpoint(socket_);
+}
+
+// An XPUB socket reads 0x01 + prefix for a subscribe, 0x00 + prefix for an unsubscribe.
+bool Sender::next_subscription_change(SubscriptionChange& out) {
+  for (;;) {
+    if (!socket_.recv(subscription_, zmq::recv_flags::dontwait)) return false;
+    const std::string_view bytes = view(subscription_);
+    if (bytes.empty() || (bytes[0] != 0 && bytes[0] != 1)) continue;  // not a subscription
+    out.subscribe = bytes[0] == 1;
+    out.prefix.assign(bytes.substr(1));
+    return true;
+  }
+}
+
+Wait Sender::wait_for_subscription_change(std::chrono::milliseconds timeout) {
+  return wait_readable(socket_, timeout);
+}
 
 Envelope& Sender::fresh_envelope(std::string_view topic) {
   scratch_.id = MessageId::generate();

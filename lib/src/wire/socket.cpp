@@ -2,7 +2,7 @@
 #include "wire/socket.hpp"
 
 #include "mqkit/error.hpp"
-#include "security/zap_handler.hpp"
+#include "wire/zap_handler.hpp"
 
 namespace mqkit::detail {
 

@@ -23,4 +23,12 @@ Wait wait_readable(zmq::socket_t& socket, const StopEvent& stop,
   return (items[0].revents & ZMQ_POLLIN) ? Wait::readable : Wait::timeout;
 }
 
+Wait wait_readable(zmq::socket_t& socket, std::chrono::milliseconds timeout) {
+  zmq::pollitem_t items[] = {{socket.handle(), 0, ZMQ_POLLIN, 0},
+                             {nullptr, global_stop().fd(), ZMQ_POLLIN, 0}};
+  poll_ignoring_signals(items, 2, timeout);
+  if (global_stop().is_set()) return Wait::stopped;
+  return (items[0].revents & ZMQ_POLLIN) ? Wait::readable : Wait::timeout;
+}
+
 }  // namespace mqkit::detail

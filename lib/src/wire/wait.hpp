@@ -21,5 +21,7 @@ int poll_ignoring_signals(zmq::pollitem_t* items, std::size_t count,
 
 // `timeout` -1 waits until input or a stop; EINTR counts as a timeout.
 Wait wait_readable(zmq::socket_t& socket, const StopEvent& stop, std::chrono::milliseconds timeout);
+// The same, woken early by the process-wide stop only.
+Wait wait_readable(zmq::socket_t& socket, std::chrono::milliseconds timeout);
 
 }  // namespace mqkit::detail

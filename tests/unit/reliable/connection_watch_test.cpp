@@ -1,7 +1,7 @@
 // ConnectionWatch: libzmq sends a socket's monitor events from its I/O
 // thread with a blocking send, so a watch that goes away, or is not read,
 // must never leave that thread waiting: every socket of the process shares it.
-#include "security/connection_watch.hpp"
+#include "wire/connection_watch.hpp"
 
 #include <catch2/catch.hpp>
 

@@ -1,5 +1,5 @@
 // ZAP: allow-lists per domain, answered by one thread per process.
-#include "security/zap_handler.hpp"
+#include "wire/zap_handler.hpp"
 
 #include <zmq.hpp>
 

@@ -1,6 +1,6 @@
 // ConnectionWatch over a SocketMonitor: the DISCONNECTED and HANDSHAKE_*
 // events of the watched socket.
-#include "security/connection_watch.hpp"
+#include "wire/connection_watch.hpp"
 
 #include <cstdint>
 #include <cstring>
