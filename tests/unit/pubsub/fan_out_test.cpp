@@ -40,6 +40,24 @@ TEST_CASE("wait_for_subscriber times out when nobody subscribed to the topic", "
   CHECK_FALSE(publisher.wait_for_subscriber("email.sent", 100ms));
 }
 
+TEST_CASE("a subscriber that unsubscribes stops getting the topic, and the publisher sees it go",
+          "[pubsub]") {
+  mqkit::Publisher publisher(mqkit::bind("tcp://127.0.0.1:*"));
+  mqkit::Subscriber subscriber(mqkit::connect(publisher.last_endpoint()), {"billing."});
+  REQUIRE(publisher.wait_for_subscriber("billing.paid", 5s));
+  subscriber.unsubscribe("billing.");
+  subscriber.subscribe("order.");
+  REQUIRE(publisher.wait_for_subscriber("order.created", 5s));
+  // The unsubscribe was sent before the subscribe: it has arrived too.
+  CHECK_FALSE(publisher.wait_for_subscriber("billing.paid", 100ms));
+  (void)publisher.send("billing.paid", "b1");
+  (void)publisher.send("order.created", "o1");
+  const auto got = subscriber.receive(5s);
+  REQUIRE(got);
+  CHECK(got->payload() == "o1");
+  CHECK_FALSE(subscriber.receive(100ms));
+}
+
 TEST_CASE("a lossless publisher delivers everything to a slow subscriber", "[pubsub]") {
   mqkit::SocketOptions small;
   small.send_hwm = small.receive_hwm = 10;
