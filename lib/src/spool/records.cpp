@@ -63,6 +63,7 @@ std::string encode_publish(std::uint64_t seq, const MessageId& id,
 
 std::string encode_ack(const MessageId& id, std::string_view group) {
   std::string body;
+  body.reserve(24 + group.size());  // one allocation: the array, the id and the group's header
   StringSink sink{body};
   Packer pk(sink);
   pk.pack_array(2);

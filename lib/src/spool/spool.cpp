@@ -293,8 +293,13 @@ struct Spool::Impl {
 
   // ---- appends ----
 
-  void enqueue(RecordType type, std::string body, DecodedRecord update, Completion done,
-               std::uint64_t order_key = 0) {
+  // Queues a record for the writer thread. `fill_update` writes the index
+  // update into the queued record in place, under the queue's lock (so it
+  // must be short): a record costs no DecodedRecord built and moved twice
+  // on the caller's thread, which is the proxy's hot path.
+  template <class FillUpdate>
+  void enqueue(RecordType type, std::string body, Completion done, std::uint64_t order_key,
+               FillUpdate&& fill_update) {
     const std::uint64_t size = kRecordHeaderSize + body.size();
     if (size > options.max_record_size) {
       if (done) done({AppendStatus::io_error, EFBIG});
@@ -321,10 +326,20 @@ struct Spool::Impl {
         return;
       }
       wake = queue.empty();  // the writer only sleeps on an empty queue
-      queue.push_back({type, std::move(body), std::move(update), std::move(done), order_key});
+      QueuedRecord& record = queue.emplace_back();
+      record.type = type;
+      record.body = std::move(body);
+      record.done = std::move(done);
+      record.order_key = order_key;
+      fill_update(record.update);
       queued_bytes += size;
     }
     if (wake) queue_cv.notify_one();
+  }
+
+  void enqueue(RecordType type, std::string body, DecodedRecord update, Completion done) {
+    enqueue(type, std::move(body), std::move(done), 0,
+            [&update](DecodedRecord& queued) { queued = std::move(update); });
   }
 
   // ---- the writer thread ----
@@ -882,15 +897,17 @@ Spool::~Spool() {
 
 void Spool::publish(const MessageId& id, const std::vector<std::string>& groups,
                     std::string_view frame, Completion done, std::uint64_t order_key) {
-  DecodedRecord update;
-  update.type = RecordType::publish;
-  update.id = id;
-  update.group_mask = impl_->mask_of(groups);
-  if (update.group_mask == 0 && !groups.empty())
+  const std::uint64_t group_mask = impl_->mask_of(groups);
+  if (group_mask == 0 && !groups.empty())
     throw Error(errc::bad_argument, "a spool holds at most 64 groups at once");
-  update.seq = impl_->next_seq++;
-  impl_->enqueue(RecordType::publish, encode_publish(update.seq, id, groups, frame),
-                 std::move(update), std::move(done), order_key);
+  const std::uint64_t seq = impl_->next_seq++;
+  impl_->enqueue(RecordType::publish, encode_publish(seq, id, groups, frame), std::move(done),
+                 order_key, [&](DecodedRecord& update) {
+                   update.type = RecordType::publish;
+                   update.id = id;
+                   update.seq = seq;
+                   update.group_mask = group_mask;
+                 });
 }
 
 void Spool::release_order_key(std::uint64_t key) {
@@ -899,11 +916,12 @@ void Spool::release_order_key(std::uint64_t key) {
 }
 
 void Spool::ack(const MessageId& id, const std::string& group, Completion done) {
-  DecodedRecord update;
-  update.type = RecordType::ack;
-  update.id = id;
-  update.group = group;
-  impl_->enqueue(RecordType::ack, encode_ack(id, group), std::move(update), std::move(done));
+  impl_->enqueue(RecordType::ack, encode_ack(id, group), std::move(done), 0,
+                 [&](DecodedRecord& update) {
+                   update.type = RecordType::ack;
+                   update.id = id;
+                   update.group = group;
+                 });
 }
 
 void Spool::dead(const MessageId& id, const std::string& group, std::string_view reason,
