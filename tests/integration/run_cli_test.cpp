@@ -117,14 +117,15 @@ TEST_CASE("mqkit run refuses a topology whose port is taken and names the device
 
 TEST_CASE("mqkit run --check accepts the example and names line and problem for each broken file",
           "[integration][run]") {
-  auto [code, err] = run_mqkit(
-      {"run", "--check", std::string(MQKIT_SOURCE_DIR) + "/examples/ecommerce/topology.yaml"});
+  const std::filesystem::path source_dir(MQKIT_SOURCE_DIR);
+  auto [code, err] =
+      run_mqkit({"run", "--check", (source_dir / "examples/ecommerce/topology.yaml").string()});
   CHECK(code == 0);
   // tests/data/topology/*.yaml: one file per error class, its first line
   // "# expect: LINE:COLUMN: message".
   int files = 0;
-  for (const auto& entry : std::filesystem::directory_iterator(std::string(MQKIT_SOURCE_DIR) +
-                                                               "/tests/data/topology")) {
+  for (const auto& entry :
+       std::filesystem::directory_iterator(source_dir / "tests/data/topology")) {
     const std::string path = entry.path().string();
     std::ifstream in(path);
     std::string first;
