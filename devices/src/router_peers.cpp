@@ -26,6 +26,23 @@ void reply_error(zmq::socket_t& router, const std::string& identity, std::string
   }
 }
 
+Sent RouterPeers::send_with_frames(const std::string& identity, std::string_view command,
+                                   zmq::message_t* frames, std::size_t count) {
+  try {
+    if (!router_->send(zmq::buffer(identity), zmq::send_flags::sndmore | zmq::send_flags::dontwait))
+      return Sent::busy;
+    // The rest of an accepted message is always accepted.
+    (void)router_->send(zmq::buffer(command),
+                        count > 0 ? zmq::send_flags::sndmore : zmq::send_flags::none);
+    for (std::size_t i = 0; i < count; ++i)
+      (void)router_->send(frames[i],
+                          i + 1 < count ? zmq::send_flags::sndmore : zmq::send_flags::none);
+    return Sent::ok;
+  } catch (const zmq::error_t&) {
+    return Sent::gone;
+  }
+}
+
 void ConfirmBatches::flush(zmq::socket_t& front) {
   for (auto& [producer, list] : pending_) {
     if (list.empty()) continue;

@@ -42,6 +42,36 @@ Sent send_command(zmq::socket_t& router, const std::string& identity, std::strin
 // An `error` command with what was wrong; nothing when the peer is gone.
 void reply_error(zmq::socket_t& router, const std::string& identity, std::string_view why);
 
+// A device's pieces (workers, readers, deliveries, admin) reach the peers
+// of a ROUTER through this view and never call cppzmq themselves: with the
+// pumps, which own the sockets, this file is the devices' socket layer.
+class RouterPeers {
+ public:
+  explicit RouterPeers(zmq::socket_t& router) noexcept : router_(&router) {}
+
+  Sent send(const std::string& identity, std::string_view command) {
+    return send_command(*router_, identity, command);
+  }
+  void reply_error(const std::string& identity, std::string_view why) {
+    detail::reply_error(*router_, identity, why);
+  }
+  // [identity][command][one frame of `size` bytes, written by `fill(char*)`]
+  // without blocking: busy when the peer's queue is full (nothing was sent).
+  template <typename Fill>
+  Sent send_with_frame(const std::string& identity, std::string_view command, std::size_t size,
+                       Fill&& fill) {
+    zmq::message_t frame(size);
+    fill(static_cast<char*>(frame.data()));
+    return send_with_frames(identity, command, &frame, 1);
+  }
+  // [identity][command][frames...], the same way; the frames are sent (moved out).
+  Sent send_with_frames(const std::string& identity, std::string_view command,
+                        zmq::message_t* frames, std::size_t count);
+
+ private:
+  zmq::socket_t* router_;
+};
+
 // Confirmations collected during a loop turn, sent as one CONFIRM per producer.
 class ConfirmBatches {
  public:

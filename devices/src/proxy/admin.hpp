@@ -4,14 +4,13 @@
 // Runs on the proxy's thread, between loop turns.
 #pragma once
 
-#include <zmq.hpp>
-
 #include <string>
 #include <vector>
 
 #include "mqkit/devices/stats.hpp"
 #include "mqkit/spool.hpp"
 #include "proxy/frame_cache.hpp"
+#include "router_peers.hpp"
 
 namespace mqkit::devices::detail {
 
@@ -23,7 +22,7 @@ class Admin {
  public:
   // All references outlive this.
   Admin(Groups& groups, Workers& workers, Redelivery& redelivery, Spool& spool, Spool& dlq,
-        FrameCache& frames, zmq::socket_t& back)
+        FrameCache& frames, RouterPeers back)
       : groups_(groups),
         workers_(workers),
         redelivery_(redelivery),
@@ -50,7 +49,7 @@ class Admin {
   Spool& spool_;
   Spool& dlq_;
   FrameCache& frames_;
-  zmq::socket_t& back_;  // to tell a deleted group's workers
+  RouterPeers back_;  // to tell a deleted group's workers
 };
 
 }  // namespace mqkit::devices::detail

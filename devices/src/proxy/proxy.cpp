@@ -88,7 +88,7 @@ class ProxyPump final : public detail::Pump, private detail::PublishSink {
         groups_(o.spool_dir),
         frames_(o.frame_memory),
         redelivery_(options_, groups_, workers_, spool_, dlq_, frames_, completions_),
-        admin_(groups_, workers_, redelivery_, spool_, dlq_, frames_, back_),
+        admin_(groups_, workers_, redelivery_, spool_, dlq_, frames_, detail::RouterPeers(back_)),
         intake_(o.dedup_window, o.socket.limits) {
     back_.set(zmq::sockopt::router_mandatory, true);  // a gone worker is an error, not a drop
     // Credit and kMaxWorkerBytes already bound what each worker holds; a
@@ -519,7 +519,7 @@ class ProxyPump final : public detail::Pump, private detail::PublishSink {
     if (now >= next_heartbeat_) {
       next_heartbeat_ = now + options_.heartbeat;
       std::vector<std::pair<std::string, std::string>> lost;
-      workers_.heartbeat(now, options_.heartbeat, back_, lost);
+      workers_.heartbeat(now, options_.heartbeat, detail::RouterPeers(back_), lost);
       for (const auto& [worker, why] : lost) lose_worker(worker, why);
     }
     for (auto it = full_latches_.begin(); it != full_latches_.end();) {
@@ -590,15 +590,10 @@ class ProxyPump final : public detail::Pump, private detail::PublishSink {
     n = frames.size();        // fewer when some could not be read, or past the byte bound
     if (n == 0) return true;  // none of them could be read
     const std::string encoded = encode_command(command);
-    try {
-      if (!back_.send(zmq::buffer(worker), zmq::send_flags::sndmore | zmq::send_flags::dontwait))
-        return false;  // its queue is full for now
-      // The rest of an accepted message is always accepted.
-      (void)back_.send(zmq::buffer(encoded), zmq::send_flags::sndmore);
-      for (std::size_t i = 0; i < frames.size(); ++i)
-        (void)back_.send(frames[i],
-                         i + 1 < frames.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
-    } catch (const zmq::error_t&) {
+    const Sent sent =
+        detail::RouterPeers(back_).send_with_frames(worker, encoded, frames.data(), frames.size());
+    if (sent == Sent::busy) return false;  // its queue is full for now
+    if (sent == Sent::gone) {
       lose_worker(worker, "disconnected");
       return false;
     }

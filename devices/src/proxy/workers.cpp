@@ -42,21 +42,20 @@ void Workers::remove(ConsumerGroup& g, const std::string& worker) {
   workers_.erase(worker);
 }
 
-void Workers::drop_group(ConsumerGroup& g, zmq::socket_t& back) {
+void Workers::drop_group(ConsumerGroup& g, RouterPeers back) {
   for (const auto& worker : g.workers) {
-    reply_error(back, worker, std::string(kNotAttached) + ": group '" + g.name + "' was deleted");
+    back.reply_error(worker, std::string(kNotAttached) + ": group '" + g.name + "' was deleted");
     workers_.erase(worker);
   }
 }
 
-void Workers::heartbeat(Clock::time_point now, std::chrono::milliseconds interval,
-                        zmq::socket_t& back,
+void Workers::heartbeat(Clock::time_point now, std::chrono::milliseconds interval, RouterPeers back,
                         std::vector<std::pair<std::string, std::string>>& lost) {
   static const std::string beat = encode_command({.command = Command::heartbeat});
   for (const auto& [worker, w] : workers_) {
     if (now - w.last_heard > kMissedHeartbeats * interval)
       lost.emplace_back(worker, "missed heartbeats");
-    else if (send_command(back, worker, beat) == Sent::gone)
+    else if (back.send(worker, beat) == Sent::gone)
       lost.emplace_back(worker, "disconnected");
   }
 }

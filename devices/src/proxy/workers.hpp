@@ -3,8 +3,6 @@
 // leaving a group, and which workers are lost (silent or disconnected).
 #pragma once
 
-#include <zmq.hpp>
-
 #include <algorithm>
 #include <cstdint>
 #include <string>
@@ -14,6 +12,7 @@
 
 #include "protocol/commands.hpp"
 #include "proxy/group.hpp"
+#include "router_peers.hpp"
 
 namespace mqkit::devices::detail {
 
@@ -66,7 +65,7 @@ class Workers {
   // The worker leaves its group `g` and is forgotten.
   void remove(ConsumerGroup& g, const std::string& worker);
   // The group is deleted: its workers are told so and forgotten.
-  void drop_group(ConsumerGroup& g, zmq::socket_t& back);
+  void drop_group(ConsumerGroup& g, RouterPeers back);
 
   // A delivery to `worker` is no longer its to answer (settled elsewhere).
   void release(const std::string& worker, std::uint32_t bytes) {
@@ -81,7 +80,7 @@ class Workers {
   }
 
   // Sends each worker a heartbeat; appends the lost ones, with why, to `lost`.
-  void heartbeat(Clock::time_point now, std::chrono::milliseconds interval, zmq::socket_t& back,
+  void heartbeat(Clock::time_point now, std::chrono::milliseconds interval, RouterPeers back,
                  std::vector<std::pair<std::string, std::string>>& lost);
 
  private:

@@ -18,15 +18,14 @@ constexpr auto kMinReleaseTimeout = std::chrono::seconds(30);
 
 }  // namespace
 
-Readers::Readers(zmq::socket_t& back, const Partitions& partitions, CommittedPositions& positions,
+Readers::Readers(RouterPeers back, const Partitions& partitions, CommittedPositions& positions,
                  std::chrono::milliseconds heartbeat)
     : back_(back), partitions_(partitions), positions_(positions), heartbeat_(heartbeat) {}
 
 void Readers::subscribe(const std::string& identity, const CommandFrame& cmd) {
   if (!cmd.group.empty() && !valid_name(cmd.group)) {
-    reply_error(back_, identity,
-                "consumer name '" + cmd.group +
-                    "' is not valid: use 1-128 letters, digits, '-', '_' or '.'");
+    back_.reply_error(identity, "consumer name '" + cmd.group +
+                                    "' is not valid: use 1-128 letters, digits, '-', '_' or '.'");
     return;
   }
   Reader r;
@@ -37,7 +36,7 @@ void Readers::subscribe(const std::string& identity, const CommandFrame& cmd) {
     r.from = StartPosition::parse(cmd.from);
     partitions_.check_start(r.from);
   } catch (const Error& e) {
-    reply_error(back_, identity, e.what());
+    back_.reply_error(identity, e.what());
     return;
   }
   if (readers_.contains(identity)) remove(identity);  // subscribing afresh
@@ -169,7 +168,7 @@ void Readers::send_assigned(const std::string& identity) {
                  .stream_id = partitions_.stream_id()};
   for (const auto& cursor : it->second.cursors)
     c.positions.push_back({cursor.partition, cursor.next});
-  const Sent sent = send_command(back_, identity, encode_command(c));
+  const Sent sent = back_.send(identity, encode_command(c));
   if (sent == Sent::gone) {
     lose(identity);
     return;
@@ -220,7 +219,7 @@ void Readers::heartbeat(Clock::time_point now) {
   std::vector<std::string> lost;
   for (const auto& [identity, reader] : readers_)
     if (now - reader.last_heard > kMissedHeartbeats * heartbeat_ ||
-        send_command(back_, identity, beat) == Sent::gone)
+        back_.send(identity, beat) == Sent::gone)
       lost.push_back(identity);
   for (const auto& identity : lost) lose(identity);
   // A member that neither stopped nor answered in time lets go anyway.

@@ -7,8 +7,6 @@
 // is RecordsDelivery's; the credit it is sent against is its Cursors'.
 #pragma once
 
-#include <zmq.hpp>
-
 #include <chrono>
 #include <cstdint>
 #include <map>
@@ -20,6 +18,7 @@
 #include "detail/counter.hpp"
 #include "protocol/commands.hpp"
 #include "protocol/start_position.hpp"
+#include "router_peers.hpp"
 #include "stream/committed_positions.hpp"
 #include "stream/cursor.hpp"
 #include "stream/partitions.hpp"
@@ -70,7 +69,7 @@ class Readers {
 
   // `back`: the ROUTER the readers connect to (ROUTER_MANDATORY: a gone
   // reader is an error); `heartbeat`: the interval readers are told.
-  Readers(zmq::socket_t& back, const Partitions& partitions, CommittedPositions& positions,
+  Readers(RouterPeers back, const Partitions& partitions, CommittedPositions& positions,
           std::chrono::milliseconds heartbeat);
   Readers(const Readers&) = delete;
   Readers& operator=(const Readers&) = delete;
@@ -116,7 +115,7 @@ class Readers {
   void send_assigned(const std::string& identity);
   std::chrono::milliseconds release_timeout() const;
 
-  zmq::socket_t& back_;
+  RouterPeers back_;
   const Partitions& partitions_;
   CommittedPositions& positions_;
   std::chrono::milliseconds heartbeat_;

@@ -16,8 +16,8 @@ constexpr auto kReadRetryEvery = std::chrono::seconds(1);  // a record that coul
 
 }  // namespace
 
-RecordsDelivery::RecordsDelivery(zmq::socket_t& back, Readers& readers,
-                                 const Partitions& partitions, CommittedPositions& positions)
+RecordsDelivery::RecordsDelivery(RouterPeers back, Readers& readers, const Partitions& partitions,
+                                 CommittedPositions& positions)
     : back_(back), readers_(readers), partitions_(partitions), positions_(positions) {}
 
 void RecordsDelivery::deliver_all() {
@@ -74,15 +74,12 @@ bool RecordsDelivery::deliver_batch(const std::string& identity, Reader& reader)
     while (run < records.size() && records[run].offset == records[run - 1].offset + 1) ++run;
     records.resize(run);
     const auto encoded = encode_command(records_command(cursor.partition, records));
-    zmq::message_t batch(records_frame_size(records));
-    pack_records_frame(records, {static_cast<char*>(batch.data()), batch.size()});
-    const std::uint64_t bytes = batch.size();
-    try {
-      if (!back_.send(zmq::buffer(identity), zmq::send_flags::sndmore | zmq::send_flags::dontwait))
-        return false;  // its queue is full for now
-      (void)back_.send(zmq::buffer(encoded), zmq::send_flags::sndmore);
-      (void)back_.send(batch, zmq::send_flags::none);
-    } catch (const zmq::error_t&) {
+    const std::size_t bytes = records_frame_size(records);
+    const Sent sent = back_.send_with_frame(identity, encoded, bytes, [&](char* frame) {
+      pack_records_frame(records, {frame, bytes});
+    });
+    if (sent == Sent::busy) return false;  // its queue is full for now
+    if (sent == Sent::gone) {
       readers_.lose(identity);
       return false;
     }
@@ -156,7 +153,7 @@ bool RecordsDelivery::notify(const std::string& identity, std::uint32_t partitio
                              std::uint64_t offset, const std::string& why) {
   const auto encoded = encode_command(
       {.command = Command::notice, .reason = why, .partition = partition, .offset = offset});
-  if (send_command(back_, identity, encoded) != Sent::gone) return true;
+  if (back_.send(identity, encoded) != Sent::gone) return true;
   readers_.lose(identity);
   return false;
 }

@@ -5,8 +5,6 @@
 // records, a read that fails), the reader is told in a NOTICE and goes on.
 #pragma once
 
-#include <zmq.hpp>
-
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -14,6 +12,7 @@
 
 #include "detail/counter.hpp"
 #include "mqkit/stream_log.hpp"
+#include "router_peers.hpp"
 #include "stream/committed_positions.hpp"
 #include "stream/cursor.hpp"
 #include "stream/partitions.hpp"
@@ -30,7 +29,7 @@ class RecordsDelivery {
   // never reads cannot make the device queue its log in memory.
   static constexpr std::uint64_t kMaxReaderBytes = 8 * 1024 * 1024;
 
-  RecordsDelivery(zmq::socket_t& back, Readers& readers, const Partitions& partitions,
+  RecordsDelivery(RouterPeers back, Readers& readers, const Partitions& partitions,
                   CommittedPositions& positions);
   RecordsDelivery(const RecordsDelivery&) = delete;
   RecordsDelivery& operator=(const RecordsDelivery&) = delete;
@@ -53,7 +52,7 @@ class RecordsDelivery {
               const std::string& why);
   bool reset_to_earliest(const std::string& identity, Reader& reader, Cursor& cursor);
 
-  zmq::socket_t& back_;
+  RouterPeers back_;
   Readers& readers_;
   const Partitions& partitions_;
   CommittedPositions& positions_;

@@ -45,8 +45,8 @@ class StreamPump final : public detail::Pump, private detail::PublishSink {
         positions_(o.dir),
         intake_(o.dedup_window, o.socket.limits),
         group_commit_(partitions_, o.log),
-        readers_(back_, partitions_, positions_, options_.heartbeat),
-        delivery_(back_, readers_, partitions_, positions_) {
+        readers_(detail::RouterPeers(back_), partitions_, positions_, options_.heartbeat),
+        delivery_(detail::RouterPeers(back_), readers_, partitions_, positions_) {
     back_.set(zmq::sockopt::router_mandatory, true);  // a gone reader is an error, not a drop
     back_.set(zmq::sockopt::sndhwm, 0);               // credit bounds what each reader holds
     // A restarted stream still answers `duplicate` to re-sends of records it

@@ -331,7 +331,12 @@ struct Spool::Impl {
       record.body = std::move(body);
       record.done = std::move(done);
       record.order_key = order_key;
-      fill_update(record.update);
+      try {
+        fill_update(record.update);  // may allocate (a long group name)
+      } catch (...) {
+        queue.pop_back();  // nothing half-filled is written; the caller sees the exception
+        throw;
+      }
       queued_bytes += size;
     }
     if (wake) queue_cv.notify_one();
