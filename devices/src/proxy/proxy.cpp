@@ -244,12 +244,11 @@ class ProxyPump final : public detail::Pump, private detail::PublishSink {
                                     : "no group's filters match the topic");
       return false;
     }
-    auto [entry, fresh] = publishing_.try_emplace(id);
-    if (!fresh) {  // never: the intake answers a re-send of a message in progress itself
+    if (publishing_.contains(id)) {  // never: the intake answers a re-send in progress itself
       intake_.answer(producer, id, ConfirmStatus::rejected, "its earlier store is still under way");
       return false;
     }
-    Publishing* p = &entry->second;
+    Publishing* p = start_publishing(id);
     *p = {id, producer, std::move(m.held), r, next_arrival_++};
     // The completion captures two pointers: small enough for std::function
     // to keep without allocating.
@@ -258,7 +257,7 @@ class ProxyPump final : public detail::Pump, private detail::PublishSink {
           id, r->names, view(p->frame),
           [this, p](AppendResult result) { completions_.stored(p, result); }, order_key(producer));
     } catch (const Error& e) {  // refused before its append started: nothing is in progress
-      publishing_.erase(id);
+      end_publishing(id);
       intake_.answer(producer, id, ConfirmStatus::rejected, e.what());
       return false;
     }
@@ -279,6 +278,23 @@ class ProxyPump final : public detail::Pump, private detail::PublishSink {
     const std::uint64_t h = std::hash<std::string_view>{}(producer) ^ key_salt_;
     const std::uint64_t mixed = (h * 0x9e3779b97f4a7c15ull) ^ (key_salt_ >> 7);
     return (mixed & ~(1ull << 63)) | 1;  // never 0 ("no key"), never a short identity's key
+  }
+
+  // A message's entry while it is stored. Its node is reused from an
+  // earlier publish when one is spare: no allocation per message (the entry
+  // must not move while the spool's completion points at it, so no flat table).
+  Publishing* start_publishing(const MessageId& id) {
+    if (spare_publishing_.empty()) return &publishing_.try_emplace(id).first->second;
+    auto node = std::move(spare_publishing_.back());
+    spare_publishing_.pop_back();
+    node.key() = id;
+    return &publishing_.insert(std::move(node)).position->second;
+  }
+  void end_publishing(const MessageId& id) {
+    auto node = publishing_.extract(id);
+    if (node.empty()) return;
+    node.mapped() = {};  // the frame and the route go now, not when the node is reused
+    if (spare_publishing_.size() < kSparePublishing) spare_publishing_.push_back(std::move(node));
   }
 
   bool storing_for(const std::string& producer) const {
@@ -330,7 +346,7 @@ class ProxyPump final : public detail::Pump, private detail::PublishSink {
         frames_.keep(id, remaining, view(p.frame));
         intake_.settle(id, ConfirmStatus::stored, "");
       }
-      publishing_.erase(id);
+      end_publishing(id);
     }
     taken_.clear();
   }
@@ -633,6 +649,8 @@ class ProxyPump final : public detail::Pump, private detail::PublishSink {
   detail::Redelivery redelivery_;
   detail::Admin admin_;
   std::unordered_map<MessageId, Publishing> publishing_;
+  static constexpr std::size_t kSparePublishing = 4096;
+  std::vector<std::unordered_map<MessageId, Publishing>::node_type> spare_publishing_;
   std::uint64_t next_arrival_ = 0;
   std::unordered_map<std::string, FullLatch> full_latches_;  // by producer
   const std::uint64_t key_salt_ = std::random_device{}() * 0x100000001ull ^ std::random_device{}();
