@@ -52,6 +52,27 @@ TEST_CASE("the fault env drops exactly the unsynced bytes at a power loss", "[lo
   CHECK(data == "synced");
 }
 
+TEST_CASE("the fault env counts a short write that meets the full disk once", "[log][seam]") {
+  mqkit::test::TempDir dir;
+  FaultEnv env;
+  std::unique_ptr<mqkit::detail::log::File> file;
+  REQUIRE(env.open(dir.file("f"), mqkit::detail::log::OpenMode::create_truncate, file) == 0);
+  env.set_free_space(10);
+  env.inject({.op = FaultEnv::Op::write, .short_write = true});
+  const std::string hundred(100, 'x');
+  std::size_t wrote = 0;
+  // Cut to 50 bytes, then to the disk's last 10.
+  REQUIRE(file->write_at(0, hundred.data(), hundred.size(), wrote) == 0);
+  CHECK(wrote == 10);
+  CHECK(env.injected() == 1);
+  CHECK(env.injected_by_kind() == std::map<std::string, std::uint64_t>{{"short_write", 1}});
+  // The disk is full now: the next write is refused, one enospc.
+  CHECK(file->write_at(10, hundred.data(), hundred.size(), wrote) == ENOSPC);
+  CHECK(env.injected() == 2);
+  CHECK(env.injected_by_kind() ==
+        std::map<std::string, std::uint64_t>{{"enospc", 1}, {"short_write", 1}});
+}
+
 TEST_CASE("a power loss with slow syncs never loses a message confirmed under always",
           "[log][spool][crash]") {
   for (const bool torn : {false, true}) {
