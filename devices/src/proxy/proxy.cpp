@@ -599,7 +599,17 @@ class ProxyPump final : public detail::Pump, private detail::PublishSink {
         frame = *loaded;
       }
       command.attempts.push_back(attempt);
-      frames.emplace_back(frame.data(), frame.size());
+      if (!loaded) {  // the kept frame itself: lent, not copied
+        const auto lent = frames_.lend(id);
+        try {
+          frames.emplace_back(lent.data, lent.size, &detail::FrameCache::give_back, lent.hint);
+        } catch (...) {
+          detail::FrameCache::give_back(lent.data, lent.hint);
+          throw;
+        }
+      } else {
+        frames.emplace_back(frame.data(), frame.size());
+      }
       bytes += frame.size();
       sizes.push_back(static_cast<std::uint32_t>(frame.size()));
     }
