@@ -50,7 +50,9 @@ class FrameCache {
     block->refs.fetch_add(1, std::memory_order_relaxed);  // the cache holds one already
     return {block->data(), it->second.frame().size(), block};
   }
-  static void give_back(void* /*data*/, void* hint) noexcept { unref(static_cast<Block*>(hint)); }
+  static void give_back(void* /*data*/, void* hint) noexcept {
+    if (hint != nullptr) unref(static_cast<Block*>(hint));
+  }
 
   // One group is done with the message; the last one lets its frame go.
   void release(const MessageId& id) {
@@ -69,7 +71,7 @@ class FrameCache {
   // A frame's buffer: a reference count, then the bytes.
   struct Block {
     std::atomic<std::uint32_t> refs{1};
-    char* data() noexcept { return reinterpret_cast<char*>(this + 1); }
+    char* data() noexcept { return static_cast<char*>(static_cast<void*>(this)) + sizeof(Block); }
   };
   static Block* make_block(std::string_view frame) {
     auto* block = new (::operator new(sizeof(Block) + frame.size())) Block;

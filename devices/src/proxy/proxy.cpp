@@ -59,6 +59,9 @@ using detail::WorkerState;
 namespace md = mqkit::detail;
 
 constexpr std::size_t kMaxBatch = 64;  // messages in one DELIVER
+// libzmq keeps a message this small in the message itself (its VSM size on
+// 64-bit): copying it costs less than lending a buffer, which allocates.
+constexpr std::size_t kInMessageBytes = 33;
 
 using detail::reply_error;
 using detail::send_command;
@@ -599,8 +602,11 @@ class ProxyPump final : public detail::Pump, private detail::PublishSink {
         frame = *loaded;
       }
       command.attempts.push_back(attempt);
-      if (!loaded) {  // the kept frame itself: lent, not copied
-        const auto lent = frames_.lend(id);
+      // The kept frame itself is lent, not copied. One small enough for a
+      // ZeroMQ message's own bytes is copied there, which allocates nothing.
+      detail::FrameCache::Lent lent;
+      if (!loaded && frame.size() > kInMessageBytes) lent = frames_.lend(id);
+      if (lent.data != nullptr) {
         try {
           frames.emplace_back(lent.data, lent.size, &detail::FrameCache::give_back, lent.hint);
         } catch (...) {
