@@ -1,5 +1,6 @@
-// `mqkit group ls EP` and `mqkit group rm EP NAME --yes`: a running proxy's
-// consumer groups, through its admin (stats) endpoint.
+// `mqkit group ls EP`, `mqkit group rm EP NAME --yes` and `mqkit group
+// pause|resume EP NAME`: a running proxy's consumer groups, through its
+// admin (stats) endpoint.
 #include <cstdio>
 #include <memory>
 
@@ -50,6 +51,14 @@ int run_group_rm(const GroupOptions& o) {
   return 0;
 }
 
+// The proxy answers once the GROUPS file says so: a restart keeps it.
+int run_group_pause(const GroupOptions& o, bool pause) {
+  (void)devices::admin_request(o.endpoint, {"group", pause ? "pause" : "resume", o.name},
+                               parse_duration(o.timeout), security_of(o));
+  std::printf("%s group %s\n", pause ? "paused" : "resumed", o.name.c_str());
+  return 0;
+}
+
 void add_common(CLI::App& sub, GroupOptions& o) {
   sub.add_option("endpoint", o.endpoint, "The proxy's --stats endpoint")->required();
   sub.add_option("--timeout", o.timeout, "How long to wait for the reply (default 5s)")
@@ -60,12 +69,16 @@ void add_common(CLI::App& sub, GroupOptions& o) {
 }  // namespace
 
 void setup_group(CLI::App& app, Runner& runner) {
-  auto* group = app.add_subcommand("group", "List or delete a running proxy's consumer groups");
+  auto* group = app.add_subcommand(
+      "group", "List, delete, pause or resume a running proxy's consumer groups");
   group->require_subcommand(1);
   auto o = std::make_shared<GroupOptions>();
 
   auto* ls = group->add_subcommand(
-      "ls", "One row per group: filters, workers, pending, in flight, delivered, acked, ...");
+      "ls",
+      "One row per group: filters, workers, pending, in flight, delivered, acked, ..., state "
+      "(active or paused) and its effective max_attempts, ack_timeout and backoff "
+      "(own_settings names those the group sets itself; the others are the proxy's)");
   add_common(*ls, *o);
   ls->add_flag("--json", o->json, "Print a JSON array of objects");
   ls->callback([&runner, o] { runner = [o] { return run_group_ls(*o); }; });
@@ -76,6 +89,19 @@ void setup_group(CLI::App& app, Runner& runner) {
   rm->add_option("name", o->name, "The group to delete")->required();
   rm->add_flag("--yes", o->yes, "Really delete it (required)");
   rm->callback([&runner, o] { runner = [o] { return run_group_rm(*o); }; });
+
+  for (const bool pause : {true, false}) {
+    auto* sub = group->add_subcommand(
+        pause ? "pause" : "resume",
+        pause ? "Pause a group: its messages are still stored, nothing new is delivered, "
+                "deliveries in flight finish; kept across restarts"
+              : "Resume a paused group: delivery starts again");
+    add_common(*sub, *o);
+    sub->add_option("name", o->name, pause ? "The group to pause" : "The group to resume")
+        ->required();
+    sub->callback(
+        [&runner, o, pause] { runner = [o, pause] { return run_group_pause(*o, pause); }; });
+  }
 }
 
 }  // namespace mqkit::cli

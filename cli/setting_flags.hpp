@@ -26,9 +26,8 @@ class SettingFlags {
       std::string help = setting.help;
       if (setting.show && !setting.show(Target{}).empty())
         help += " (default " + setting.show(Target{}) + ")";
-      slot.option = setting.form == SettingForm::named_list
-                        ? app.add_option(setting.flag_name(), slot.values, help)
-                        : app.add_option(setting.flag_name(), slot.value, help);
+      slot.option = repeatable(setting) ? app.add_option(setting.flag_name(), slot.values, help)
+                                        : app.add_option(setting.flag_name(), slot.value, help);
       slot.option->type_name(setting.value_name)->check(validator(setting));
       if (setting.required) slot.option->required();
     }
@@ -43,7 +42,7 @@ class SettingFlags {
       const auto& setting = description_.settings[i];
       const auto& slot = slots_[i];
       if (slot.option->count() == 0) continue;
-      if (setting.form == SettingForm::named_list) {
+      if (repeatable(setting)) {
         for (const auto& value : slot.values) setting.apply(target, value);
       } else {
         setting.apply(target, slot.value);
@@ -56,9 +55,14 @@ class SettingFlags {
  private:
   struct Slot {
     std::string value;
-    std::vector<std::string> values;  // a named_list's NAME=A[,B], one per flag
+    std::vector<std::string> values;  // a repeatable flag's values, one per flag
     CLI::Option* option = nullptr;
   };
+
+  // Given once per name or per group setting: the flag collects a list.
+  static bool repeatable(const Setting<Target>& setting) {
+    return setting.form == SettingForm::named_list || setting.form == SettingForm::group_setting;
+  }
 
   // Tries the value on a scratch target: CLI11 reports "--flag: <why>".
   static CLI::Validator validator(const Setting<Target>& setting) {

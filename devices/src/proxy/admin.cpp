@@ -1,10 +1,13 @@
-// Admin: 'group ls', 'group rm', 'dlq rm'.
+// Admin: 'group ls', 'group rm', 'group pause', 'group resume', 'dlq rm'.
 #include "proxy/admin.hpp"
 
 #include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <string_view>
+
+#include "mqkit/duration.hpp"
+#include "mqkit/error.hpp"
 
 #include "proxy/groups.hpp"
 #include "proxy/redelivery.hpp"
@@ -26,11 +29,37 @@ std::string Admin::run(const std::vector<std::string>& command, std::vector<Admi
     groups_changed = true;
     return {};
   }
+  if (command.size() == 3 && command[0] == "group" &&
+      (command[1] == "pause" || command[1] == "resume")) {
+    auto it = groups_.by_name().find(command[2]);
+    if (it == groups_.by_name().end()) return "no group named '" + command[2] + "'";
+    const bool pause = command[1] == "pause";
+    try {
+      groups_.set_paused(it->second, pause);
+    } catch (const Error& e) {
+      return std::string("cannot ") + (pause ? "pause" : "resume") + " group '" + command[2] +
+             "': " + e.what();
+    }
+    rows.push_back({{"group", command[2]}, {"state", pause ? "paused" : "active"}});
+    groups_changed = true;
+    return {};
+  }
   if (command.size() >= 3 && command[0] == "dlq" && command[1] == "rm")
     return remove_dead_letters(command, rows);
   return "unknown admin command: the proxy answers 'stats', 'group ls', 'group rm NAME', "
-         "'dlq rm ID[:GROUP]...'";
+         "'group pause NAME', 'group resume NAME', 'dlq rm ID[:GROUP]...'";
 }
+
+namespace {
+
+std::string own_settings(const GroupSettings& settings) {
+  std::string keys;
+  for (const auto& word : settings.words())
+    keys += (keys.empty() ? "" : ",") + word.substr(0, word.find('='));
+  return keys.empty() ? "-" : keys;
+}
+
+}  // namespace
 
 void Admin::list_groups(std::vector<AdminRow>& rows) const {
   for (const auto& [name, index] : groups_.by_name()) {
@@ -45,7 +74,13 @@ void Admin::list_groups(std::vector<AdminRow>& rows) const {
                     {"delivered", std::to_string(g.delivered)},
                     {"acked", std::to_string(g.acked)},
                     {"retried", std::to_string(g.retried)},
-                    {"dead", std::to_string(g.dead)}});
+                    {"dead", std::to_string(g.dead)},
+                    {"state", g.paused ? "paused" : "active"},
+                    {"max_attempts", std::to_string(g.retry.max_attempts)},
+                    {"ack_timeout", format_duration(g.ack_timeout)},
+                    {"backoff", g.retry.to_string()},
+                    // Which of the three are the group's own (the rest are the proxy's).
+                    {"own_settings", own_settings(g.settings)}});
   }
 }
 

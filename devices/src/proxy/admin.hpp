@@ -1,6 +1,8 @@
 // Admin: the proxy's admin commands from the stats endpoint: 'group ls',
-// 'group rm NAME' (acks away everything the group holds and forgets it) and
-// 'dlq rm ID[:GROUP]...' (dead letters replayed or purged by `mqkit dlq`).
+// 'group rm NAME' (acks away everything the group holds and forgets it),
+// 'group pause NAME' and 'group resume NAME' (kept in the GROUPS file before
+// the answer) and 'dlq rm ID[:GROUP]...' (dead letters replayed or purged by
+// `mqkit dlq`).
 // Runs on the proxy's thread, between loop turns.
 #pragma once
 
@@ -32,7 +34,7 @@ class Admin {
         back_(back) {}
 
   // Fills `rows` and returns empty, or returns what is wrong. Sets
-  // `groups_changed` when a group was deleted.
+  // `groups_changed` when a group was deleted, paused or resumed.
   std::string run(const std::vector<std::string>& command, std::vector<AdminRow>& rows,
                   bool& groups_changed);
 

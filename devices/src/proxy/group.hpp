@@ -3,7 +3,8 @@
 // (waiting for a worker), `in_flight` (delivered, waiting for its ack) or
 // waiting out a retry delay (counted in `retrying`). `failures` remembers
 // failed deliveries of messages still pending, for attempt numbers and
-// dead letters.
+// dead letters. Its settings are its own where it sets them, the proxy's
+// elsewhere (resolved once, when the group is made or recovered).
 #pragma once
 
 #include <chrono>
@@ -14,6 +15,7 @@
 #include <vector>
 
 #include "detail/id_table.hpp"
+#include "mqkit/device_settings.hpp"
 #include "mqkit/message_id.hpp"
 #include "mqkit/spool.hpp"
 #include "mqkit/topic_filter.hpp"
@@ -37,6 +39,10 @@ using FailureHistory = DeliveryHistory;
 struct ConsumerGroup {
   std::string name;
   std::vector<TopicFilter> filters;
+  GroupSettings settings;  // what the group sets itself (kept in GROUPS)
+  RetryPolicy retry;       // effective: its settings over the proxy's
+  std::chrono::milliseconds ack_timeout{30000};
+  bool paused = false;  // stored, not delivered; in-flight deliveries finish
   std::deque<MessageId> ready;
   // Open addressing, no node per delivery: one insert and one erase per
   // message on the proxy's hot path.

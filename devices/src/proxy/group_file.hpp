@@ -1,7 +1,11 @@
-// The GROUPS file in a proxy's spool directory: the declared consumer groups
-// and their filters, so a group outlives a restart even while it has no
-// pending message. One line per group, "NAME FILTER FILTER...", replaced
-// atomically (write, fsync, rename) whenever a group is added or deleted.
+// The GROUPS file in a proxy's spool directory: the declared consumer groups,
+// their filters, their own settings and whether they are paused, so that a
+// group outlives a restart even while it has no pending message. Replaced
+// atomically (write, fsync, rename) whenever any of it changes. Per group:
+//   NAME FILTER FILTER...
+//   NAME: KEY=VALUE ... [paused]      (only when it has settings or is paused)
+// A filter never ends a group name with ':' (names are letters, digits, '-',
+// '_', '.'), so the two lines cannot be confused.
 #pragma once
 
 #include <map>
@@ -9,9 +13,17 @@
 #include <string>
 #include <vector>
 
+#include "mqkit/device_settings.hpp"
+
 namespace mqkit::devices::detail {
 
-using GroupTable = std::map<std::string, std::vector<std::string>>;
+struct GroupRecord {
+  std::vector<std::string> filters;
+  GroupSettings settings;  // what the group sets itself
+  bool paused = false;     // `mqkit group pause`: stored, not delivered
+};
+
+using GroupTable = std::map<std::string, GroupRecord>;
 
 // Empty when the file does not exist (a new spool, or one from before the
 // file). Throws Error naming a malformed line.

@@ -8,36 +8,50 @@
 namespace mqkit::devices::detail {
 
 void Groups::recover(Spool& spool,
-                     const std::map<std::string, std::vector<std::string>>& configured) {
+                     const std::map<std::string, std::vector<std::string>>& configured,
+                     const std::map<std::string, GroupSettings>& configured_settings) {
   auto saved = load_groups(spool_dir_);
   auto table = saved.value_or(GroupTable{});
-  for (const auto& [name, patterns] : configured) table[name] = patterns;
+  for (const auto& [name, patterns] : configured) {
+    GroupRecord& record = table[name];
+    record.filters = patterns;
+    auto settings = configured_settings.find(name);
+    record.settings = settings == configured_settings.end() ? GroupSettings{} : settings->second;
+  }
+  // Every name is checked before anything is written: a refused start
+  // leaves the GROUPS file as it was (rewritten with some groups only, the
+  // next start would take the others for deleted ones and ack their
+  // messages away).
+  for (const auto& [name, record] : table)
+    if (!valid_name(name))
+      throw Error(errc::bad_argument,
+                  "group name '" + name + "' may only hold letters, digits, '-', '_' and '.'");
   for (const auto& name : spool.groups()) {
     if (table.contains(name)) continue;
     if (!saved) {  // a spool from before the GROUPS file: its records name the groups
-      table.emplace(name, std::vector<std::string>{});
+      table.emplace(name, GroupRecord{});
       continue;
     }
     // Deleted (`group rm`) before its ACKs were durable: finish the deletion.
     for (const auto& id : spool.pending(name)) spool.ack(id, name, nullptr);
     spool.forget_group(name);
   }
-  for (const auto& [name, patterns] : table) {
-    if (!valid_name(name))
-      throw Error(errc::bad_argument,
-                  "group name '" + name + "' may only hold letters, digits, '-', '_' and '.'");
-    ConsumerGroup& g = *slots_[declare(name, patterns)];
-    if (!patterns.empty() && g.patterns() != patterns) {  // the configuration wins
-      g.filters.clear();
-      route_cache_.clear();
-      for (const auto& p : patterns) g.filters.emplace_back(p);
-    }
+  if (table.size() > Spool::kMaxGroups)
+    throw Error(errc::bad_argument, "a proxy holds at most " + std::to_string(Spool::kMaxGroups) +
+                                        " groups; " + std::to_string(table.size()) +
+                                        " are declared or stored");
+  for (const auto& [name, record] : table) {
+    if (index_.contains(name)) continue;
+    ConsumerGroup& g = make(name, record.filters);
+    g.settings = record.settings;
+    g.paused = record.paused;
+    resolve(g);
     for (const auto& id : spool.pending(name)) {
       g.ready.push_back(id);
       if (auto h = spool.history(id, name)) g.failures[id] = *h;
     }
   }
-  save();
+  save();  // once, with every group
 }
 
 std::uint32_t Groups::declare(const std::string& name, const std::vector<std::string>& patterns) {
@@ -46,20 +60,38 @@ std::uint32_t Groups::declare(const std::string& name, const std::vector<std::st
     throw Error(errc::bad_argument, "cannot create group '" + name + "': a proxy holds at most " +
                                         std::to_string(Spool::kMaxGroups) +
                                         " groups (remove one with `mqkit group rm`)");
+  // On disk first: a group the GROUPS file does not name would be taken
+  // for a removed one at the next start, and its messages acked away.
+  auto groups = table();
+  groups[name].filters = patterns.empty() ? std::vector<std::string>{"#"} : patterns;
+  save_groups(spool_dir_, groups);
+  ConsumerGroup& g = make(name, patterns);
+  resolve(g);  // a group made by a worker's ATTACH has the proxy's settings
+  return index_.at(name);
+}
+
+ConsumerGroup& Groups::make(const std::string& name, const std::vector<std::string>& patterns) {
   auto g = std::make_unique<ConsumerGroup>();
   g->name = name;
   for (const auto& p : patterns.empty() ? std::vector<std::string>{"#"} : patterns)
     g->filters.emplace_back(p);
-  // On disk first: a group the GROUPS file does not name would be taken
-  // for a removed one at the next start, and its messages acked away.
-  auto groups = table();
-  groups[name] = g->patterns();
-  save_groups(spool_dir_, groups);
   const auto index = static_cast<std::uint32_t>(slots_.size());
   slots_.push_back(std::move(g));
   index_[name] = index;
   route_cache_.clear();
-  return index;
+  return *slots_.back();
+}
+
+void Groups::set_paused(std::uint32_t index, bool paused) {
+  ConsumerGroup& g = *slots_[index];
+  if (g.paused == paused) return;
+  g.paused = paused;
+  try {
+    save();
+  } catch (...) {
+    g.paused = !paused;
+    throw;
+  }
 }
 
 void Groups::erase(std::uint32_t index) {
@@ -89,7 +121,10 @@ std::shared_ptr<const Route> Groups::route(std::string_view topic,
 
 GroupTable Groups::table() const {
   GroupTable out;
-  for (const auto& [name, index] : index_) out[name] = slots_[index]->patterns();
+  for (const auto& [name, index] : index_) {
+    const ConsumerGroup& g = *slots_[index];
+    out[name] = {g.patterns(), g.settings, g.paused};
+  }
   return out;
 }
 

@@ -4,6 +4,7 @@
 // slot empty, so that timers and completions naming it go stale.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -29,15 +30,20 @@ class Groups {
  public:
   using Slots = std::vector<std::unique_ptr<ConsumerGroup>>;
 
-  explicit Groups(std::string spool_dir) : spool_dir_(std::move(spool_dir)) {}
+  // `retry` and `ack_timeout` are the proxy's: what a group does not set.
+  Groups(std::string spool_dir, const RetryPolicy& retry, std::chrono::milliseconds ack_timeout)
+      : spool_dir_(std::move(spool_dir)), retry_(retry), ack_timeout_(ack_timeout) {}
   Groups(const Groups&) = delete;
   Groups& operator=(const Groups&) = delete;
 
   // Everything the spool holds goes back into its groups' queues, with the
   // failed-attempt counts it had. The GROUPS file, the configured groups
-  // (whose filters win) and the spool's records say which groups there are.
-  // Throws Error on a bad group name or an unwritable GROUPS file.
-  void recover(Spool& spool, const std::map<std::string, std::vector<std::string>>& configured);
+  // (whose filters and settings win; a group not configured keeps what the
+  // file says) and the spool's records say which groups there are. Whether
+  // a group is paused is the file's. Throws Error on a bad group name or an
+  // unwritable GROUPS file.
+  void recover(Spool& spool, const std::map<std::string, std::vector<std::string>>& configured,
+               const std::map<std::string, GroupSettings>& configured_settings);
 
   // Creates the group (persisting it) or returns the existing one. Throws
   // Error when the proxy holds as many groups as it may, or the GROUPS file
@@ -47,6 +53,10 @@ class Groups {
   // Forgets the group (its messages must be settled already): its slot
   // stays empty.
   void erase(std::uint32_t index);
+
+  // Pauses or resumes the group, on disk before it takes effect. Throws
+  // Error (and changes nothing) when the GROUPS file cannot be written.
+  void set_paused(std::uint32_t index, bool paused);
 
   // The groups a topic goes to, cached per topic (and per target group).
   std::shared_ptr<const Route> route(std::string_view topic,
@@ -68,9 +78,18 @@ class Groups {
 
  private:
   GroupTable table() const;
+  // A new group's slot, not saved (recover saves all of them at once).
+  ConsumerGroup& make(const std::string& name, const std::vector<std::string>& patterns);
   void save() { save_groups(spool_dir_, table()); }
+  // The group's effective retry policy and ack timeout, from its settings.
+  void resolve(ConsumerGroup& g) const {
+    g.retry = g.settings.retry(retry_);
+    g.ack_timeout = g.settings.ack_timeout_or(ack_timeout_);
+  }
 
   std::string spool_dir_;
+  RetryPolicy retry_;
+  std::chrono::milliseconds ack_timeout_;
   Slots slots_;  // deleted groups leave a null slot
   std::map<std::string, std::uint32_t> index_;
   std::unordered_map<std::string, std::shared_ptr<const Route>> route_cache_;  // per topic

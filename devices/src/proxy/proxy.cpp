@@ -88,9 +88,9 @@ class ProxyPump final : public detail::Pump, private detail::PublishSink {
              dead_letter_options(o.spool, o.dlq_max_size)),
         front_(md::open_socket(zmq::socket_type::router, o.socket)),
         back_(md::open_socket(zmq::socket_type::router, o.socket)),
-        groups_(o.spool_dir),
+        groups_(o.spool_dir, o.retry, o.ack_timeout),
         frames_(o.frame_memory),
-        redelivery_(options_, groups_, workers_, spool_, dlq_, frames_, completions_),
+        redelivery_(groups_, workers_, spool_, dlq_, frames_, completions_),
         admin_(groups_, workers_, redelivery_, spool_, dlq_, frames_, detail::RouterPeers(back_)),
         intake_(o.dedup_window, o.socket.limits) {
     back_.set(zmq::sockopt::router_mandatory, true);  // a gone worker is an error, not a drop
@@ -138,7 +138,7 @@ class ProxyPump final : public detail::Pump, private detail::PublishSink {
     }
     run_timers();
     for (auto& group : groups_.slots())
-      if (group) dispatch(*group);
+      if (group && !group->paused) dispatch(*group);
     intake_.end_turn(front_);
     if (Clock::now() >= next_snapshot_) refresh_counters();
   }
@@ -180,6 +180,7 @@ class ProxyPump final : public detail::Pump, private detail::PublishSink {
       snapshot.emplace_back(prefix + "acked", g->acked);
       snapshot.emplace_back(prefix + "retried", g->retried);
       snapshot.emplace_back(prefix + "dead", g->dead);
+      snapshot.emplace_back(prefix + "paused", g->paused ? 1 : 0);
     }
     snapshot.insert(snapshot.begin(), {{"pending", pending}, {"workers", workers_.size()}});
     std::lock_guard lock(snapshot_mutex_);
@@ -214,7 +215,7 @@ class ProxyPump final : public detail::Pump, private detail::PublishSink {
   // and into the dedup window.
   void recover() {
     for (const auto& id : spool_.take_recent_ids()) intake_.remember(id);
-    groups_.recover(spool_, options_.groups);
+    groups_.recover(spool_, options_.groups, options_.group_settings);
     for (const auto& [name, index] : groups_.by_name())
       for (const auto& id : groups_[index].ready) intake_.remember(id);
   }
@@ -406,7 +407,7 @@ class ProxyPump final : public detail::Pump, private detail::PublishSink {
         for (std::size_t i = 0; i < cmd_.ids.size(); ++i)
           if (auto d = g.in_flight.find(cmd_.ids[i]);
               d != g.in_flight.end() && d->second.worker == worker) {
-            d->second.deadline = Clock::now() + options_.ack_timeout;
+            d->second.deadline = Clock::now() + g.ack_timeout;
             d->second.started = !cmd_.started || i < *cmd_.started;
             redelivery_.expect(d->second.deadline, w.group, cmd_.ids[i]);
           }
@@ -445,11 +446,12 @@ class ProxyPump final : public detail::Pump, private detail::PublishSink {
     w->set_credit(cmd.credit);
     w->last_heard = Clock::now();
     w->minor = cmd.minor;
-    CommandFrame reply{.command = Command::attached,
-                       .group = cmd.group,
-                       .filters = groups_[index].patterns(),
-                       .ack_timeout_ms = static_cast<std::uint64_t>(options_.ack_timeout.count()),
-                       .heartbeat_ms = static_cast<std::uint64_t>(options_.heartbeat.count())};
+    CommandFrame reply{
+        .command = Command::attached,
+        .group = cmd.group,
+        .filters = groups_[index].patterns(),
+        .ack_timeout_ms = static_cast<std::uint64_t>(groups_[index].ack_timeout.count()),
+        .heartbeat_ms = static_cast<std::uint64_t>(options_.heartbeat.count())};
     if (send_command(back_, worker, encode_command(reply)) == Sent::gone)
       lose_worker(worker, "gone");
   }
@@ -629,7 +631,7 @@ class ProxyPump final : public detail::Pump, private detail::PublishSink {
       lose_worker(worker, "disconnected");
       return false;
     }
-    const auto deadline = Clock::now() + options_.ack_timeout;
+    const auto deadline = Clock::now() + g.ack_timeout;
     for (std::size_t i = 0; i < n; ++i) {
       const MessageId id = g.ready.front();
       g.ready.pop_front();

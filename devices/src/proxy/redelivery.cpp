@@ -14,16 +14,19 @@ namespace mqkit::devices::detail {
 using mqkit::detail::now_ms;
 
 void Redelivery::run_timers(Clock::time_point now) {
-  while (!deadlines_.empty() && deadlines_.front().at <= now) {
-    const Deadline d = deadlines_.front();
-    deadlines_.pop_front();
-    ConsumerGroup* g = groups_.at(d.group);
-    if (g == nullptr) continue;
-    auto it = g->in_flight.find(d.id);
-    if (it == g->in_flight.end() || it->second.deadline != d.at) continue;  // stale
-    workers_.timed_out(it->second.worker, it->second.bytes);
-    g->in_flight.erase(it);
-    fail(d.group, d.id, "ack timeout");
+  for (std::uint32_t index = 0; index < deadlines_.size(); ++index) {
+    auto& due = deadlines_[index];
+    while (!due.empty() && due.front().at <= now) {
+      const Deadline d = due.front();
+      due.pop_front();
+      ConsumerGroup* g = groups_.at(index);
+      if (g == nullptr) continue;
+      auto it = g->in_flight.find(d.id);
+      if (it == g->in_flight.end() || it->second.deadline != d.at) continue;  // stale
+      workers_.timed_out(it->second.worker, it->second.bytes);
+      g->in_flight.erase(it);
+      fail(index, d.id, "ack timeout");
+    }
   }
   while (!retries_.empty() && retries_.begin()->first <= now) {
     const auto [index, id] = retries_.begin()->second;
@@ -36,7 +39,7 @@ void Redelivery::run_timers(Clock::time_point now) {
       if (!a->second) record_attempt(index, id);
       // Never "now" (a zero retry delay): the record's completion is taken
       // on this thread, between turns.
-      retries_.emplace(now + std::max<std::chrono::milliseconds>(options_.retry.delay(1, rng_),
+      retries_.emplace(now + std::max<std::chrono::milliseconds>(g->retry.delay(1, rng_),
                                                                  std::chrono::milliseconds(10)),
                        std::pair{index, id});
       continue;
@@ -52,7 +55,7 @@ void Redelivery::fail(std::uint32_t index, const MessageId& id, const std::strin
   ++h.attempts;
   if (h.first_failure_ms == 0) h.first_failure_ms = now_ms();
   h.last_error = error;
-  if (options_.retry.exhausted(h.attempts)) {
+  if (g.retry.exhausted(h.attempts)) {
     dead_letter(index, id, "max attempts", error, /*delivery_failed=*/false);
     return;
   }
@@ -60,7 +63,7 @@ void Redelivery::fail(std::uint32_t index, const MessageId& id, const std::strin
   retried_.add();
   ++g.retried;
   ++g.retrying;
-  retries_.emplace(Clock::now() + options_.retry.delay(h.attempts, rng_), std::pair{index, id});
+  retries_.emplace(Clock::now() + g.retry.delay(h.attempts, rng_), std::pair{index, id});
 }
 
 void Redelivery::record_attempt(std::uint32_t index, const MessageId& id) {
@@ -141,7 +144,7 @@ void Redelivery::dead_letter_done(const DeadLetterDone& d) {
   record_attempt(d.group, d.id);
   ++g->retrying;
   retries_.emplace(
-      Clock::now() + options_.retry.delay(std::max<std::uint32_t>(d.history.attempts, 1), rng_),
+      Clock::now() + g->retry.delay(std::max<std::uint32_t>(d.history.attempts, 1), rng_),
       std::pair{d.group, d.id});
 }
 
@@ -156,6 +159,7 @@ bool Redelivery::cancel_retry(std::uint32_t index, ConsumerGroup& g, const Messa
 }
 
 void Redelivery::drop_group(std::uint32_t index, std::vector<MessageId>& ids) {
+  if (index < deadlines_.size()) deadlines_[index] = {};  // all stale now
   for (auto it = retries_.begin(); it != retries_.end();) {
     if (it->second.first == index) {
       ids.push_back(it->second.second);

@@ -35,12 +35,11 @@ constexpr std::chrono::milliseconds kUnreadableRetryEvery{1000};
 
 class Redelivery {
  public:
-  // All references outlive this; `options` gives the retry policy and the
-  // ack timeout.
-  Redelivery(const ProxyOptions& options, Groups& groups, Workers& workers, Spool& spool,
-             Spool& dlq, FrameCache& frames, Completions& completions)
-      : options_(options),
-        groups_(groups),
+  // All references outlive this. Each group has its own retry policy and
+  // ack timeout (ConsumerGroup).
+  Redelivery(Groups& groups, Workers& workers, Spool& spool, Spool& dlq, FrameCache& frames,
+             Completions& completions)
+      : groups_(groups),
         workers_(workers),
         spool_(spool),
         dlq_(dlq),
@@ -49,15 +48,17 @@ class Redelivery {
   Redelivery(const Redelivery&) = delete;
   Redelivery& operator=(const Redelivery&) = delete;
 
-  // The delivery of `id` in group `index` times out at `at` (the ack timeout
-  // is one constant, so deadlines come in order).
+  // The delivery of `id` in group `index` times out at `at` (a group's ack
+  // timeout is one constant, so its deadlines come in order).
   void expect(Clock::time_point at, std::uint32_t index, const MessageId& id) {
-    deadlines_.push_back({at, index, id});
+    if (index >= deadlines_.size()) deadlines_.resize(index + 1);
+    deadlines_[index].push_back({at, id});
   }
   // The earlier of `next` and the first timer due.
   Clock::time_point next_due(Clock::time_point next) const {
     if (!retries_.empty()) next = std::min(next, retries_.begin()->first);
-    if (!deadlines_.empty()) next = std::min(next, deadlines_.front().at);
+    for (const auto& group : deadlines_)
+      if (!group.empty()) next = std::min(next, group.front().at);
     return next;
   }
   // Expired deadlines fail their deliveries; due retries go back to ready.
@@ -113,7 +114,6 @@ class Redelivery {
   // An ack deadline; stale once the delivery was settled or its deadline moved.
   struct Deadline {
     Clock::time_point at;
-    std::uint32_t group;
     MessageId id;
   };
 
@@ -121,7 +121,6 @@ class Redelivery {
   // does not hand the message out again until this is durable.
   void record_attempt(std::uint32_t index, const MessageId& id);
 
-  const ProxyOptions& options_;
   Groups& groups_;
   Workers& workers_;
   Spool& spool_;
@@ -129,7 +128,7 @@ class Redelivery {
   FrameCache& frames_;
   Completions& completions_;
 
-  std::deque<Deadline> deadlines_;  // in deadline order: the ack timeout is one constant
+  std::vector<std::deque<Deadline>> deadlines_;  // per group slot, each in deadline order
   std::multimap<Clock::time_point, std::pair<std::uint32_t, MessageId>> retries_;
   std::mt19937_64 rng_{std::random_device{}()};
   std::unordered_set<MessageId> unreadable_said_;  // said once on stderr

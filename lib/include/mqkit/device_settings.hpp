@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -23,6 +24,31 @@
 
 namespace mqkit {
 
+// A consumer group's own settings: under the group in a topology file, or
+// --group-setting NAME.KEY=VALUE on the CLI. What a group leaves unset
+// follows the proxy's setting of that name. The GROUPS file keeps them, so
+// a restart without them keeps them too.
+struct GroupSettings {
+  std::optional<std::uint32_t> max_attempts;
+  std::optional<std::chrono::milliseconds> ack_timeout;
+  std::optional<RetryPolicy> backoff;  // its max_attempts is max_attempts' business
+
+  // The keys, in the order they are written.
+  static const std::vector<std::string>& keys();
+  // Sets one key from its text; throws Error(bad_argument) naming the key
+  // and the accepted values.
+  void set(const std::string& key, const std::string& value);
+  // KEY=VALUE for each key set, in keys() order (no spaces inside a word).
+  std::vector<std::string> words() const;
+
+  // The effective settings, given the proxy's.
+  RetryPolicy retry(const RetryPolicy& proxy) const;
+  std::chrono::milliseconds ack_timeout_or(std::chrono::milliseconds proxy) const {
+    return ack_timeout.value_or(proxy);
+  }
+  bool operator==(const GroupSettings& other) const { return words() == other.words(); }
+};
+
 struct ProxySettings {
   std::string spool_dir;
   std::string dlq_dir;  // default: spool_dir + ".dlq"
@@ -31,6 +57,7 @@ struct ProxySettings {
   std::chrono::milliseconds ack_timeout{30000};
   std::size_t dedup_window = 100000;                       // recent message ids remembered
   std::map<std::string, std::vector<std::string>> groups;  // declared groups and filters
+  std::map<std::string, GroupSettings> group_settings;     // of declared groups only
   std::chrono::milliseconds heartbeat{1000};               // a worker silent for 5 of these is lost
   // The dead-letter spool's own size limit (0: none); the main spool's is
   // spool.max_size. A message the DLQ cannot take now stays pending and is
@@ -52,6 +79,9 @@ enum class SettingForm {
   value,       // one value
   path,        // a directory; a topology file's relative paths are from its directory
   named_list,  // NAME=A[,B] once per name (the CLI, repeatable); a map in a topology file
+  // NAME.KEY=VALUE (the CLI, repeatable); in a topology file, keys under a
+  // named_list entry written as a map (a group with settings)
+  group_setting,
 };
 
 template <typename Target>

@@ -2,6 +2,7 @@
 // topology file's proxy keys.
 #include <algorithm>
 
+#include "mqkit/error.hpp"
 #include "settings/setting_rows.hpp"
 
 namespace mqkit {
@@ -72,6 +73,27 @@ const SettingsDescription<ProxySettings>& proxy_settings() {
                      t.groups[name] = std::move(filters);
                    },
                .show = {}},
+              {.key = "group_settings",
+               .flag = "--group-setting",
+               .help = "A group's own setting, NAME.KEY=VALUE, for a group declared with "
+                       "--group; KEY is max_attempts, ack_timeout or backoff, VALUE as for "
+                       "the proxy's flag of that name; unset keys follow the proxy's "
+                       "(repeatable; kept with the group across restarts)",
+               .value_name = "NAME.KEY=VALUE",
+               .form = SettingForm::group_setting,
+               .apply =
+                   [](T& t, const std::string& v) {
+                     const auto eq = v.find('=');
+                     const auto dot = v.rfind('.', eq);
+                     if (eq == std::string::npos || dot == std::string::npos || dot == 0)
+                       throw Error(
+                           errc::bad_argument,
+                           "'" + v + "' must be NAME.KEY=VALUE, e.g. billing.max_attempts=5");
+                     const std::string name = v.substr(0, dot);
+                     detail::check_group_name(name);
+                     t.group_settings[name].set(v.substr(dot + 1, eq - dot - 1), v.substr(eq + 1));
+                   },
+               .show = {}},
               duration_row<T>(
                   "heartbeat",
                   "Heartbeat interval with workers; a worker silent for 5 is lost and "
@@ -83,6 +105,12 @@ const SettingsDescription<ProxySettings>& proxy_settings() {
           },
       .finish =
           [](T& t, const std::set<std::string>& given) {
+            for (const auto& [name, settings] : t.group_settings)
+              if (!t.groups.contains(name))
+                throw Error(errc::bad_argument,
+                            "group '" + name +
+                                "' has settings of its own but is not declared: declare it "
+                                "(NAME=FILTER) where its settings are given");
             // Space comes back a whole segment at a time: keep segments well
             // below the limit so that acks can free it.
             if (!given.contains("segment_size") && t.spool.max_size > 0)

@@ -162,10 +162,17 @@ class TopologyParser {
                      const SettingsDescription<Target>& description, Target& target) const {
     const std::string where = "devices." + device;
     std::set<std::string> known = {"kind", "front", "back", "stats", "curve_key", "allow"};
-    for (const auto& s : description.settings) known.insert(s.key);
+    // A group's own settings are keys under the group, not of the device.
+    const Setting<Target>* group_setting = nullptr;
+    for (const auto& s : description.settings)
+      if (s.form == SettingForm::group_setting)
+        group_setting = &s;
+      else
+        known.insert(s.key);
     check_map(spec, "device '" + device + "'", known);
     std::set<std::string> given;
     for (const auto& s : description.settings) {
+      if (s.form == SettingForm::group_setting) continue;
       const YAML::Node node = spec[s.key];
       if (!node) {
         if (s.required)
@@ -194,14 +201,39 @@ class TopologyParser {
             fail(kv.first, e.what());
           }
           std::string values;
-          const YAML::Node& value = kv.second;
+          const YAML::Node& entry = kv.second;
+          if (entry.IsMap() && group_setting != nullptr) {
+            // NAME: {topics: FILTERS, KEY: VALUE, ...}: a group with settings.
+            std::set<std::string> keys(GroupSettings::keys().begin(), GroupSettings::keys().end());
+            keys.insert("topics");
+            check_map(entry, "group '" + name + "'", keys);
+            if (!entry["topics"]) fail(entry, what + "." + name + " needs 'topics:' (its filters)");
+            for (const auto& setting : entry) {
+              const auto key = setting.first.as<std::string>();
+              if (key == "topics") continue;
+              const std::string about_key = what + "." + name + "." + key;
+              const std::string given_value = text(setting.second, about_key);
+              try {
+                group_setting->apply(target, name + "." + key + "=" + given_value);
+              } catch (const Error& e) {
+                // The setting's message starts with its key: said once.
+                std::string reason = e.what();
+                if (reason.starts_with(key + ": ")) reason.erase(0, key.size() + 2);
+                fail(setting.second, about(about_key, reason));
+              }
+            }
+          }
+          // A copy binds to the node (assigning a Node would change the document).
+          const YAML::Node value = entry.IsMap() ? entry["topics"] : entry;
           if (value.IsScalar()) {
             values = value.as<std::string>();
           } else if (value.IsSequence() && value.size() > 0) {
             for (const auto& v : value)
               values += (values.empty() ? "" : ",") + text(v, what + "." + name + " filter");
           } else {
-            fail(value, what + "." + name + " must be a topic filter or a list of them");
+            fail(value, what + "." + name +
+                            " must be a topic filter, a list of them, or a map of "
+                            "topics: and the group's own settings");
           }
           apply(value, what + "." + name, name + "=" + values);
         }
@@ -210,7 +242,13 @@ class TopologyParser {
       }
       given.insert(s.key);
     }
-    if (description.finish) description.finish(target, given);
+    if (description.finish) {
+      try {
+        description.finish(target, given);
+      } catch (const Error& e) {
+        fail(spec, about(where, e.what()));
+      }
+    }
   }
 
   // A bridge connects to its source and target (it binds only stats).

@@ -1276,3 +1276,159 @@ TEST_CASE("dlq rm whose tombstone cannot be written says so and keeps the dead l
   dlq_options.dead_letters = true;
   CHECK(mqkit::Spool(f.options.dlq_dir, dlq_options).dead_letters().empty());
 }
+
+// ---- per-group settings and pause (issue 17) ----
+
+namespace {
+
+std::string file_text(const std::string& path) {
+  std::ifstream in(path);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+// The `group ls` row of `name`, as column -> value.
+std::map<std::string, std::string> group_row(Fixture& f, const std::string& name) {
+  for (const auto& row : md::admin_request(f.proxy->stats_endpoint(), {"group", "ls"})) {
+    std::map<std::string, std::string> columns(row.begin(), row.end());
+    if (columns["group"] == name) return columns;
+  }
+  FAIL("no group " << name);
+  return {};
+}
+
+}  // namespace
+
+TEST_CASE("a group's own ack timeout is in its ATTACHED and redelivers sooner than the proxy's",
+          "[proxy][groups]") {
+  Fixture f;
+  f.options.ack_timeout = 60s;
+  f.options.groups = {{"fast", {"#"}}, {"slow", {"#"}}};
+  f.options.group_settings["fast"].ack_timeout = 300ms;
+  f.start();
+  Peer producer(f.front());
+  (void)producer.publish("t", {"job"});
+  Peer silent(f.back());
+  silent.send({.command = Command::attach, .group = "fast", .credit = 1});
+  auto attached = silent.receive();
+  REQUIRE(attached);
+  CHECK(attached->first.ack_timeout_ms == 300);
+  auto d = silent.receive();
+  REQUIRE(d);
+  REQUIRE(d->first.command == Command::deliver);
+  auto slow = f.worker("slow", 1);
+  auto slow_delivery = slow.receive();
+  REQUIRE(slow_delivery);  // held and never acked: the slow group's timeout is a minute
+  auto other = f.worker("fast", 1);
+  auto again = other.receive(10s);
+  REQUIRE(again);
+  CHECK(again->second[0].id() == d->second[0].id());
+  CHECK(again->second[0].envelope.attempt == 2);
+  CHECK(f.proxy->stats().get("group.slow.retried") == 0);
+}
+
+TEST_CASE("a paused group's in-flight deliveries finish and nothing new goes out until resumed",
+          "[proxy][groups]") {
+  Fixture f;
+  f.options.stats = "tcp://127.0.0.1:*";
+  f.options.groups = {{"g", {"#"}}};
+  f.start();
+  Peer producer(f.front());
+  (void)producer.publish("t", {"first"});
+  auto w = f.worker("g", 10);
+  auto d = w.receive();
+  REQUIRE(d);
+  (void)md::admin_request(f.proxy->stats_endpoint(), {"group", "pause", "g"});
+  CHECK(group_row(f, "g")["state"] == "paused");
+  w.send({.command = Command::ack, .ids = {d->second[0].id()}});  // in flight: it finishes
+  REQUIRE(mqkit::test::wait_for([&] { return f.proxy->stats().get("acked") == 1; }));
+  CHECK(producer.publish("t", {"second", "third"})[0].status == ConfirmStatus::stored);
+  CHECK_FALSE(w.receive(700ms));  // stored, not delivered
+  CHECK(group_row(f, "g")["pending"] == "2");
+  (void)md::admin_request(f.proxy->stats_endpoint(), {"group", "resume", "g"});
+  CHECK(w.deliveries(2).size() == 2);
+  CHECK_THROWS_WITH(md::admin_request(f.proxy->stats_endpoint(), {"group", "pause", "nope"}),
+                    Catch::Contains("no group named 'nope'"));
+}
+
+TEST_CASE("a group's settings and pause are kept in GROUPS and outlive a restart without them",
+          "[proxy][groups][integrity]") {
+  Fixture f;
+  f.options.stats = "tcp://127.0.0.1:*";
+  f.options.groups = {{"billing", {"order.created"}}, {"email", {"order.#"}}};
+  f.options.group_settings["billing"].set("max_attempts", "2");
+  f.options.group_settings["billing"].set("backoff", "fixed:10ms");
+  f.start();
+  (void)md::admin_request(f.proxy->stats_endpoint(), {"group", "pause", "email"});
+  CHECK(file_text(f.dir.file("spool") + "/GROUPS") ==
+        "billing order.created\nbilling: max_attempts=2 backoff=fixed:10ms\n"
+        "email order.#\nemail: paused\n");
+  f.proxy.reset();
+  f.options.groups.clear();
+  f.options.group_settings.clear();
+  f.start();
+  auto billing = group_row(f, "billing");
+  CHECK(billing["max_attempts"] == "2");
+  CHECK(billing["backoff"] == "fixed:10ms");
+  CHECK(billing["own_settings"] == "max_attempts,backoff");
+  CHECK(billing["state"] == "active");
+  auto email = group_row(f, "email");
+  CHECK(email["max_attempts"] == "3");  // the proxy's (Fixture: fixed:50ms, 3)
+  CHECK(email["own_settings"] == "-");
+  CHECK(email["state"] == "paused");
+  // ... and acts on them: two deliveries, then the DLQ.
+  Peer producer(f.front());
+  (void)producer.publish("order.created", {"poison"});
+  auto w = f.worker("billing", 1);
+  for (std::uint32_t attempt = 1; attempt <= 2; ++attempt) {
+    auto d = w.receive();
+    REQUIRE(d);
+    CHECK(d->second[0].envelope.attempt == attempt);
+    w.send({.command = Command::nack, .ids = {d->second[0].id()}, .reason = "no"});
+  }
+  REQUIRE(mqkit::test::wait_for([&] { return f.proxy->stats().get("group.billing.dead") == 1; }));
+  auto e = f.worker("email", 1);
+  CHECK_FALSE(e.receive(500ms));  // still paused
+
+  // Configured again, the configuration wins; a pause is kept.
+  f.proxy.reset();
+  f.options.groups = {{"billing", {"order.created"}}, {"email", {"order.#"}}};
+  f.options.group_settings["email"].set("ack_timeout", "9s");
+  f.start();
+  CHECK(group_row(f, "billing")["own_settings"] == "-");
+  CHECK(group_row(f, "billing")["max_attempts"] == "3");
+  CHECK(group_row(f, "email")["ack_timeout"] == "9s");
+  CHECK(group_row(f, "email")["state"] == "paused");
+}
+
+TEST_CASE("a start refused for a bad GROUPS line leaves the file as it was",
+          "[proxy][groups][integrity]") {
+  Fixture f;
+  f.options.groups = {{"a", {"#"}}, {"c", {"#"}}};
+  f.start();
+  {
+    Peer producer(f.front());
+    CHECK(producer.publish("t", {"m"})[0].status == ConfirmStatus::stored);
+  }
+  f.proxy.reset();
+  const std::string groups = f.dir.file("spool") + "/GROUPS";
+  const std::string edited = "a #\nb$ #\nc #\n";  // a hand edit gone wrong
+  mqkit::test::write_file(groups, edited);
+  f.options.groups.clear();
+  CHECK_THROWS_WITH(f.start(), Catch::Contains("group name 'b$'"));
+  CHECK(file_text(groups) == edited);  // not rewritten with 'a' alone
+  mqkit::test::write_file(groups, "a #\nc #\n");
+  f.start();
+  auto w = f.worker("c", 1);
+  ack_next(w, "m");  // c's message was not taken for a deleted group's
+}
+
+TEST_CASE("a malformed settings line in GROUPS is refused naming its line", "[proxy][groups]") {
+  Fixture f;
+  std::filesystem::create_directories(f.dir.file("spool"));
+  mqkit::test::write_file(f.dir.file("spool") + "/GROUPS", "a #\na: max_attempts=lots\n");
+  CHECK_THROWS_WITH(f.start(),
+                    Catch::Contains("GROUPS:2: max_attempts: must be a positive integer"));
+  mqkit::test::write_file(f.dir.file("spool") + "/GROUPS", "a #\nb: paused\n");
+  CHECK_THROWS_WITH(f.start(),
+                    Catch::Contains("GROUPS:2: settings for group 'b', which no line declares"));
+}

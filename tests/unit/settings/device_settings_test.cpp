@@ -72,3 +72,52 @@ TEST_CASE("a proxy's segments follow its spool limit unless given", "[settings]"
   d.finish(q, {"max_spool", "segment_size"});
   CHECK(q.spool.segment_size == 4 * 1024 * 1024);
 }
+
+TEST_CASE("a group's own settings are NAME.KEY=VALUE and must name a declared group",
+          "[settings][groups]") {
+  const auto& description = mqkit::proxy_settings();
+  const auto& group_setting = setting(description, "group_settings");
+  CHECK(group_setting.flag_name() == "--group-setting");
+  mqkit::ProxySettings p;
+  setting(description, "groups").apply(p, "billing.eu=order.created");
+  group_setting.apply(p, "billing.eu.max_attempts=7");  // the last dot splits name and key
+  group_setting.apply(p, "billing.eu.ack_timeout=1500ms");
+  group_setting.apply(p, "billing.eu.backoff=fixed:2s");
+  description.finish(p, {});
+  const auto& own = p.group_settings.at("billing.eu");
+  CHECK(own.max_attempts == 7u);
+  CHECK(own.ack_timeout == std::chrono::milliseconds(1500));
+  CHECK(own.words() ==
+        std::vector<std::string>{"max_attempts=7", "ack_timeout=1500ms", "backoff=fixed:2s"});
+  // Unset keys follow the proxy's.
+  p.retry = mqkit::RetryPolicy::parse("exponential:1s..9s", 3);
+  CHECK(own.retry(p.retry).max_attempts == 7);
+  CHECK(own.retry(p.retry).to_string() == "fixed:2s");
+  CHECK(mqkit::GroupSettings{}.retry(p.retry).to_string() == "exponential:1s..9s");
+  CHECK(mqkit::GroupSettings{}.ack_timeout_or(std::chrono::seconds(4)) == std::chrono::seconds(4));
+
+  auto error_of = [&](const std::string& value) {
+    try {
+      group_setting.apply(p, value);
+    } catch (const mqkit::Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  CHECK_THAT(error_of("billing.max_attempts"), Catch::Contains("must be NAME.KEY=VALUE"));
+  CHECK_THAT(error_of("billing.ordered=true"),
+             Catch::Contains("'ordered' is not a group setting (a group may set max_attempts, "
+                             "ack_timeout, backoff)"));
+  CHECK_THAT(error_of("billing.max_attempts=zero"), Catch::StartsWith("max_attempts: "));
+  CHECK_THAT(error_of("bil/ling.max_attempts=2"), Catch::Contains("group name 'bil/ling'"));
+
+  mqkit::ProxySettings undeclared;
+  group_setting.apply(undeclared, "ghost.max_attempts=2");
+  try {
+    description.finish(undeclared, {});
+    FAIL("settings of an undeclared group were taken");
+  } catch (const mqkit::Error& e) {
+    CHECK_THAT(e.what(),
+               Catch::Contains("group 'ghost' has settings of its own but is not declared"));
+  }
+}

@@ -243,3 +243,34 @@ TEST_CASE("a bridge to a CURVE device needs a key pair and learns the device's k
   CHECK(remote.devices()[0].to_server_key == "/x/k/remote.pub");
   CHECK_THAT(error_of(outside + "    allow: k/clients\n"), Catch::Contains("allow"));
 }
+
+TEST_CASE("a group written as a map has topics and settings of its own", "[topology][groups]") {
+  const auto topo = Topology::parse(with_proxy("    max_attempts: 5\n"
+                                               "    groups:\n"
+                                               "      email: order.#\n"
+                                               "      billing:\n"
+                                               "        topics: [order.created, order.paid]\n"
+                                               "        max_attempts: 2\n"
+                                               "        backoff: fixed:250ms\n"
+                                               "        ack_timeout: 1m\n"),
+                                    "topo.yaml", "/srv/app");
+  const auto& p = topo.devices()[0].proxy;
+  CHECK(p.groups.at("billing") == std::vector<std::string>{"order.created", "order.paid"});
+  CHECK(p.groups.at("email") == std::vector<std::string>{"order.#"});
+  REQUIRE(p.group_settings.contains("billing"));
+  CHECK_FALSE(p.group_settings.contains("email"));
+  CHECK(p.group_settings.at("billing").words() ==
+        std::vector<std::string>{"max_attempts=2", "ack_timeout=60s", "backoff=fixed:250ms"});
+  CHECK(p.retry.max_attempts == 5);  // the proxy's own is untouched
+
+  const std::string group = "    groups:\n      billing:\n";
+  CHECK_THAT(error_of(with_proxy(group + "        max_attempts: 2\n")),
+             Catch::Contains("devices.p.groups.billing needs 'topics:'"));
+  CHECK_THAT(error_of(with_proxy(group + "        topics: a\n        ordred: true\n")),
+             Catch::Contains("unknown key 'ordred' in group 'billing' (known: ack_timeout, "
+                             "backoff, max_attempts, topics)"));
+  CHECK_THAT(error_of(with_proxy(group + "        topics: a\n        max_attempts: none\n")),
+             Catch::StartsWith("topo.yaml:10:23: devices.p.groups.billing.max_attempts must be"));
+  CHECK_THAT(error_of(with_proxy(group + "        topics: a\n        backoff: slow\n")),
+             Catch::Contains("devices.p.groups.billing.backoff: "));
+}
