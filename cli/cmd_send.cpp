@@ -36,6 +36,8 @@ struct SendOptions {
   double rate = 0;
   std::string wait = "5s";
   std::string timeout = "60s";
+  std::string delay;  // --delay DUR / --at TIME: scheduled (--proxy only)
+  std::string at;
   SocketOptions socket;
 };
 
@@ -69,9 +71,11 @@ int send_confirmed(const SendOptions& o, MessageSource& source) {
   options.socket = o.socket;
   options.window = o.window;
   options.timeout = parse_duration(o.timeout);
+  if (!o.delay.empty()) options.delay = parse_duration(o.delay);
   ReliableProducer producer(device, options);
   Envelope envelope = Envelope::make(o.topic);
   if (!o.key.empty()) envelope.key = o.key;
+  if (!o.at.empty()) envelope.not_before = static_cast<std::uint64_t>(*parse_utc_time(o.at));
   std::map<PublishStatus, std::uint64_t> counts;
   std::string last_problem;
   std::uint64_t sent = 0;
@@ -126,6 +130,15 @@ int run_send(SendOptions o) {
         "--stream EP (log)");
   if (!o.key.empty() && o.stream.empty() && o.proxy.empty())
     throw UsageError("--key goes with --stream (it picks the partition) or --proxy");
+  if (!o.delay.empty() && !o.at.empty()) throw UsageError("use either --delay or --at, not both");
+  if ((!o.delay.empty() || !o.at.empty()) && !o.stream.empty())
+    throw UsageError(
+        "--delay and --at do not go with --stream: a stream keeps records as they are, in "
+        "order; schedule messages through a proxy (--proxy)");
+  if ((!o.delay.empty() || !o.at.empty()) && o.proxy.empty())
+    throw UsageError(
+        "--delay and --at need --proxy: only the reliable proxy holds a message "
+        "back until its time");
   if (o.count > 0 && o.size.empty()) throw UsageError("--count needs --size BYTES");
   if (!o.size.empty() && o.count == 0) throw UsageError("--size needs --count N");
   if (o.count > 0 && !o.file.empty()) throw UsageError("use either --file or --count, not both");
@@ -193,6 +206,20 @@ void setup_send(CLI::App& app, Runner& runner) {
   sub->add_option("--key", o->key,
                   "Ordering key of every message: with --stream, records of one key go to one "
                   "partition, in order");
+  sub->add_option("--delay", o->delay,
+                  "With --proxy: schedule every message DUR from now (e.g. 30s, 24h): confirmed "
+                  "stored at once, delivered to each group no earlier, across restarts")
+      ->check(duration_validator());
+  sub->add_option("--at", o->at,
+                  "With --proxy: schedule every message for TIME, RFC 3339 (e.g. "
+                  "2026-12-01T08:00:00Z or 2026-12-01T09:00:00+01:00)")
+      ->check(CLI::Validator(
+          [](std::string& v) -> std::string {
+            return parse_utc_time(v) && *parse_utc_time(v) > 0
+                       ? std::string()
+                       : "'" + v + "' is not an RFC 3339 time, e.g. 2026-12-01T08:00:00Z";
+          },
+          "TIME"));
   sub->add_option("--window", o->window,
                   "With --proxy or --stream: unconfirmed messages in flight (default 1000)")
       ->check(CLI::PositiveNumber);

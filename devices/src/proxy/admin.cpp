@@ -70,6 +70,7 @@ void Admin::list_groups(std::vector<AdminRow>& rows) const {
                     {"filters", filters},
                     {"workers", std::to_string(g.workers.size())},
                     {"pending", std::to_string(g.pending())},
+                    {"scheduled", std::to_string(g.scheduled.size())},
                     {"in_flight", std::to_string(g.in_flight.size())},
                     {"delivered", std::to_string(g.delivered)},
                     {"acked", std::to_string(g.acked)},
@@ -87,6 +88,7 @@ void Admin::list_groups(std::vector<AdminRow>& rows) const {
 std::size_t Admin::delete_group(std::uint32_t index) {
   ConsumerGroup& g = groups_[index];
   std::vector<MessageId> ids(g.ready.begin(), g.ready.end());
+  for (const auto& id : g.scheduled.ids()) ids.push_back(id);
   for (const auto& [id, d] : g.in_flight) ids.push_back(id);
   redelivery_.drop_group(index, ids);
   for (const auto& id : ids) {

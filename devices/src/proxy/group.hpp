@@ -1,7 +1,8 @@
 // ConsumerGroup: one group's share of the proxy's state. Every message the
-// group's filters match is, for this group, in exactly one place: `ready`
-// (waiting for a worker), `in_flight` (delivered, waiting for its ack) or
-// waiting out a retry delay (counted in `retrying`). `failures` remembers
+// group's filters match is, for this group, in exactly one place: `scheduled`
+// (its not_before time is still ahead), `ready` (waiting for a worker),
+// `in_flight` (delivered, waiting for its ack) or waiting out a retry delay
+// (counted in `retrying`). `failures` remembers
 // failed deliveries of messages still pending, for attempt numbers and
 // dead letters. Its settings are its own where it sets them, the proxy's
 // elsewhere (resolved once, when the group is made or recovered).
@@ -19,6 +20,7 @@
 #include "mqkit/message_id.hpp"
 #include "mqkit/spool.hpp"
 #include "mqkit/topic_filter.hpp"
+#include "proxy/schedule.hpp"
 
 namespace mqkit::devices::detail {
 
@@ -43,6 +45,7 @@ struct ConsumerGroup {
   RetryPolicy retry;       // effective: its settings over the proxy's
   std::chrono::milliseconds ack_timeout{30000};
   bool paused = false;  // stored, not delivered; in-flight deliveries finish
+  Schedule scheduled;
   std::deque<MessageId> ready;
   // Open addressing, no node per delivery: one insert and one erase per
   // message on the proxy's hot path.
@@ -64,7 +67,7 @@ struct ConsumerGroup {
     return false;
   }
   std::size_t pending() const noexcept {
-    return ready.size() + in_flight.size() + retrying + dying;
+    return scheduled.size() + ready.size() + in_flight.size() + retrying + dying;
   }
   std::vector<std::string> patterns() const {
     std::vector<std::string> out;

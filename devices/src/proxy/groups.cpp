@@ -9,7 +9,9 @@ namespace mqkit::devices::detail {
 
 void Groups::recover(Spool& spool,
                      const std::map<std::string, std::vector<std::string>>& configured,
-                     const std::map<std::string, GroupSettings>& configured_settings) {
+                     const std::map<std::string, GroupSettings>& configured_settings,
+                     const std::unordered_map<MessageId, std::uint64_t>& schedule,
+                     std::uint64_t now_ms) {
   auto saved = load_groups(spool_dir_);
   auto table = saved.value_or(GroupTable{});
   for (const auto& [name, patterns] : configured) {
@@ -47,7 +49,10 @@ void Groups::recover(Spool& spool,
     g.paused = record.paused;
     resolve(g);
     for (const auto& id : spool.pending(name)) {
-      g.ready.push_back(id);
+      if (auto at = schedule.find(id); at != schedule.end() && at->second > now_ms)
+        g.scheduled.add(at->second, id);
+      else
+        g.ready.push_back(id);
       if (auto h = spool.history(id, name)) g.failures[id] = *h;
     }
   }

@@ -42,8 +42,11 @@ class Groups {
   // file says) and the spool's records say which groups there are. Whether
   // a group is paused is the file's. Throws Error on a bad group name or an
   // unwritable GROUPS file.
+  // Messages in `schedule` (their not_before times) that are not due at
+  // `now_ms` go back to the groups' schedules, not to ready.
   void recover(Spool& spool, const std::map<std::string, std::vector<std::string>>& configured,
-               const std::map<std::string, GroupSettings>& configured_settings);
+               const std::map<std::string, GroupSettings>& configured_settings,
+               const std::unordered_map<MessageId, std::uint64_t>& schedule, std::uint64_t now_ms);
 
   // Creates the group (persisting it) or returns the existing one. Throws
   // Error when the proxy holds as many groups as it may, or the GROUPS file

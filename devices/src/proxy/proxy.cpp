@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "detail/counter.hpp"
+#include "detail/wall_clock.hpp"
 #include "envelope/codec.hpp"
 #include "mqkit/error.hpp"
 #include "protocol/commands.hpp"
@@ -45,6 +46,7 @@ struct Publishing {
   zmq::message_t frame;                // as received: kept, not copied, until it is durable
   std::shared_ptr<const Route> route;  // the cache may be cleared meanwhile
   std::uint64_t arrival = 0;           // its place among all publishes, in arrival order
+  std::uint64_t not_before = 0;        // the envelope's (0: none)
 };
 
 }  // namespace detail
@@ -124,7 +126,9 @@ class ProxyPump final : public detail::Pump, private detail::PublishSink {
   }
 
   std::chrono::milliseconds poll_timeout() const override {
-    const auto next = redelivery_.next_due(next_heartbeat_);
+    auto next = redelivery_.next_due(next_heartbeat_);
+    if (scheduled_groups_ > 0)
+      if (auto due = next_scheduled()) next = std::min(next, *due);
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(next - Clock::now());
     return std::max(left + std::chrono::milliseconds(1), std::chrono::milliseconds(0));
   }
@@ -175,6 +179,7 @@ class ProxyPump final : public detail::Pump, private detail::PublishSink {
       const std::string prefix = "group." + g->name + ".";
       snapshot.emplace_back(prefix + "pending", g->pending());
       snapshot.emplace_back(prefix + "in_flight", g->in_flight.size());
+      snapshot.emplace_back(prefix + "scheduled", g->scheduled.size());
       snapshot.emplace_back(prefix + "workers", g->workers.size());
       snapshot.emplace_back(prefix + "delivered", g->delivered);
       snapshot.emplace_back(prefix + "acked", g->acked);
@@ -199,6 +204,7 @@ class ProxyPump final : public detail::Pump, private detail::PublishSink {
   // The dedup window survives a restart: rebuilt from the spool's records.
   static SpoolOptions recalling(SpoolOptions o, std::size_t window) {
     o.recall_recent_ids = window;
+    o.recall_schedule = true;  // scheduled messages stay scheduled across a restart
     return o;
   }
   static SpoolOptions dead_letter_options(SpoolOptions o, std::uint64_t max_size) {
@@ -215,9 +221,13 @@ class ProxyPump final : public detail::Pump, private detail::PublishSink {
   // and into the dedup window.
   void recover() {
     for (const auto& id : spool_.take_recent_ids()) intake_.remember(id);
-    groups_.recover(spool_, options_.groups, options_.group_settings);
-    for (const auto& [name, index] : groups_.by_name())
+    groups_.recover(spool_, options_.groups, options_.group_settings, spool_.take_schedule(),
+                    md::now_ms());
+    for (const auto& [name, index] : groups_.by_name()) {
       for (const auto& id : groups_[index].ready) intake_.remember(id);
+      for (const auto& id : groups_[index].scheduled.ids()) intake_.remember(id);
+      if (!groups_[index].scheduled.empty()) ++scheduled_groups_;
+    }
   }
 
   // ---- producers: new messages from the intake ----
@@ -253,7 +263,7 @@ class ProxyPump final : public detail::Pump, private detail::PublishSink {
       return false;
     }
     Publishing* p = start_publishing(id);
-    *p = {id, producer, std::move(m.held), r, next_arrival_++};
+    *p = {id, producer, std::move(m.held), r, next_arrival_++, m.message.envelope.not_before};
     // The completion captures two pointers: small enough for std::function
     // to keep without allocating.
     try {
@@ -342,9 +352,13 @@ class ProxyPump final : public detail::Pump, private detail::PublishSink {
       } else {
         stored_.add();
         std::uint32_t remaining = 0;
+        const bool scheduled = p.not_before != 0 && p.not_before > md::now_ms();
         for (auto g : p.route->groups)
           if (ConsumerGroup* group = groups_.at(g)) {
-            group->ready.push_back(id);
+            if (scheduled)
+              schedule(*group, p.not_before, id);
+            else
+              group->ready.push_back(id);
             ++remaining;
           }
         frames_.keep(id, remaining, view(p.frame));
@@ -518,6 +532,7 @@ class ProxyPump final : public detail::Pump, private detail::PublishSink {
       g.ready.erase(r);
       return true;
     }
+    if (g.scheduled.remove(id)) return true;  // a replayed copy's, say
     // Waiting out a retry delay; if not, this group settled it already.
     return redelivery_.cancel_retry(groups_.index_of(g.name), g, id);
   }
@@ -534,8 +549,39 @@ class ProxyPump final : public detail::Pump, private detail::PublishSink {
 
   // ---- timers ----
 
+  // ---- scheduled messages ----
+
+  void schedule(ConsumerGroup& g, std::uint64_t not_before, const MessageId& id) {
+    if (g.scheduled.empty()) ++scheduled_groups_;
+    g.scheduled.add(not_before, id);
+  }
+
+  // When the earliest scheduled message falls due, on the loop's clock.
+  std::optional<Clock::time_point> next_scheduled() const {
+    std::optional<std::uint64_t> earliest;
+    for (const auto& g : groups_.slots())
+      if (g)
+        if (auto at = g->scheduled.next(); at && (!earliest || *at < *earliest)) earliest = at;
+    if (!earliest) return std::nullopt;
+    const std::uint64_t now = md::now_ms();
+    return Clock::now() + std::chrono::milliseconds(*earliest > now ? *earliest - now : 0);
+  }
+
+  // Due messages join the end of their group's ready queue.
+  void release_scheduled() {
+    const std::uint64_t now = md::now_ms();
+    std::size_t still = 0;
+    for (const auto& g : groups_.slots()) {
+      if (!g || g->scheduled.empty()) continue;
+      g->scheduled.take_due(now, [&](const MessageId& id) { g->ready.push_back(id); });
+      if (!g->scheduled.empty()) ++still;
+    }
+    scheduled_groups_ = still;
+  }
+
   void run_timers() {
     const auto now = Clock::now();
+    if (scheduled_groups_ > 0) release_scheduled();
     redelivery_.run_timers(now);
     if (now >= next_heartbeat_) {
       next_heartbeat_ = now + options_.heartbeat;
@@ -670,6 +716,7 @@ class ProxyPump final : public detail::Pump, private detail::PublishSink {
   static constexpr std::size_t kSparePublishing = 4096;
   std::vector<std::unordered_map<MessageId, Publishing>::node_type> spare_publishing_;
   std::uint64_t next_arrival_ = 0;
+  std::size_t scheduled_groups_ = 0;  // groups with scheduled messages: 0 spares the clock
   std::unordered_map<std::string, FullLatch> full_latches_;  // by producer
   const std::uint64_t key_salt_ = std::random_device{}() * 0x100000001ull ^ std::random_device{}();
   detail::PublishIntake intake_;

@@ -3,6 +3,8 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -14,5 +16,9 @@ std::string format_duration(std::chrono::milliseconds d);
 
 // Sizes: "4096", "64KiB", "16MiB", "1GiB" (also KB/MB/GB as powers of 1000).
 std::uint64_t parse_size(std::string_view text);
+
+// RFC 3339 times: 2026-11-28T10:00:00Z, 2026-11-28T10:00:00.250+01:00 ('t' or
+// ' ' for 'T' too): ms since the Unix epoch; nullopt when not one.
+std::optional<std::int64_t> parse_utc_time(std::string_view text);
 
 }  // namespace mqkit

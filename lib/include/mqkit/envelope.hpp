@@ -21,7 +21,8 @@
 namespace mqkit {
 
 inline constexpr std::uint8_t kEnvelopeMajor = 1;
-inline constexpr std::uint8_t kEnvelopeMinor = 0;
+// 1.1 adds not_before (decoders of 1.0 skip it: an older proxy delivers at once).
+inline constexpr std::uint8_t kEnvelopeMinor = 1;
 inline constexpr std::size_t kMaxTopicSize = 255;
 inline constexpr std::size_t kMaxKeySize = 255;
 inline constexpr std::size_t kMaxHeaderCount = 1024;
@@ -42,6 +43,9 @@ struct Envelope {
   std::uint32_t attempt = 1;                   // 1 on first delivery
   std::uint64_t created_at = 0;                // ms since the Unix epoch, UTC
   std::optional<std::string> key;              // ordering key, at most kMaxKeySize bytes
+  // ms since the Unix epoch, UTC: a reliable proxy delivers the message no
+  // earlier (a scheduled message). 0: at once. Other receivers ignore it.
+  std::uint64_t not_before = 0;
 
   // A new envelope with a fresh id and created_at = now.
   static Envelope make(std::string topic);

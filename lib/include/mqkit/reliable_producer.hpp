@@ -46,6 +46,10 @@ struct ReliableProducerOptions {
   std::chrono::milliseconds resend_after{2000};
   std::chrono::milliseconds timeout{60000};  // give up on a message after this
   std::optional<std::string> target_group;   // publish to this group only
+  // Scheduled messages: each message without a not_before of its own gets
+  // now + delay (the proxy confirms it at once and delivers it no earlier).
+  // An envelope's own not_before (ms since the Unix epoch) always wins.
+  std::chrono::milliseconds delay{0};
 };
 
 const char* to_string(PublishStatus status) noexcept;

@@ -25,6 +25,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "mqkit/message_id.hpp"
@@ -51,6 +52,9 @@ struct SpoolOptions {
   // On open, remember the ids of the last N messages whose PUBLISH records
   // are still on disk, acked or not (see Spool::take_recent_ids).
   std::size_t recall_recent_ids = 0;
+  // On open, remember the not_before times of pending messages that carry
+  // one (see Spool::take_schedule): their frames are read then anyway.
+  bool recall_schedule = false;
   // The file I/O seam (lib/src/log/env.hpp); null: the real file system.
   // Tests pass a fault-injecting one. Not owned; must outlive the spool.
   detail::log::Env* env = nullptr;
@@ -181,6 +185,10 @@ class Spool {
   // The ids SpoolOptions::recall_recent_ids asked for, oldest first; later
   // calls return nothing. Segments compacted away took their ids with them.
   std::vector<MessageId> take_recent_ids();
+  // With SpoolOptions::recall_schedule: each message pending at open whose
+  // envelope has a not_before time, with that time (ms since the Unix
+  // epoch). Later calls return nothing.
+  std::unordered_map<MessageId, std::uint64_t> take_schedule();
 
   // Ids pending for `group`, in publish order.
   std::vector<MessageId> pending(const std::string& group) const;

@@ -1,9 +1,12 @@
 // Parsing of human-written durations and sizes for the CLI and YAML.
 #include "mqkit/duration.hpp"
 
+#include <cctype>
 #include <charconv>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
+#include <ctime>
 
 #include "mqkit/error.hpp"
 
@@ -84,6 +87,46 @@ std::uint64_t parse_size(std::string_view text) {
   throw Error(errc::bad_argument, "'" + std::string(text) +
                                       "' is not a size: use bytes or a number with KiB, MiB, GiB, "
                                       "e.g. 16MiB");
+}
+
+std::optional<std::int64_t> parse_utc_time(std::string_view text) {
+  int year, month, day, hour, minute, second, used = 0;
+  const std::string s(text);
+  if (std::sscanf(s.c_str(), "%4d-%2d-%2d%*1[Tt ]%2d:%2d:%2d%n", &year, &month, &day, &hour,
+                  &minute, &second, &used) != 6 ||
+      used != 19)
+    return std::nullopt;
+  if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 60)
+    return std::nullopt;
+  std::string_view rest = text.substr(19);
+  std::int64_t millis = 0;
+  if (!rest.empty() && rest.front() == '.') {
+    std::size_t digits = 1;
+    while (digits < rest.size() && std::isdigit(static_cast<unsigned char>(rest[digits]))) ++digits;
+    if (digits == 1) return std::nullopt;
+    for (std::size_t i = 1; i < 4; ++i) millis = millis * 10 + (i < digits ? rest[i] - '0' : 0);
+    rest.remove_prefix(digits);
+  }
+  std::int64_t offset_minutes = 0;
+  if (rest == "Z" || rest == "z") {
+  } else if (rest.size() == 6 && (rest[0] == '+' || rest[0] == '-') && rest[3] == ':') {
+    int oh = 0, om = 0;
+    if (std::from_chars(rest.data() + 1, rest.data() + 3, oh).ec != std::errc() ||
+        std::from_chars(rest.data() + 4, rest.data() + 6, om).ec != std::errc())
+      return std::nullopt;
+    offset_minutes = (rest[0] == '+' ? 1 : -1) * (oh * 60 + om);
+  } else {
+    return std::nullopt;
+  }
+  std::tm tm{};
+  tm.tm_year = year - 1900;
+  tm.tm_mon = month - 1;
+  tm.tm_mday = day;
+  tm.tm_hour = hour;
+  tm.tm_min = minute;
+  tm.tm_sec = second;
+  const std::int64_t seconds = static_cast<std::int64_t>(timegm(&tm)) - offset_minutes * 60;
+  return seconds * 1000 + millis;
 }
 
 }  // namespace mqkit

@@ -19,6 +19,7 @@ enum FieldKey : std::uint64_t {
   kFieldAttempt = 3,
   kFieldHeaders = 4,
   kFieldKey = 5,
+  kFieldNotBefore = 6,  // 1.1
 };
 
 std::string_view as_view(const msgpack::object& o) {
@@ -53,6 +54,7 @@ bool decode_canonical(std::string_view frame, std::size_t& offset, Envelope& e) 
   e.attempt = 1;
   e.headers.clear();
   e.key.reset();
+  e.not_before = 0;
   offset += kCanonicalFieldsSize;
   return true;
 }
@@ -77,7 +79,9 @@ static void validate_topic(std::string_view topic) {
 }
 
 std::size_t EnvelopeCodec::canonical_head_size(const Envelope& e) noexcept {
-  if (!e.headers.empty() || e.key || e.attempt != 1 || e.created_at != e.id.unix_ms()) return 0;
+  if (!e.headers.empty() || e.key || e.attempt != 1 || e.created_at != e.id.unix_ms() ||
+      e.not_before != 0)
+    return 0;
   return e.topic.size() + 1 + kMagicSize + 2 + kCanonicalFieldsSize;
 }
 
@@ -114,8 +118,8 @@ void EnvelopeCodec::encode_head(const Envelope& e, std::string& head) {
   // id's timestamp, attempt to 1.
   const bool write_created_at = e.created_at != e.id.unix_ms();
   const bool write_attempt = e.attempt != 1;
-  const std::uint32_t field_count =
-      1 + write_created_at + write_attempt + !e.headers.empty() + e.key.has_value();
+  const std::uint32_t field_count = 1 + write_created_at + write_attempt + !e.headers.empty() +
+                                    e.key.has_value() + (e.not_before != 0);
   pk.pack_map(field_count);
   pk.pack_uint8(kFieldId);
   pk.pack_bin(MessageId::kSize);
@@ -139,6 +143,10 @@ void EnvelopeCodec::encode_head(const Envelope& e, std::string& head) {
   if (e.key) {
     pk.pack_uint8(kFieldKey);
     pk.pack(*e.key);
+  }
+  if (e.not_before != 0) {
+    pk.pack_uint8(kFieldNotBefore);
+    pk.pack(e.not_before);
   }
 }
 
@@ -200,6 +208,7 @@ DecodeResult EnvelopeCodec::decode_fields(const msgpack::object& fields, Message
   e.attempt = 1;
   e.headers.clear();
   e.key.reset();
+  e.not_before = 0;
   try {
     for (const auto& kv : std::span(fields.via.map.ptr, fields.via.map.size)) {
       if (kv.key.type != msgpack::type::POSITIVE_INTEGER) continue;  // not ours: skip
@@ -244,6 +253,11 @@ DecodeResult EnvelopeCodec::decode_fields(const msgpack::object& fields, Message
             return {errc::wrong_type, "field 'key' must be a string of at most 255 bytes"};
           e.key.emplace(as_view(v));
           break;
+        case kFieldNotBefore:
+          if (v.type != msgpack::type::POSITIVE_INTEGER)
+            return {errc::wrong_type, "field 'not_before' must be an unsigned integer"};
+          e.not_before = v.via.u64;
+          break;
         default:
           break;  // a field from a newer minor version
       }
@@ -270,6 +284,7 @@ DecodeResult EnvelopeCodec::wrap_raw(std::string_view topic, std::string_view pa
   e.attempt = 1;
   e.created_at = now_ms();
   e.key.reset();
+  e.not_before = 0;
   out.borrow_payload(payload);
   out.wrapped = true;
   return {};

@@ -17,6 +17,7 @@
 #include <map>
 #include <unordered_map>
 
+#include "detail/wall_clock.hpp"
 #include "mqkit/error.hpp"
 #include "protocol/commands.hpp"
 #include "wire/client_session.hpp"
@@ -186,9 +187,17 @@ struct ReliableProducer::Impl {
                   "message " + e.id.to_string() + " is already waiting for its confirm");
     const auto now = Clock::now();
     const std::uint64_t sequence = next_sequence++;
+    std::string frame;
+    if (options.delay.count() > 0 && e.not_before == 0) {
+      Envelope scheduled = e;
+      scheduled.not_before = detail::now_ms() + static_cast<std::uint64_t>(options.delay.count());
+      frame = encode(scheduled, payload);
+    } else {
+      frame = encode(e, payload);
+    }
     sequence_of.emplace(e.id, sequence);
     pending.emplace_hint(pending.end(), sequence,
-                         Pending{e.id, encode(e, payload), std::move(done), now, now});
+                         Pending{e.id, std::move(frame), std::move(done), now, now});
     if (unsent++ == 0) unsent_from = sequence;
     // A full batch goes now; while the socket takes nothing (no connection
     // yet) wait in short steps, taking confirms and timeouts meanwhile.

@@ -18,6 +18,7 @@
 #include <thread>
 #include <unordered_set>
 
+#include "envelope/codec.hpp"
 #include "log/env.hpp"
 #include "log/lock_file.hpp"
 #include "log/segment_file.hpp"
@@ -105,9 +106,12 @@ struct Spool::Impl {
   RecoveryReport report;
 
   mutable std::mutex index_mutex;
-  SpoolIndex index;                                  // guarded by index_mutex
-  std::map<std::uint32_t, std::uint64_t> seg_sizes;  // guarded by index_mutex
-  std::map<std::uint32_t, std::uint32_t> seg_seeds;  // CRC seed per segment; index_mutex
+  SpoolIndex index;  // guarded by index_mutex
+  // SpoolOptions::recall_schedule: not_before of every PUBLISH that has one,
+  // filled while recovering (filtered to held messages by take_schedule).
+  std::unordered_map<MessageId, std::uint64_t> schedule;  // guarded by index_mutex
+  std::map<std::uint32_t, std::uint64_t> seg_sizes;       // guarded by index_mutex
+  std::map<std::uint32_t, std::uint32_t> seg_seeds;       // CRC seed per segment; index_mutex
   std::set<std::uint32_t> damaged;  // kept for inspection, never compacted; set at open
   std::map<std::uint32_t, std::uint64_t> unreadable;  // per segment, by compaction; index_mutex
   // When compaction last failed to copy a segment's live messages (writer
@@ -193,6 +197,17 @@ struct Spool::Impl {
     disk_bytes = total;
   }
 
+  // A scheduled message's time, from its envelope (a copy says the same).
+  void recall_not_before(const DecodedRecord& r) {
+    if (!codec) codec.emplace();
+    Limits unbounded;
+    unbounded.max_message_size = r.frame.size();  // stored once: it was within limits then
+    if (codec->decode(r.frame, scratch, unbounded) && scratch.envelope.not_before != 0)
+      schedule[r.id] = scratch.envelope.not_before;
+  }
+  std::optional<mqkit::detail::EnvelopeCodec> codec;  // only while recovering
+  Message scratch;
+
   // Replays one segment into the index. For the last one, also makes it the
   // active segment and returns true, or returns false when appends must go to
   // a new segment instead (its header or its middle is damaged: it is kept
@@ -209,6 +224,8 @@ struct Spool::Impl {
         return;
       }
       index.apply(*decoded, {number, static_cast<std::uint32_t>(r.offset), r.size});
+      if (options.recall_schedule && decoded->type == RecordType::publish)
+        recall_not_before(*decoded);
     });
     ++report.segments;
     report.records += scan.records;
@@ -1032,6 +1049,18 @@ std::vector<std::string> Spool::groups() const {
   for (const auto& name : impl_->index.group_names)
     if (!name.empty()) names.push_back(name);  // an empty name is a released place
   return names;
+}
+
+std::unordered_map<MessageId, std::uint64_t> Spool::take_schedule() {
+  std::lock_guard l(impl_->index_mutex);
+  auto schedule = std::move(impl_->schedule);
+  impl_->schedule = {};
+  impl_->codec.reset();
+  std::erase_if(schedule, [&](const auto& entry) {
+    auto it = impl_->index.entries.find(entry.first);
+    return it == impl_->index.entries.end() || it->second.groups == 0;
+  });
+  return schedule;
 }
 
 std::vector<MessageId> Spool::take_recent_ids() {

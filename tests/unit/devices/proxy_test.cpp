@@ -21,6 +21,7 @@
 #include "mqkit/devices/proxy.hpp"
 #include "mqkit/envelope.hpp"
 #include "mqkit/reliable_consumer.hpp"
+#include "mqkit/spool.hpp"
 #include "protocol/commands.hpp"
 #include "protocol_peer.hpp"
 #include "stats_protocol.hpp"
@@ -1431,4 +1432,87 @@ TEST_CASE("a malformed settings line in GROUPS is refused naming its line", "[pr
   mqkit::test::write_file(f.dir.file("spool") + "/GROUPS", "a #\nb: paused\n");
   CHECK_THROWS_WITH(f.start(),
                     Catch::Contains("GROUPS:2: settings for group 'b', which no line declares"));
+}
+
+// ---- scheduled messages (issue 17) ----
+
+namespace {
+
+std::uint64_t wall_ms() {
+  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                        std::chrono::system_clock::now().time_since_epoch())
+                                        .count());
+}
+
+// Publishes one message per (payload, not_before) and returns the confirmations.
+std::vector<Confirmation> publish_at(Peer& producer,
+                                     const std::vector<std::pair<std::string, std::uint64_t>>& m) {
+  std::vector<std::string> frames;
+  for (const auto& [payload, at] : m) {
+    auto e = mqkit::Envelope::make("t");
+    e.not_before = at;
+    frames.push_back(mqkit::encode(e, payload));
+  }
+  producer.send({.command = Command::publish}, frames);
+  std::vector<Confirmation> all;
+  while (all.size() < m.size()) {
+    auto reply = producer.receive();
+    REQUIRE(reply);
+    all.insert(all.end(), reply->first.confirmations.begin(), reply->first.confirmations.end());
+  }
+  return all;
+}
+
+}  // namespace
+
+TEST_CASE("a scheduled message is stored at once and delivered no earlier, also after a restart",
+          "[proxy][schedule]") {
+  Fixture f;
+  f.options.stats = "tcp://127.0.0.1:*";
+  f.options.groups = {{"g", {"#"}}, {"h", {"#"}}};
+  f.start();
+  const std::uint64_t at = wall_ms() + 1500;
+  {
+    Peer producer(f.front());
+    const auto confirmed = publish_at(producer, {{"later", at}, {"now", 0}, {"past", 1}});
+    for (const auto& c : confirmed) CHECK(c.status == ConfirmStatus::stored);
+    CHECK(group_row(f, "g")["scheduled"] == "1");
+    CHECK(group_row(f, "g")["pending"] == "3");
+  }
+  SECTION("running") {}
+  SECTION("across a restart") {
+    f.proxy.reset();
+    f.start();
+    CHECK(group_row(f, "h")["scheduled"] == "1");
+  }
+  auto w = f.worker("g", 10);
+  std::set<std::string> first;
+  for (const auto& m : w.deliveries(2)) {
+    first.insert(std::string(m.payload()));
+    w.send({.command = Command::ack, .ids = {m.id()}});
+  }
+  CHECK(first == std::set<std::string>{"now", "past"});
+  auto later = w.deliveries(1, 10s);
+  REQUIRE(later.size() == 1);
+  CHECK(wall_ms() >= at);  // never before its time
+  CHECK(later[0].payload() == "later");
+  CHECK(later[0].envelope.not_before == at);
+  CHECK(group_row(f, "g")["scheduled"] == "0");
+}
+
+TEST_CASE("group rm takes a group's scheduled messages with it", "[proxy][schedule]") {
+  Fixture f;
+  f.options.stats = "tcp://127.0.0.1:*";
+  f.options.groups = {{"g", {"#"}}};
+  f.start();
+  Peer producer(f.front());
+  const auto stored =
+      publish_at(producer, {{"a", wall_ms() + 600'000}, {"b", wall_ms() + 600'000}});
+  const auto rows = md::admin_request(f.proxy->stats_endpoint(), {"group", "rm", "g"});
+  REQUIRE(rows.size() == 1);
+  CHECK(std::map<std::string, std::string>(rows[0].begin(), rows[0].end())["removed_pending"] ==
+        "2");
+  f.proxy.reset();  // its acks are written by then
+  mqkit::Spool spool(f.dir.file("spool"));
+  for (const auto& c : stored) CHECK_FALSE(spool.holds(c.id));
 }

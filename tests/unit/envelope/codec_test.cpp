@@ -86,8 +86,12 @@ TEST_CASE("envelopes that differ from a fresh one take the general encoder", "[e
   SECTION("headers") {
     e.headers["h"] = "v";
   }
+  SECTION("a not-before time (1.1)") {
+    e.not_before = e.created_at + 30000;
+  }
   CHECK(EnvelopeCodec::canonical_head_size(e) == 0);
   const auto m = mqkit::decode(mqkit::encode(e, "p"));
+  CHECK(m.envelope.not_before == e.not_before);
   CHECK(m.envelope.attempt == e.attempt);
   CHECK(m.envelope.created_at == e.created_at);
   CHECK(m.envelope.key == e.key);
@@ -235,4 +239,33 @@ TEST_CASE("random bytes never crash the decoder", "[envelope]") {
     (void)mqkit::decode(frame, m);
   }
   SUCCEED("20000 random frames decoded or refused");
+}
+
+TEST_CASE("not_before is optional, an unsigned integer, and reset by the next decode",
+          "[envelope]") {
+  mqkit::detail::EnvelopeCodec codec;
+  mqkit::Message m;
+  auto e = mqkit::Envelope::make("t");
+  e.not_before = 1'900'000'000'000;
+  REQUIRE(codec.decode(mqkit::encode(e, "later"), m, {}));
+  CHECK(m.envelope.not_before == 1'900'000'000'000u);
+  // A raw frame that follows is wrapped in a fresh envelope: none either.
+  REQUIRE(codec.decode("no envelope here", m, {}));
+  CHECK(m.wrapped);
+  CHECK(m.envelope.not_before == 0);
+  REQUIRE(codec.decode(mqkit::encode(e, "later"), m, {}));
+  // A canonical frame that follows carries none: the decoder's message is reused.
+  REQUIRE(codec.decode(mqkit::encode(mqkit::Envelope::make("t"), "now"), m, {}));
+  CHECK(m.envelope.not_before == 0);
+  e.not_before = 0;
+  e.headers["h"] = "v";
+  REQUIRE(codec.decode(mqkit::encode(e, "now"), m, {}));
+  CHECK(m.envelope.not_before == 0);
+  // {1: id, 6: "soon"}: the wrong type is refused.
+  std::string frame("t\0\xA3MQK\x01\x01\x82\x01\xc4\x10", 12);
+  frame.append(reinterpret_cast<const char*>(mqkit::MessageId::generate().bytes().data()), 16);
+  frame += "\x06\xa4soon";
+  const auto result = codec.decode(frame, m, {});
+  CHECK_FALSE(result);
+  CHECK(result.detail == std::string("field 'not_before' must be an unsigned integer"));
 }

@@ -20,6 +20,7 @@
 #include "child_process.hpp"
 #include "fault_env.hpp"
 #include "helpers.hpp"
+#include "mqkit/envelope.hpp"
 #include "mqkit/error.hpp"
 #include "mqkit/spool.hpp"
 
@@ -646,4 +647,41 @@ TEST_CASE("one write batch copies at most one mostly live segment to reclaim set
   CHECK(most_syncs < 24);  // 96 without the one-copy-per-pass limit
   CHECK(spool.pending("billing").size() == 1000);
   CHECK(spool.stats().bytes < 3 * 2200 * 1000 + 4 * 64 * 1024);  // reclaimed as it went
+}
+
+TEST_CASE("a reopened spool recalls the not_before times of pending scheduled messages",
+          "[spool][schedule]") {
+  mqkit::test::TempDir dir;
+  std::vector<MessageId> ids;
+  std::vector<std::uint64_t> times;
+  {
+    Spool spool(dir.path().string());
+    for (int i = 0; i < 6; ++i) {
+      auto e = mqkit::Envelope::make("t");
+      e.not_before = i % 3 == 0 ? 0 : 2'000'000'000'000 + static_cast<std::uint64_t>(i);
+      if (i == 5) e.headers["h"] = "v";  // the general decoder's path
+      ids.push_back(e.id);
+      times.push_back(e.not_before);
+      REQUIRE(spool.publish_sync(e.id, {"g"}, mqkit::encode(e, "p")));
+    }
+    REQUIRE(spool.ack_sync(ids[2], "g"));  // settled: not recalled
+    // After a scheduled one: the recovery's decoder is reused (wrapping resets the time).
+    REQUIRE(spool.publish_sync(MessageId::generate(), {"g"}, "a raw frame, no envelope"));
+  }
+  SECTION("asked for") {
+    SpoolOptions options;
+    options.recall_schedule = true;
+    Spool spool(dir.path().string(), options);
+    const auto schedule = spool.take_schedule();
+    CHECK(schedule.size() == 3);
+    for (int i : {1, 4, 5}) {
+      REQUIRE(schedule.contains(ids[i]));
+      CHECK(schedule.at(ids[i]) == times[i]);
+    }
+    CHECK(spool.take_schedule().empty());  // once
+  }
+  SECTION("not asked for") {
+    Spool spool(dir.path().string());
+    CHECK(spool.take_schedule().empty());
+  }
 }
