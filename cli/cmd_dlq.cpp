@@ -47,6 +47,7 @@ struct DlqOptions {
   bool all = false;
   std::string older_than;
   std::string timeout = "60s";
+  std::string delay;  // replay: scheduled this much later instead of at once
 };
 
 std::string utc(std::uint64_t ms) {
@@ -284,6 +285,7 @@ int run_replay(const DlqOptions& o) {
   std::size_t refused = 0;
   std::string last_problem;
   const auto start = std::chrono::steady_clock::now();
+  const auto delay = o.delay.empty() ? std::chrono::milliseconds(0) : parse_duration(o.delay);
   Progress progress("dlq replay", "replayed", chosen.size(), true);
   for (std::size_t i = 0; i < chosen.size() && !stop_requested(); ++i) {
     if (o.rate > 0)
@@ -305,6 +307,11 @@ int run_replay(const DlqOptions& o) {
     copy.id = replay_id(d.stored.id, d.info().group, d.info().last_failure_ms);
     copy.attempt = 1;
     copy.headers[kReplayHeader] = d.stored.id.to_string();
+    if (delay.count() > 0)  // re-scheduled: the proxy holds it until then
+      copy.not_before = static_cast<std::uint64_t>(
+          std::chrono::duration_cast<std::chrono::milliseconds>(
+              (std::chrono::system_clock::now() + delay).time_since_epoch())
+              .count());
     producer->send_async(
         copy, d.message.payload(),
         [&, key = DeadLetterKey{d.stored.id, d.info().group}](const PublishResult& r) {
@@ -388,6 +395,12 @@ void setup_dlq(CLI::App& app, Runner& runner) {
   replay->add_option("--rate", o->rate, "At most this many messages per second")
       ->check(CLI::PositiveNumber);
   replay->add_flag("--dry-run", o->dry_run, "Only list what would be replayed");
+  replay
+      ->add_option("--delay", o->delay,
+                   "Re-schedule instead of replaying at once: each copy is delivered no "
+                   "earlier than DUR from now (the dead letter is removed once the copy is "
+                   "stored)")
+      ->check(duration_validator());
   replay->add_option("--timeout", o->timeout, "How long to wait for confirms (default 60s)")
       ->check(duration_validator());
   replay->callback([&runner, o] { runner = [o] { return run_replay(*o); }; });

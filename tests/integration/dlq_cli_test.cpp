@@ -13,6 +13,7 @@
 #include "child_process.hpp"
 #include "cli_support.hpp"
 #include "helpers.hpp"
+#include "mqkit/devices/stats.hpp"
 #include "mqkit/spool.hpp"
 #include "protocol/commands.hpp"
 
@@ -353,4 +354,35 @@ TEST_CASE("a replayed copy that dies again is replayed again, not taken for its 
   CHECK(mqkit::test::read_lines(dir.file("handled")) == std::vector<std::string>{"order 1"});
   worker.signal(SIGTERM);
   CHECK(worker.wait(10s) == 0);
+}
+
+TEST_CASE("dlq replay --delay re-schedules the copies instead of replaying them at once",
+          "[integration][dlq][schedule]") {
+  TempDir dir;
+  auto device = mqkit::test::start_proxy(dir, {"--group", "billing=#", "--max-attempts", "1"});
+  const auto ep = device.endpoints;
+  {
+    ChildProcess worker({mqkit::test::mqkit_binary(), "consume", "--proxy", ep.out, "--group",
+                         "billing", "--exec", "exit 3"},
+                        mqkit::test::Stdio{false, "", dir.file("worker.out")});
+    mqkit::test::write_file(dir.file("orders"), "a\nb\n");
+    const auto [code, err] =
+        run_mqkit({"send", "--proxy", ep.in, "--topic", "t", "--file", dir.file("orders")});
+    REQUIRE(code == 0);
+    REQUIRE(mqkit::test::wait_for([&] { return mqkit::test::stat_json(ep.stats).at("dead") == 2; },
+                                  20s));
+  }  // the worker is gone: nothing would take a replayed copy either way
+  auto [code, err] = run_mqkit(
+      {"dlq", "replay", dir.file("dlq"), "--proxy", ep.in, "--group", "billing", "--delay", "1h"});
+  INFO(err);
+  CHECK(code == 0);
+  CHECK_THAT(err, Catch::Contains("2 of 2 dead letters replayed"));
+  CHECK(output_of({"dlq", "ls", dir.file("dlq")}) ==
+        std::vector<std::string>{"no dead letters in " + dir.file("dlq")});
+  CHECK(mqkit::test::wait_for(
+      [&] { return mqkit::devices::query_stats(ep.stats, 5s).get("group.billing.scheduled") == 2; },
+      10s));
+  std::tie(code, err) = run_mqkit({"dlq", "replay", dir.file("dlq"), "--proxy", ep.in, "--group",
+                                   "billing", "--delay", "soon"});
+  CHECK(code == 2);
 }
