@@ -53,6 +53,29 @@ int publish(const mqkit::Topology& topology, int count) {
   return stored;
 }
 
+// A reminder e-mail about the first order, a day later: the proxy confirms
+// it now and keeps it scheduled (across restarts) until then; only the
+// email group gets it. Returns how many messages the email group holds
+// scheduled, as the proxy's stats say.
+std::uint64_t schedule_reminder(const mqkit::Topology& topology) {
+  mqkit::ReliableProducerOptions options;
+  options.delay = std::chrono::hours(24);
+  options.target_group = "email";
+  mqkit::ReliableProducer producer(topology.endpoint("orders"), options);
+  auto order = ecommerce::generate(1);
+  order.id += "-reminder";  // its own line in the email service's applied.log
+  const auto result = producer.send("order.reminder", ecommerce::format(order));
+  if (!result.ok()) throw std::runtime_error("the reminder was not stored: " + result.reason);
+  // The stats are a snapshot taken every 200 ms: ask until it shows.
+  std::uint64_t scheduled = 0;
+  for (int i = 0; i < 50 && scheduled == 0; ++i) {
+    scheduled =
+        mqkit::devices::query_stats(topology.endpoint("order-admin")).get("group.email.scheduled");
+    if (scheduled == 0) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return scheduled;
+}
+
 // What a group's summary row says, from records that survive a restart of
 // the proxy: the service's own applied.log (orders, and how many needed a
 // retry) and the dead-letter spool's files (dead letters of that group).
@@ -174,6 +197,12 @@ int main(int argc, char** argv) {
       std::printf("\nnot every order was settled within %s seconds\n", argv[4]);
       return 1;
     }
+    const auto scheduled = schedule_reminder(topology);
+    std::printf(
+        "\norder service: a reminder e-mail about order 1 is scheduled for 24 h from now "
+        "(the email group holds %llu scheduled; `mqkit group ls` shows it)\n",
+        static_cast<unsigned long long>(scheduled));
+    if (scheduled == 0) return 1;
     return 0;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "order service: %s\n", e.what());

@@ -5,7 +5,9 @@
 #   2. four services start, two workers each, every one a ReliableConsumer
 #      in its own group, doing a small real job on files;
 #   3. the order service publishes ORDERS order.created messages through the
-#      ReliableProducer and waits until every service settled every order;
+#      ReliableProducer and waits until every service settled every order,
+#      then schedules a reminder e-mail a day later (the proxy confirms it
+#      and holds it: the email group shows 1 scheduled);
 #   4. it prints what happened: processed, retried and dead-lettered per
 #      service, where the invoices, packing slips and e-mails are, the DLQ
 #      (`mqkit dlq ls`) and the command that replays it;
