@@ -9,9 +9,12 @@
 //   latency  publish at a fixed rate with --fsync always: publish -> confirm
 //            and publish -> handler, p50 / p99.
 //   memory   the process's RSS with `pending` messages stored and not acked.
+//   scheduled  `pending` messages scheduled evenly over the 100 s after all
+//            are stored: RSS per scheduled message (compare with memory),
+//            then how late each reaches a worker (wall clock), p50 / p99.
 //
 // usage: mqkit_bench_proxy [count] [workers] [spool-parent-dir] [pending-for-rss] [phase]
-//   phase: all (default), raw, stream, backlog, latency, memory
+//   phase: all (default), raw, stream, backlog, latency, memory, scheduled
 #include <zmq.hpp>
 
 #include <chrono>
@@ -20,6 +23,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <mutex>
 #include <string>
 
 #include "bench_support.hpp"
@@ -116,6 +120,48 @@ void memory(const fs::path& parent, std::uint64_t pending) {
               double(after - before) * 1024.0 / double(pending));
 }
 
+std::uint64_t wall_us() {
+  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                        std::chrono::system_clock::now().time_since_epoch())
+                                        .count());
+}
+
+void scheduled(const fs::path& parent, std::uint64_t count, int workers) {
+  constexpr std::uint64_t kSpreadMs = 100000;  // due evenly over 100 s
+  constexpr std::uint64_t kLeadMs = 30000;     // the first is due once all are stored
+  const long before = rss_kib();
+  ProxyBench b(parent, "never");
+  const std::uint64_t first_due = wall_us() / 1000 + kLeadMs;
+  produce(b.proxy->in_endpoint(), count, [&](std::uint64_t i, mqkit::Envelope& e) {
+    e.not_before = first_due + i * kSpreadMs / count;
+  });
+  const long after = rss_kib();
+  const std::uint64_t stored_at = wall_us() / 1000;
+  std::printf(
+      "scheduled: %llu 100-byte messages due over %llu s: RSS %ld MiB -> %ld MiB (%.0f bytes/msg)"
+      "%s\n",
+      (unsigned long long)count, (unsigned long long)(kSpreadMs / 1000), before / 1024,
+      after / 1024, double(after - before) * 1024.0 / double(count),
+      stored_at > first_due ? " (warning: some fell due while storing)" : "");
+  std::mutex mutex;
+  std::vector<double> late_ms;
+  late_ms.reserve(count);
+  std::uint64_t early = 0;
+  Consumers consumers(b.proxy->out_endpoint(), workers, count, [&](const mqkit::Message& m) {
+    const std::uint64_t now = wall_us();
+    const std::uint64_t due = m.envelope.not_before * 1000;
+    std::lock_guard lock(mutex);
+    if (now < due) ++early;
+    late_ms.push_back(now < due ? 0.0 : double(now - due) / 1000.0);
+  });
+  consumers.join(std::chrono::seconds(kLeadMs / 1000 + kSpreadMs / 1000 + 120));
+  std::lock_guard lock(mutex);
+  std::printf(
+      "scheduled: %zu delivered, %llu early; lateness p50 %.1f ms, p99 %.1f ms, max %.1f ms\n",
+      late_ms.size(), (unsigned long long)early, percentile(late_ms, 0.5),
+      percentile(late_ms, 0.99), percentile(late_ms, 1.0));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -149,5 +195,6 @@ int main(int argc, char** argv) {
   }
   if (wanted("latency")) latency(parent, 10000, 30000);
   if (wanted("memory") && pending > 0) memory(parent, pending);
+  if (phase == "scheduled" && pending > 0) scheduled(parent, pending, workers);
   return 0;
 }

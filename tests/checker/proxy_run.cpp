@@ -2,6 +2,7 @@
 // gets every message); two workers per group ack, NACK-retry, NACK-dead or
 // take their time, and are stopped and started again; a third group comes
 // and goes (`group rm`); `mqkit dlq replay` runs as a process now and then;
+// one message in ten is scheduled up to 1.5 s ahead (envelope not_before);
 // the proxy is killed (SIGKILL, or a simulated power loss) at random
 // instants and started again on the same spool. Then everything settles
 // without faults, the DLQ is read from disk, and the history is checked
@@ -38,6 +39,12 @@ namespace {
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
+std::uint64_t wall_ms() {
+  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                        std::chrono::system_clock::now().time_since_epoch())
+                                        .count());
+}
+
 constexpr std::uint32_t kMaxAttempts = 6;               // checker_device's --max-attempts
 const std::vector<std::string> kGroups = {"g1", "g2"};  // declared; checked in full
 const std::string kPassingGroup = "g3";  // made by its worker's ATTACH, removed with group rm
@@ -70,6 +77,7 @@ struct Published {
   Kind kind = Kind::ack;
   std::optional<PublishStatus> status;  // the final answer
   Clock::time_point confirmed_at;
+  std::uint64_t not_before = 0;  // scheduled: never delivered before (wall clock, ms)
   // A dead letter's copy from `dlq replay`: the message it replaces and the
   // one group it goes to (the one it died in).
   std::string copy_of, only_group;
@@ -88,9 +96,10 @@ class ProxyModel {
   ProxyModel(History& history, Violations& violations)
       : history_(history), violations_(violations) {}
 
-  void published(const std::string& id, std::string payload, Kind kind) {
+  void published(const std::string& id, std::string payload, Kind kind,
+                 std::uint64_t not_before = 0) {
     std::lock_guard lock(mutex_);
-    messages_[id] = {std::move(payload), kind, std::nullopt};
+    messages_[id] = {std::move(payload), kind, std::nullopt, {}, not_before};
     history_.add("publish", id, name(kind));
   }
 
@@ -120,6 +129,12 @@ class ProxyModel {
                                             : "a payload other than the one published");
       return Outcome::ack;
     }
+    if (const auto now = wall_ms(); now < it->second.not_before)
+      violations_.add("a scheduled message is never delivered before its not_before", id,
+                      group + ": " + std::to_string(it->second.not_before - now) + " ms early");
+    if (m.envelope.not_before != it->second.not_before)
+      violations_.add("a scheduled message is never delivered before its not_before", id,
+                      "delivered with another not_before than it was published with");
     if (!it->second.only_group.empty() && it->second.only_group != group)
       violations_.add("a replayed dead letter goes back to the group it died in", id,
                       "a copy for " + it->second.only_group + " delivered to " + group);
@@ -602,9 +617,10 @@ void produce(int number, std::uint32_t seed, ProxyModel& model, const std::strin
                       : roll < 95 ? Kind::poison
                                   : Kind::hopeless;
     auto envelope = Envelope::make("orders.created");
+    if (rng() % 10 == 0) envelope.not_before = wall_ms() + rng() % 1500;
     std::string payload = "p" + std::to_string(number) + "-" + std::to_string(n) + "-" +
                           std::string(rng() % 200, 'x');
-    model.published(envelope.id.to_string(), payload, kind);
+    model.published(envelope.id.to_string(), payload, kind, envelope.not_before);
     producer.send_async(envelope, payload,
                         [&model](const PublishResult& r) { model.confirmed(r); });
     std::this_thread::sleep_for(1ms);
